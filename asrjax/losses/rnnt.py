@@ -136,6 +136,11 @@ def _extend_labels(labels: jax.Array, blank_id: int, vocab_size: int) -> jax.Arr
   return jnp.pad(labels, ((0, 0), (0, 1)), constant_values=blank_id)
 
 
+def _no_grad(x: jax.Array) -> np.ndarray:
+  """The (empty) cotangent of an integer input of a `custom_vjp`."""
+  return np.zeros(x.shape, jax.dtypes.float0)
+
+
 def _nan_if_invalid(loss: jax.Array, invalid: jax.Array) -> jax.Array:
   """Marks rows with invalid labels (only detectable in-graph under `jit`) as NaN."""
   return jnp.where(invalid, jnp.nan, loss)
@@ -154,20 +159,20 @@ def _loss_from_log_probs(blank_lp, label_lp, frame_lengths, label_lengths, faste
 
 def _loss_from_log_probs_fwd(blank_lp, label_lp, frame_lengths, label_lengths, fastemit_lambda):
   lat = lattice_lib.forward_backward(blank_lp, label_lp, frame_lengths, label_lengths)
-  res = (lat.blank_occupancy, lat.emit_occupancy, frame_lengths, label_lengths, blank_lp.dtype, label_lp.dtype)
-  return -lat.log_likelihood, res
+  return -lat.log_likelihood, (lat.blank_occupancy, lat.emit_occupancy, frame_lengths, label_lengths)
 
 
 def _loss_from_log_probs_bwd(fastemit_lambda, res, g):
-  occ_blank, occ_emit, frame_lengths, label_lengths, blank_dtype, label_dtype = res
+  occ_blank, occ_emit, frame_lengths, label_lengths = res
   g = g[:, None, None]
   d_blank = -(g * occ_blank)
   d_label = -(g * (1.0 + fastemit_lambda) * occ_emit)
-  zero_int = lambda x: np.zeros(x.shape, jax.dtypes.float0)
-  return d_blank.astype(blank_dtype), d_label.astype(label_dtype), zero_int(frame_lengths), zero_int(label_lengths)
+  return d_blank, d_label, _no_grad(frame_lengths), _no_grad(label_lengths)
 
 
 _loss_from_log_probs.defvjp(_loss_from_log_probs_fwd, _loss_from_log_probs_bwd)
+# jit so that eager callers reuse one compiled program per shape.
+_loss_from_log_probs_jit = jax.jit(_loss_from_log_probs, static_argnums=(4,))
 
 
 def rnnt_loss_from_log_probs(
@@ -205,8 +210,9 @@ def rnnt_loss_from_log_probs(
   )
   if label_log_probs.shape != blank_log_probs.shape:
     raise ValueError(f"label_log_probs {label_log_probs.shape} != blank_log_probs {blank_log_probs.shape}.")
-  loss = _loss_from_log_probs(
-      blank_log_probs, label_log_probs, _lengths(logit_paddings), _lengths(label_paddings), float(fastemit_lambda)
+  f32 = jnp.float32  # the lattice runs in fp32; autodiff casts the gradient back
+  loss = _loss_from_log_probs_jit(
+      blank_log_probs.astype(f32), label_log_probs.astype(f32), _lengths(logit_paddings), _lengths(label_paddings), float(fastemit_lambda)
   )
   if vocab_size is None:
     return loss
@@ -249,11 +255,11 @@ def _fused_loss_bwd(blank_id, fastemit_lambda, res, g):
   grad = grad - jnp.where(v == labels_ext[:, None, :, None], occ_emit[..., None], 0.0)
   # Nodes outside the lattice have zero occupancy; `where` keeps NaN/inf padding out.
   grad = jnp.where(coef > 0, grad * g[:, None, None, None], 0.0).astype(logits.dtype)
-  zero_int = lambda x: np.zeros(x.shape, jax.dtypes.float0)
-  return grad, zero_int(labels_ext), zero_int(frame_lengths), zero_int(label_lengths)
+  return grad, _no_grad(labels_ext), _no_grad(frame_lengths), _no_grad(label_lengths)
 
 
 _fused_loss.defvjp(_fused_loss_fwd, _fused_loss_bwd)
+_fused_loss_jit = jax.jit(_fused_loss, static_argnums=(4, 5))
 
 
 def rnnt_loss(
@@ -295,7 +301,7 @@ def rnnt_loss(
     raise ValueError(f"fastemit_lambda must be >= 0; got {fastemit_lambda}.")
   vocab = logits.shape[-1]
   labels_ext = _extend_labels(labels, blank_id, vocab)
-  loss = _fused_loss(
+  loss = _fused_loss_jit(
       logits, labels_ext, _lengths(logit_paddings), _lengths(label_paddings), int(blank_id), float(fastemit_lambda)
   )
   return _nan_if_invalid(loss, _invalid_label_rows(labels, label_paddings, blank_id, vocab))

@@ -1,0 +1,164 @@
+"""Transducer beam search of Graves (2012) with prefix merging, as in ESPnet.
+
+Frame-synchronous and per utterance. ``B`` holds the hypotheses alive after
+frame t-1 with ``log P(y, frames < t)``. At frame t:
+
+1. *prefix merging* -- each hypothesis y in B also gains the mass of every shorter
+   hypothesis ŷ in B that is a prefix of y, extended to y inside frame t:
+   ``A[y] = B[y] + sum_ŷ B[ŷ] prod_i p(y_{i+1} | y[:i], t)``;
+2. *best-first expansion* -- the most probable y* is taken out of A, moves to the
+   new set with ``+ log p(blank | y*, t)``, and its ``expand`` most probable
+   one-label extensions enter A (an extension already in B was counted by step 1
+   and is skipped, so no path is counted twice);
+3. this stops once the new set holds ``beam`` hypotheses more probable than
+   anything left in A, and the new set is cut to ``beam``.
+
+Without pruning every path is counted once, so a hypothesis' final score is its
+exact ``log P(y|x)`` summed over all alignments (tested against brute force). A
+label sequence extended more than ``max_symbols_per_frame`` times within one frame
+is not extended further -- a guard against runaway expansion, not part of the model.
+
+The search is inherently sequential; it runs on the host and calls jit-compiled
+prediction/joint steps, caching the prediction network output per prefix. Use
+`modified_beam_search` for a batched, jit-compiled search.
+
+References:
+  Graves, "Sequence transduction with recurrent neural networks", 2012, alg. 1.
+  Watanabe et al., "ESPnet: end-to-end speech processing toolkit", 2018
+  (``espnet.nets.beam_search_transducer.default_beam_search``).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from asrjax.decoding import transducer
+
+
+@functools.partial(jax.jit, static_argnames=("fns",))
+def _pred_step(fns, params, label, state):
+  return fns.predictor_step(params, jnp.reshape(label, (1,)), state)
+
+
+@functools.partial(jax.jit, static_argnames=("fns",))
+def _log_probs(fns, params, enc_t, pred_out):
+  return jax.nn.log_softmax(fns.joint(params, enc_t[None], pred_out).astype(jnp.float32), axis=-1)[0]
+
+
+class _PrefixCache:
+  """Prediction-network output and state for every prefix seen, computed lazily."""
+
+  def __init__(self, fns, params):
+    self._fns, self._params = fns, params
+    out, state = transducer.start_predictor(fns, params, 1)
+    self._cache = {(): (out, state)}
+
+  def output(self, prefix: tuple[int, ...]):
+    if prefix not in self._cache:
+      self.output(prefix[:-1])
+      parent_state = self._cache[prefix[:-1]][1]
+      self._cache[prefix] = _pred_step(self._fns, self._params, np.int32(prefix[-1]), parent_state)
+    return self._cache[prefix][0]
+
+
+def _search_one(fns, params, enc, beam, expand, max_symbols_per_frame):
+  """Beam search over one utterance ``enc [T, D]`` -> list of (labels, log-prob)."""
+  cache = _PrefixCache(fns, params)
+  hyps = {(): 0.0}
+  for t in range(enc.shape[0]):
+    lp_cache = {}  # prefix -> log p(. | prefix, t) at this frame
+
+    def log_probs(t, prefix):
+      if prefix not in lp_cache:
+        lp_cache[prefix] = np.asarray(_log_probs(fns, params, enc[t], cache.output(prefix)), np.float64)
+      return lp_cache[prefix]
+
+    prev = hyps
+    # 1. prefix merging, from the start-of-frame scores in `prev`.
+    a = {}
+    for y, score in prev.items():
+      terms = [score]
+      for i in range(len(y)):
+        start = y[:i]
+        if start in prev:
+          terms.append(prev[start] + sum(log_probs(t, y[:j])[y[j]] for j in range(i, len(y))))
+      a[y] = float(np.logaddexp.reduce(terms))
+    depth = {y: 0 for y in a}
+    # 2. best-first expansion.
+    new = {}
+    while a:
+      y = max(a, key=a.get)
+      score = a.pop(y)
+      lp = log_probs(t, y)
+      new[y] = score + lp[fns.blank_id]
+      if depth[y] < max_symbols_per_frame:
+        order = [int(k) for k in np.argsort(-lp) if k != fns.blank_id][:expand]
+        for k in order:
+          ext = y + (k,)
+          if ext not in prev:
+            a[ext] = score + lp[k]
+            depth[ext] = depth[y] + 1
+      # 3. stop once `beam` finished hypotheses beat everything still open.
+      if len(new) >= beam and a:
+        kth = sorted(new.values(), reverse=True)[beam - 1]
+        if kth >= max(a.values()):
+          break
+    hyps = dict(sorted(new.items(), key=lambda kv: -kv[1])[:beam])
+  return sorted(hyps.items(), key=lambda kv: -kv[1])
+
+
+def beam_search(
+    fns: transducer.TransducerFns,
+    params,
+    enc: jax.Array,
+    enc_paddings: jax.Array,
+    *,
+    beam: int = 4,
+    expand: int | None = None,
+    nbest: int | None = None,
+    max_symbols_per_frame: int = 10,
+    length_norm: bool = False,
+) -> transducer.NBest:
+  """Graves/ESPnet beam search with prefix merging.
+
+  Args:
+    fns: the transducer's pure functions.
+    params: parameters passed to ``fns``.
+    enc: ``[B, T, D]`` encoder output.
+    enc_paddings: ``[B, T]``, 1.0 = padded frame (trailing).
+    beam: hypotheses kept per frame.
+    expand: one-label extensions tried per popped hypothesis (default ``beam``).
+    nbest: hypotheses returned per utterance (default ``beam``).
+    max_symbols_per_frame: extensions of one hypothesis within a frame, at most.
+    length_norm: rank the final list by ``score / max(len, 1)`` (ESPnet's
+      ``score_norm``); returned scores stay unnormalised log-probabilities.
+
+  Returns:
+    `NBest` whose scores are ``log P(y|x)`` summed over the alignments the search kept.
+  """
+  transducer.check_encoder_output(enc, enc_paddings)
+  if beam < 1:
+    raise ValueError(f"beam must be >= 1; got {beam}.")
+  expand = beam if expand is None else expand
+  nbest = beam if nbest is None else nbest
+  lengths = np.asarray(transducer.frame_lengths(enc_paddings))
+  results = []
+  for b in range(enc.shape[0]):
+    found = _search_one(fns, params, enc[b, : lengths[b]], beam, expand, max_symbols_per_frame)
+    if length_norm:
+      found.sort(key=lambda kv: -kv[1] / max(len(kv[0]), 1))
+    results.append(found[:nbest])
+  max_len = max([1] + [len(y) for r in results for y, _ in r])
+  labels = np.zeros((len(results), nbest, max_len), np.int32)
+  paddings = np.ones((len(results), nbest, max_len), np.float32)
+  scores = np.full((len(results), nbest), -np.inf, np.float32)
+  for b, r in enumerate(results):
+    for n, (y, s) in enumerate(r):
+      labels[b, n, : len(y)] = y
+      paddings[b, n, : len(y)] = 0
+      scores[b, n] = s
+  return transducer.NBest(jnp.asarray(labels), jnp.asarray(paddings), jnp.asarray(scores))

@@ -1,0 +1,245 @@
+r"""Benchmark: asrjax's fused RNN-T loss against a plain-JAX autodiff reference.
+
+Prints one table row per (size, dtype, implementation): milliseconds for
+loss + gradient (best of --repeats after one warm-up: the
+least noisy statistic on a shared 2-core machine), the XLA peak buffer
+footprint of the compiled program (arguments + outputs + temporaries, from
+``compiled.memory_analysis()``), the logits' own size for scale, and the largest
+difference from the reference's loss/gradient. A second table compares the two
+lattice layouts (anti-diagonal scan vs frame scan with a log-cumsum along U) on
+speed and fp32 accuracy against a float64 computation.
+
+  python experiments/bench_rnnt_loss.py                  # CPU sizes
+  python experiments/bench_rnnt_loss.py --sizes=gpu      # the issue's GPU sizes
+  python experiments/bench_rnnt_loss.py --sizes=tiny     # seconds, for a smoke run
+
+The reference is what one writes without asrjax: ``log_softmax``, gather the
+blank / next-label log-probs, the same anti-diagonal alpha scan, and
+``jax.grad`` through all of it. With ``--torchaudio`` (GPU machine with torch)
+torchaudio's ``rnnt_loss`` (fused_log_softmax) is timed too.
+"""
+
+from __future__ import annotations
+
+import time
+
+from absl import app, flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from asrjax.losses import lattice, rnnt_loss
+
+SIZES = {
+    "tiny": [(2, 20, 8, 16)],
+    "cpu": [(8, 100, 40, 256), (8, 100, 40, 512), (2, 400, 80, 512)],
+    "gpu": [(32, 250, 80, 512), (32, 250, 80, 1024), (8, 1000, 200, 1024)],
+}
+
+_SIZES = flags.DEFINE_enum("sizes", "cpu", list(SIZES), "Which size set to run.")
+_DTYPES = flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "Logit dtypes.")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions (minimum reported).")
+_TORCHAUDIO = flags.DEFINE_bool("torchaudio", False, "Also time torchaudio.functional.rnnt_loss.")
+_LAYOUTS = flags.DEFINE_bool("layouts", True, "Also print the lattice-layout comparison.")
+
+
+# ----------------------------------------------------------------------------
+# Plain-JAX reference: autodiff through log_softmax, gather and the scan.
+# ----------------------------------------------------------------------------
+
+
+def reference_rnnt_loss(logits, frame_lengths, labels, label_lengths, blank_id=0):
+  """``[B, T, U+1, V]`` -> ``[B]`` negative log-likelihood, differentiable by jax.grad."""
+  lp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  b, t_max, u1, _ = lp.shape
+  ext = jnp.pad(labels, ((0, 0), (0, 1)))
+  blank = lp[..., blank_id]
+  emit = jnp.take_along_axis(lp, ext[:, None, :, None], axis=-1)[..., 0]
+  blank, emit = lattice.mask_edges(blank, emit, frame_lengths, label_lengths)
+  blank_d, emit_d = lattice.skew(blank, -jnp.inf), lattice.skew(emit, -jnp.inf)
+
+  def step(a, xs):
+    bl, em = xs
+    up = jnp.pad((a + em)[:, :-1], ((0, 0), (1, 0)), constant_values=-jnp.inf)
+    nxt = jnp.logaddexp(a + bl, up)
+    return nxt, nxt
+
+  a0 = jnp.full((b, u1), -jnp.inf).at[:, 0].set(0.0)
+  _, rest = jax.lax.scan(step, a0, (blank_d[:-1], emit_d[:-1]))
+  alpha_d = jnp.concatenate([a0[None], rest])
+  return -alpha_d[frame_lengths + label_lengths, jnp.arange(b), label_lengths]
+
+
+def frame_layout_log_likelihood(blank, emit):
+  """Frame-by-frame alpha with ``cumlogsumexp`` along U (the layout not chosen), full lengths."""
+  b, t_max, u1 = blank.shape
+  cum = jnp.concatenate([jnp.zeros((b, t_max, 1)), jnp.cumsum(emit[:, :, :-1], axis=-1)], axis=-1)
+
+  def step(a, xs):
+    bl_prev, c = xs  # vertical moves from frame t-1, then emissions within frame t
+    v = a + bl_prev
+    nxt = c + jax.lax.cumlogsumexp(v - c, axis=1)
+    return nxt, None
+
+  a0 = cum[:, 0]
+  a_last, _ = jax.lax.scan(step, a0, (jnp.swapaxes(blank[:, :-1], 0, 1), jnp.swapaxes(cum[:, 1:], 0, 1)))
+  return a_last[:, -1] + blank[:, -1, -1]
+
+
+# ----------------------------------------------------------------------------
+# Measurement
+# ----------------------------------------------------------------------------
+
+
+def _inputs(size, dtype, seed=0, scale=1.0):
+  b, t, u, v = size
+  rng = np.random.default_rng(seed)
+  logits = jnp.asarray(rng.normal(size=(b, t, u + 1, v)).astype(np.float32) * scale, dtype)
+  labels = jnp.asarray(rng.integers(1, v, size=(b, u)), jnp.int32)
+  t_len = np.full(b, t)
+  t_len[1::2] = t - t // 5  # half the batch padded, as in real batches
+  u_len = np.full(b, u)
+  u_len[1::2] = u - u // 5
+  return logits, jnp.asarray(t_len, jnp.int32), labels, jnp.asarray(u_len, jnp.int32)
+
+
+def _time(fn, args, repeats, donate=False):
+  """Best wall time in ms; with ``donate`` each call gets a fresh copy of args[0] (copied untimed)."""
+  times = []
+  for i in range(repeats + 1):
+    call_args = ((jnp.array(args[0], copy=True),) + tuple(args[1:])) if donate else args
+    jax.block_until_ready(call_args)
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*call_args))
+    if i:  # the first call compiles
+      times.append(time.perf_counter() - start)
+  return 1e3 * float(np.min(times))
+
+
+def _peak_mib(fn, args):
+  """Arguments + outputs + temporaries of the compiled program, minus donated (aliased) bytes."""
+  mem = fn.lower(*args).compile().memory_analysis()
+  if mem is None:
+    return float("nan")
+  total = mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes - mem.alias_size_in_bytes
+  return total / 2**20
+
+
+def _asrjax_step(logits, t_len, labels, u_len):
+  t_pad = (jnp.arange(logits.shape[1])[None] >= t_len[:, None]).astype(jnp.float32)
+  u_pad = (jnp.arange(labels.shape[1])[None] >= u_len[:, None]).astype(jnp.float32)
+  return jax.value_and_grad(lambda x: rnnt_loss(x, t_pad, labels, u_pad).sum())(logits)
+
+
+def _reference_step(logits, t_len, labels, u_len):
+  return jax.value_and_grad(lambda x: reference_rnnt_loss(x, t_len, labels, u_len).sum())(logits)
+
+
+def _torchaudio_ms(logits, t_len, labels, u_len, repeats):
+  import torch
+  import torchaudio
+
+  dev = "cuda" if torch.cuda.is_available() else "cpu"
+  x = torch.tensor(np.asarray(logits, np.float32), device=dev, requires_grad=True)
+  y = torch.tensor(np.asarray(labels), dtype=torch.int32, device=dev)
+  tl = torch.tensor(np.asarray(t_len), dtype=torch.int32, device=dev)
+  ul = torch.tensor(np.asarray(u_len), dtype=torch.int32, device=dev)
+
+  def run():
+    x.grad = None
+    torchaudio.functional.rnnt_loss(x, y, tl, ul, blank=0, reduction="sum").backward()
+    if dev == "cuda":
+      torch.cuda.synchronize()
+
+  run()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    run()
+    times.append(time.perf_counter() - start)
+  return 1e3 * float(np.min(times))
+
+
+def main(argv):
+  del argv
+  print(f"backend: {jax.default_backend()}  devices: {jax.devices()}  jax {jax.__version__}")
+  header = f"{'B,T,U,V':>18} {'dtype':>9} {'impl':>11} {'logits':>8} {'ms':>9} {'peak MiB':>9} {'logits MiB':>10} {'speed-up':>8} {'max|dloss|':>10} {'max|dgrad|':>10}"
+  print(header)
+  print("-" * len(header))
+  # "kept": the caller keeps its logits, so the gradient needs a new buffer.
+  # "donated": the logits die with the loss, as inside a jit-compiled train step
+  # where the joint network produced them, so XLA may write the gradient in place.
+  for size in SIZES[_SIZES.value]:
+    for dtype in _DTYPES.value:
+      args = _inputs(size, jnp.dtype(dtype))
+      logits_mib = args[0].size * args[0].dtype.itemsize / 2**20
+      (l_ours, g_ours), (l_ref, g_ref) = jax.jit(_asrjax_step)(*args), jax.jit(_reference_step)(*args)
+      dl = float(jnp.max(jnp.abs(l_ours - l_ref)))
+      dg = float(jnp.max(jnp.abs(g_ours.astype(jnp.float32) - g_ref.astype(jnp.float32))))
+      del g_ours, g_ref
+      for mode in ("kept", "donated"):
+        donate = mode == "donated"
+        jit = lambda f: jax.jit(f, donate_argnums=(0,) if donate else ())
+        ours_fn, ref_fn = jit(_asrjax_step), jit(_reference_step)
+        ref_ms = _time(ref_fn, args, _REPEATS.value, donate)
+        ours_ms = _time(ours_fn, args, _REPEATS.value, donate)
+        rows = [
+            ("reference", ref_ms, _peak_mib(ref_fn, args), 1.0, "", ""),
+            ("asrjax", ours_ms, _peak_mib(ours_fn, args), ref_ms / ours_ms, f"{dl:.2e}", f"{dg:.2e}"),
+        ]
+        if _TORCHAUDIO.value and dtype == "float32" and not donate:
+          ta_ms = _torchaudio_ms(*args, _REPEATS.value)
+          rows.append(("torchaudio", ta_ms, float("nan"), ref_ms / ta_ms, "", ""))
+        for name, ms, peak, speed, a, b in rows:
+          print(
+              f"{str(size):>18} {dtype:>9} {name:>11} {mode:>8} {ms:9.1f} {peak:9.1f} {logits_mib:10.1f} "
+              f"{speed:8.2f} {a:>10} {b:>10}"
+          )
+  if _LAYOUTS.value:
+    _layout_table()
+
+
+def _layout_table():
+  """Anti-diagonal vs frame layout: forward time and fp32 error against float64."""
+  print("\nlattice layout (forward only, full lengths): ms and |log P error| vs float64")
+  print(f"{'B,T,U':>14} {'logit scale':>11} {'diag ms':>8} {'frame ms':>8} {'diag err':>9} {'frame err':>9}")
+  b, t, u = (8, 100, 40) if _SIZES.value != "tiny" else (2, 20, 8)
+  for scale in (1.0, 1e4):
+    rng = np.random.default_rng(0)
+    lp = rng.normal(size=(b, t, u + 1, 2)) * scale
+    lp = lp - np.logaddexp(lp[..., :1], lp[..., 1:])  # two-way normalised: blank vs next label
+    blank64, emit64 = lp[..., 0], lp[..., 1]
+    full_t, full_u = jnp.full((b,), t, jnp.int32), jnp.full((b,), u, jnp.int32)
+    blank32, emit32 = jnp.asarray(blank64, jnp.float32), jnp.asarray(emit64, jnp.float32)
+    diag = jax.jit(lambda bl, em: lattice.forward_backward(bl, em, full_t, full_u).log_likelihood)
+    frame = jax.jit(frame_layout_log_likelihood)
+    # Truth on the fp32-rounded inputs, so only the algorithms' own rounding counts.
+    truth = _numpy_log_likelihood(np.asarray(blank32, np.float64), np.asarray(emit32, np.float64))
+    d_err = np.max(np.abs(np.asarray(diag(blank32, emit32), np.float64) - truth))
+    f_err = np.max(np.abs(np.asarray(frame(blank32, emit32), np.float64) - truth))
+    print(
+        f"{str((b, t, u)):>14} {scale:11.0e} {_time(diag, (blank32, emit32), 5):8.1f} "
+        f"{_time(frame, (blank32, emit32), 5):8.1f} {d_err:9.2e} {f_err:9.2e}"
+    )
+
+
+def _numpy_log_likelihood(blank, emit):
+  """float64 alpha recursion node by node, vectorised over the batch only."""
+  b, t_max, u1 = blank.shape
+  alpha = np.full((b, t_max, u1), -np.inf)
+  for t in range(t_max):
+    for u in range(u1):
+      if t == 0 and u == 0:
+        alpha[:, 0, 0] = 0.0
+        continue
+      terms = []
+      if t > 0:
+        terms.append(alpha[:, t - 1, u] + blank[:, t - 1, u])
+      if u > 0:
+        terms.append(alpha[:, t, u - 1] + emit[:, t, u - 1])
+      alpha[:, t, u] = np.logaddexp.reduce(terms, axis=0)
+  return alpha[:, -1, -1] + blank[:, -1, -1]
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,251 @@
+"""Deterministic, resumable, length-bucketed batches from a TFDS data source.
+
+Design. Batches are a pure function of ``(seed, step)``: `batch_schedule` shuffles
+each epoch's example indices, sorts them by length within windows of
+``sort_window`` batches, cuts batches, gives each batch the smallest audio bucket
+that holds its longest example, and shuffles the batch order. A batch's shapes come
+from a small fixed set (one per bucket), so the train step compiles once per
+bucket, never per batch. Resuming from a checkpoint needs only the step number;
+multi-host training gives every host the same global batch and each host reads
+its own contiguous slice (``host_index``/``host_count``).
+
+Reading uses `tfds.data_source` (array_record random access) -- no TensorFlow and
+no worker processes: the host only reads, tokenises and pads int16 audio; log-mel
+features and SpecAugment run on the accelerator inside the jitted train step
+(`asrjax.data.features`, `asrjax.data.spec_augment`). A background thread keeps
+``prefetch`` batches ready.
+
+Examples that cannot be trained on are dropped and counted, never passed on:
+empty audio, audio longer than the largest bucket, transcripts with more tokens
+than ``max_labels``, and transcripts needing more labels than frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+
+class DataError(RuntimeError):
+  """A record could not be read; the message names the split's files."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+  """Batching options.
+
+  Attributes:
+    batch_size: global batch size (all hosts together); divisible by host_count.
+    buckets: audio lengths in samples, ascending; each batch is padded to one.
+    max_labels: label padding length; longer transcripts are dropped.
+    sort_window: batches per window sorted by length before cutting.
+    seed: shuffling seed.
+    frame_step: samples per encoder input frame (10 ms = 160 at 16 kHz), used to
+      drop transcripts that need more labels than frames.
+    subsampling: encoder time reduction; the label limit is ``frames // subsampling``.
+  """
+
+  batch_size: int
+  buckets: tuple = (32_000, 64_000, 96_000, 160_000)
+  max_labels: int = 128
+  sort_window: int = 16
+  seed: int = 0
+  frame_step: int = 160
+  subsampling: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Index:
+  """What the schedule needs of each example, gathered once per split."""
+
+  num_samples: np.ndarray  # [N] int64
+  num_labels: np.ndarray  # [N] int64
+
+
+def build_index(source: Sequence[dict], encode: Callable[[str], list[int]], text_key: str = "text") -> Index:
+  """One pass over ``source``: audio length and token count of every example."""
+  samples, labels = [], []
+  for i in range(len(source)):
+    ex = source[i]
+    samples.append(len(ex["audio"]))
+    labels.append(len(encode(_text(ex[text_key]))))
+  return Index(np.array(samples, np.int64), np.array(labels, np.int64))
+
+
+def _text(x: Any) -> str:
+  return x.decode("utf-8") if isinstance(x, bytes) else str(x)
+
+
+def usable(index: Index, config: PipelineConfig) -> np.ndarray:
+  """``[N]`` bool: examples that fit the buckets and the label budget."""
+  frames = index.num_samples // config.frame_step // max(config.subsampling, 1)
+  return (
+      (index.num_samples > 0)
+      & (index.num_samples <= config.buckets[-1])
+      & (index.num_labels <= config.max_labels)
+      & (index.num_labels <= np.maximum(frames, 0))
+  )
+
+
+def batch_schedule(index: Index, config: PipelineConfig, epoch: int) -> list[tuple[np.ndarray, int]]:
+  """Epoch ``epoch``'s global batches: ``[(example indices [batch_size], bucket length)]``.
+
+  Deterministic in ``(index, config, epoch)``; the last partial batch is dropped.
+  """
+  keep = np.nonzero(usable(index, config))[0]
+  rng = np.random.default_rng([config.seed, epoch])
+  order = keep[rng.permutation(keep.size)]
+  window = config.batch_size * config.sort_window
+  batches = []
+  for start in range(0, order.size, window):
+    chunk = order[start : start + window]
+    chunk = chunk[np.argsort(index.num_samples[chunk], kind="stable")]
+    for b in range(0, chunk.size - config.batch_size + 1, config.batch_size):
+      ids = chunk[b : b + config.batch_size]
+      longest = index.num_samples[ids].max()
+      bucket = int(next(x for x in config.buckets if x >= longest))
+      batches.append((ids, bucket))
+  perm = rng.permutation(len(batches))
+  return [batches[i] for i in perm]
+
+
+def pad_batch(examples: list[dict], encode, bucket: int, max_labels: int, text_key: str = "text") -> dict:
+  """Pads a list of examples to ``[b, bucket]`` audio and ``[b, max_labels]`` labels.
+
+  Returns:
+    ``audio`` int16 ``[b, S]``, ``audio_paddings`` float32 ``[b, S]`` (1.0 = padded
+    sample), ``labels`` int32 ``[b, L]``, ``label_paddings`` float32 ``[b, L]``,
+    ``ids`` (list of str).
+  """
+  b = len(examples)
+  audio = np.zeros((b, bucket), np.int16)
+  audio_pad = np.ones((b, bucket), np.float32)
+  labels = np.zeros((b, max_labels), np.int32)
+  label_pad = np.ones((b, max_labels), np.float32)
+  for i, ex in enumerate(examples):
+    a = np.asarray(ex["audio"], np.int16)
+    audio[i, : a.size] = a
+    audio_pad[i, : a.size] = 0.0
+    ids = encode(_text(ex[text_key]))
+    labels[i, : len(ids)] = ids
+    label_pad[i, : len(ids)] = 0.0
+  return {
+      "audio": audio,
+      "audio_paddings": audio_pad,
+      "labels": labels,
+      "label_paddings": label_pad,
+      "ids": [_text(ex.get("id", "")) for ex in examples],
+  }
+
+
+class BatchIterator(Iterator[dict]):
+  """Endless host-local batches; ``state()`` / ``restore(state)`` checkpoint it.
+
+  Args:
+    source: random-access examples (e.g. `tfds.data_source` split).
+    index: `build_index` of ``source``.
+    encode: text -> token ids (no blank).
+    config: batching options.
+    host_index, host_count: this host's slice of every global batch.
+    step: global step to start from (resume).
+    files: the split's files, named in read errors.
+  """
+
+  def __init__(self, source, index: Index, encode, config: PipelineConfig, *, host_index: int = 0,
+               host_count: int = 1, step: int = 0, prefetch: int = 2, files: Sequence[str] = ()):
+    if config.batch_size % host_count:
+      raise ValueError(f"batch_size {config.batch_size} is not divisible by host_count {host_count}.")
+    if not 0 <= host_index < host_count:
+      raise ValueError(f"host_index {host_index} outside [0, {host_count}).")
+    if len(index.num_samples) != len(source):
+      raise ValueError(f"index covers {len(index.num_samples)} examples but the source has {len(source)}.")
+    self._source, self._index, self._encode, self._config = source, index, encode, config
+    self._host_index, self._host_count, self._files = host_index, host_count, list(files)
+    self._epochs: dict[int, list] = {}
+    self._step = step
+    self._prefetch = prefetch
+    self._queue: queue.Queue | None = None
+    self._thread: threading.Thread | None = None
+    if not self._epoch_batches(0):
+      raise ValueError(
+          f"no full batch of {config.batch_size}: {int(usable(index, config).sum())} of "
+          f"{len(index.num_samples)} examples fit buckets {config.buckets} and max_labels {config.max_labels}."
+      )
+
+  @property
+  def dropped(self) -> int:
+    """Examples never used: empty, too long, or too many labels."""
+    return int((~usable(self._index, self._config)).sum())
+
+  def _epoch_batches(self, epoch: int) -> list:
+    if epoch not in self._epochs:
+      self._epochs = {epoch: batch_schedule(self._index, self._config, epoch)}
+    return self._epochs[epoch]
+
+  def _read(self, i: int) -> dict:
+    try:
+      return self._source[int(i)]
+    except Exception as e:  # array_record/protobuf raise many types for corrupt data
+      raise DataError(f"cannot read example {int(i)} from {self._files or 'the data source'}: {e}") from e
+
+  def batch_at(self, step: int) -> dict:
+    """This host's part of global batch ``step`` (pure function of the step)."""
+    per_epoch = len(self._epoch_batches(0))
+    ids, bucket = self._epoch_batches(step // per_epoch)[step % per_epoch]
+    per_host = len(ids) // self._host_count
+    mine = ids[self._host_index * per_host : (self._host_index + 1) * per_host]
+    batch = pad_batch([self._read(i) for i in mine], self._encode, bucket, self._config.max_labels)
+    batch["step"] = step
+    return batch
+
+  def state(self) -> dict:
+    """The next step to be returned: all that is needed to resume."""
+    return {"step": self._step}
+
+  def restore(self, state: dict) -> None:
+    self._stop()
+    self._step = int(state["step"])
+
+  def _worker(self, start: int, out: queue.Queue, stop: threading.Event) -> None:
+    step = start
+    while not stop.is_set():
+      try:
+        item = self.batch_at(step)
+      except Exception as e:  # surfaced in __next__
+        item = e
+      out.put(item)
+      step += 1
+
+  def _stop(self) -> None:
+    if self._thread is not None:
+      self._stop_event.set()
+      while self._thread.is_alive():
+        try:
+          self._queue.get_nowait()
+        except queue.Empty:
+          self._thread.join(timeout=0.01)
+      self._thread = None
+
+  def __next__(self) -> dict:
+    if self._prefetch <= 0:
+      batch = self.batch_at(self._step)
+    else:
+      if self._thread is None:
+        self._queue = queue.Queue(maxsize=self._prefetch)
+        self._stop_event = threading.Event()
+        self._thread = threading.Thread(
+            target=self._worker, args=(self._step, self._queue, self._stop_event), daemon=True)
+        self._thread.start()
+      batch = self._queue.get()
+      if isinstance(batch, Exception):
+        self._stop()
+        raise batch
+    self._step += 1
+    return batch
+
+  def close(self) -> None:
+    self._stop()

@@ -4,23 +4,31 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench clean
+.PHONY: demo test test-slow bench clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,baselines]'
 	touch $(STAMP)
 
+# espeak-ng and sox synthesise the embedded corpus (Debian/Ubuntu packages).
+system-deps:
+	@if ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq espeak-ng sox \
+	  || { echo "Could not install espeak-ng and sox: run 'sudo apt-get install espeak-ng sox'"; exit 1; }; \
+	fi
+
 # The main job. Until the embedded corpus and models land it is the RNN-T loss benchmark.
-demo: $(STAMP)
+demo: $(STAMP) system-deps
 	$(PY) experiments/bench_rnnt_loss.py
 
 # Default test suite (JAX CPU backend, 8 fake devices; slow tests excluded).
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(PY) -m pytest -q
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) system-deps
 	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)

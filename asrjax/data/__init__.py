@@ -1,0 +1,1 @@
+"""Data: corpora, text generation and input pipelines."""

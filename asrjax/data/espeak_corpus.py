@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
+import re
 import subprocess
 
 import numpy as np
@@ -47,7 +48,8 @@ def tool_versions() -> dict:
   """espeak-ng and sox versions (the corpus is byte-identical only for equal versions)."""
   espeak = subprocess.run([speakers_lib.require_espeak(), "--version"], capture_output=True, text=True).stdout
   sox = subprocess.run([synthesis.require_sox(), "--version"], capture_output=True, text=True).stdout
-  return {"espeak_ng": espeak.split("Data at")[0].strip(), "sox": sox.strip()}
+  sox_version = re.search(r"SoX v\S+", sox)
+  return {"espeak_ng": espeak.split("Data at")[0].strip(), "sox": sox_version.group(0) if sox_version else sox.strip()}
 
 
 def _speech_example(spec: corpus_plan.UtteranceSpec) -> tuple[str, dict]:

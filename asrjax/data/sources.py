@@ -32,6 +32,18 @@ class Split:
   def metadata(self) -> dict:
     return dict(self.builder.info.metadata or {})
 
+  def __len__(self) -> int:
+    return len(self.source)
+
+  def __getitem__(self, i: int) -> dict:
+    """Record ``i``; a corrupt record raises `DataError` naming the split's files."""
+    from asrjax.data.pipeline import DataError
+
+    try:
+      return self.source[int(i)]
+    except Exception as e:  # array_record / protobuf raise many types for corrupt data
+      raise DataError(f"cannot read example {int(i)} from {self.files}: {e}") from e
+
 
 def open_split(name: str, split: str, data_dir: str) -> Split:
   """Opens ``name`` (``"dataset/config"``) ``split`` prepared under ``data_dir``.

@@ -12,7 +12,8 @@ Both execute a `corpus_plan.CorpusPlan` (configs ``tiny``, ``small``, ``full``):
 Storage is array_record read through `tfds.data_source` (random access, no
 TensorFlow needed): audio is a ``Tensor(shape=(None,), dtype=int16)`` rather than
 ``tfds.features.Audio``, which would need TensorFlow to define or read the data.
-Synthesis runs in a spawn-context process pool (JAX may already be running in the
+Examples are written in plan order (TFDS shuffling disabled: it needs TensorFlow
+for splits larger than its memory buffer). Synthesis runs in a spawn-context process pool (JAX may already be running in the
 parent, so no fork) with results consumed in plan order, so the examples do not
 depend on the number of workers.
 """
@@ -140,6 +141,9 @@ class EspeakSpeech(_EspeakBuilder):
         description=__doc__,
         features=tfds.features.FeaturesDict(features),
         metadata=tfds.core.MetadataDict(),
+        # Plan order is already random; TFDS's shuffler would spill to disk through
+        # tf.io.gfile (TensorFlow) once a split outgrows its memory buffer.
+        disable_shuffling=True,
         homepage="https://github.com/espeak-ng/espeak-ng",
     )
 
@@ -177,6 +181,9 @@ class EspeakMultitalker(_EspeakBuilder):
             "num_speakers": np.int32, "overlap": np.float32, "turns": turns,
         }),
         metadata=tfds.core.MetadataDict(),
+        # Plan order is already random; TFDS's shuffler would spill to disk through
+        # tf.io.gfile (TensorFlow) once a split outgrows its memory buffer.
+        disable_shuffling=True,
     )
 
   def _split_generators(self, dl_manager):

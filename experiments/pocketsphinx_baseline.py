@@ -1,0 +1,83 @@
+r"""pocketsphinx (hybrid HMM/GMM) baseline on the embedded corpus: WER overall and per accent.
+
+  python experiments/pocketsphinx_baseline.py --corpus=small --data_dir=data/tfds --workdir=workdirs/pocketsphinx
+
+Decodes a split twice: with pocketsphinx's own en-US trigram LM, and with a
+trigram LM built from the corpus' training transcripts (in-domain). Writes
+``results.json`` (hypotheses and error counts) to --workdir and prints the tables.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+
+from absl import app, flags
+
+from asrjax.baselines import pocketsphinx_asr
+from asrjax.data import sources
+from asrjax.metrics import wer
+
+_CORPUS = flags.DEFINE_string("corpus", "small", "espeak_speech config.")
+_DATA_DIR = flags.DEFINE_string("data_dir", "data/tfds", "TFDS data directory.")
+_SPLIT = flags.DEFINE_string("split", "test", "Split to decode.")
+_LIMIT = flags.DEFINE_integer("limit", 0, "Decode only the first N utterances (0 = all).")
+_WORKERS = flags.DEFINE_integer("workers", os.cpu_count() or 1, "Decoder processes.")
+_WORKDIR = flags.DEFINE_string("workdir", "workdirs/pocketsphinx", "Output directory.")
+
+_recognizers: dict = {}
+
+
+def _init(lm_paths):
+  for name, path in lm_paths.items():
+    _recognizers[name] = pocketsphinx_asr.Recognizer(lm=path)
+
+
+def _decode(args):
+  name, audio = args
+  return _recognizers[name].recognize(audio)
+
+
+def _s(x):
+  return x.decode() if isinstance(x, bytes) else str(x)
+
+
+def main(argv):
+  del argv
+  os.makedirs(_WORKDIR.value, exist_ok=True)
+  name = f"espeak_speech/{_CORPUS.value}"
+  train = sources.open_split(name, "train", _DATA_DIR.value)
+  lm_path = pocketsphinx_asr.build_arpa_lm(
+      [_s(train[i]["text"]) for i in range(len(train))], os.path.join(_WORKDIR.value, "train_text.arpa"))
+  split = sources.open_split(name, _SPLIT.value, _DATA_DIR.value)
+  n = len(split) if not _LIMIT.value else min(_LIMIT.value, len(split))
+  examples = [split[i] for i in range(n)]
+  refs = [_s(e["text"]) for e in examples]
+  accents = [_s(e["accent"]) for e in examples]
+  lm_paths = {"default_lm": None, "train_text_lm": lm_path}
+  results = {}
+  ctx = multiprocessing.get_context("spawn")
+  with ctx.Pool(_WORKERS.value, initializer=_init, initargs=(lm_paths,)) as pool:
+    for lm_name in lm_paths:
+      start = time.time()
+      hyps = pool.map(_decode, [(lm_name, e["audio"]) for e in examples], chunksize=4)
+      seconds = time.time() - start
+      audio_seconds = sum(len(e["audio"]) for e in examples) / 16_000
+      per_accent = wer.grouped_errors(refs, hyps, accents)
+      total = wer.corpus_errors(refs, hyps)
+      print(f"\npocketsphinx, {lm_name}, espeak_speech/{_CORPUS.value} {_SPLIT.value} ({n} utterances): "
+            f"WER {100 * total.wer:.1f}%, RTF {seconds * _WORKERS.value / audio_seconds:.3f} (per core)")
+      print(wer.wer_table({"all": total, **per_accent}, "accent"))
+      results[lm_name] = {
+          "wer": total.wer,
+          "per_accent": {k: v.wer for k, v in per_accent.items()},
+          "hypotheses": hyps,
+      }
+  with open(os.path.join(_WORKDIR.value, "results.json"), "w") as f:
+    json.dump({"references": refs, "accents": accents, **results}, f, indent=1)
+
+
+if __name__ == "__main__":
+  app.run(main)

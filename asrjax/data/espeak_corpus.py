@@ -26,10 +26,15 @@ import os
 import re
 import subprocess
 
+from unittest import mock
+
 import numpy as np
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core import shuffle as tfds_shuffle
 
 from asrjax.data import corpus_plan, mixing, speakers as speakers_lib, synthesis
+
+_RAM_BUFFER_BYTES = 16 << 30
 
 _SPEAKER_FIELDS = (
     "speaker_id", "accent", "region", "variant", "gender", "age_band", "area_code",
@@ -113,6 +118,20 @@ class _EspeakBuilder(tfds.core.GeneratorBasedBuilder):
   def plan(self) -> corpus_plan.CorpusPlan:
     speakers_lib.validate_voices()
     return corpus_plan.plan_corpus(self.builder_config.corpus)
+
+  def download_and_prepare(self, *args, **kwargs):
+    """TFDS's `download_and_prepare`, keeping each split in RAM when TensorFlow is absent.
+
+    TFDS's writer sorts a split through a shuffler that spills to disk with
+    `tf.io.gfile` once the split exceeds 1 GiB. Without TensorFlow the buffer is
+    raised to ``_RAM_BUFFER_BYTES`` instead (the ``full`` train split needs ~5 GiB).
+    """
+    try:
+      import tensorflow  # noqa: F401
+    except ImportError:
+      with mock.patch.object(tfds_shuffle, "MAX_MEM_BUFFER_SIZE", _RAM_BUFFER_BYTES):
+        return super().download_and_prepare(*args, **kwargs)
+    return super().download_and_prepare(*args, **kwargs)
 
   def _ordered_map(self, fn, items):
     if self._num_workers == 1:

@@ -28,7 +28,9 @@ demo: $(STAMP) system-deps
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q
 
+# Slow tests, including TFDS LibriSpeech mock data (needs TensorFlow: the `catalog` extra).
 test-slow: $(STAMP) system-deps
+	$(PY) -m pip install --quiet -e '.[test,baselines,catalog]'
 	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)

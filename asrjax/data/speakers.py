@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import shutil
 import subprocess
 import zlib
 
 import numpy as np
+
+from asrjax.data import system_tools
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,13 +109,7 @@ class Speaker:
 
 def require_espeak() -> str:
   """Path of espeak-ng, or a `RuntimeError` that says how to install it."""
-  path = shutil.which("espeak-ng")
-  if path is None:
-    raise RuntimeError(
-        "espeak-ng is not installed; the embedded corpus is synthesised with it. "
-        "Install it with `sudo apt-get install espeak-ng` (Debian/Ubuntu) or `make system-deps`."
-    )
-  return path
+  return system_tools.require("espeak-ng")
 
 
 @functools.lru_cache(maxsize=None)

@@ -18,12 +18,12 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import subprocess
 
 import numpy as np
 
 from asrjax.data import speakers as speakers_lib
+from asrjax.data import system_tools
 
 SAMPLE_RATE = 16_000
 NOISE_TYPES = ("white", "pink", "brown")
@@ -42,13 +42,7 @@ class Condition:
 
 def require_sox() -> str:
   """Path of sox, or a `RuntimeError` that says how to install it."""
-  path = shutil.which("sox")
-  if path is None:
-    raise RuntimeError(
-        "sox is not installed; the embedded corpus is built with it. "
-        "Install it with `sudo apt-get install sox` (Debian/Ubuntu) or `make system-deps`."
-    )
-  return path
+  return system_tools.require("sox")
 
 
 def sample_condition(rng: np.random.Generator, speaker: speakers_lib.Speaker) -> Condition:

@@ -122,7 +122,19 @@ def _write_atomic(path: PathLike, data: bytes) -> None:
 # ----------------------------------------------------------------------------
 
 
-class CharTokenizer:
+class _ReservedIds:
+  """Ids 0 (blank) and 1 (unk), shared by every tokenizer here."""
+
+  @property
+  def blank_id(self) -> int:
+    return BLANK_ID
+
+  @property
+  def unk_id(self) -> int:
+    return UNK_ID
+
+
+class CharTokenizer(_ReservedIds):
   """Character tokenizer: blank 0, unk 1, space 2, then one id per character.
 
   Attributes:
@@ -155,14 +167,6 @@ class CharTokenizer:
   @property
   def vocab_size(self) -> int:
     return len(self.symbols) + 2
-
-  @property
-  def blank_id(self) -> int:
-    return BLANK_ID
-
-  @property
-  def unk_id(self) -> int:
-    return UNK_ID
 
   def encode(self, text: str) -> list[int]:
     """One id per character; see the module docstring for unknown characters."""
@@ -239,7 +243,7 @@ def _check_model_proto(data: bytes, source: str) -> None:
     raise fail("control pieces other than the blank (BOS/EOS) are not supported")
 
 
-class SentencePieceTokenizer:
+class SentencePieceTokenizer(_ReservedIds):
   """SentencePiece (unigram or BPE) tokenizer with the shared id layout.
 
   Attributes:
@@ -325,14 +329,6 @@ class SentencePieceTokenizer:
   @property
   def vocab_size(self) -> int:
     return self._sp.get_piece_size()
-
-  @property
-  def blank_id(self) -> int:
-    return BLANK_ID
-
-  @property
-  def unk_id(self) -> int:
-    return UNK_ID
 
   @property
   def model_proto(self) -> bytes:

@@ -1,5 +1,7 @@
 """pocketsphinx baseline: normalisation and a real decode with an in-domain LM."""
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,7 @@ def test_normalise_strips_fillers_and_variants():
   assert P.normalise("<s> Turn(2) [NOISE] ON ++BREATH++ the lights </s>") == "turn on the lights"
 
 
-@pytest.mark.skipif(not S.shutil.which("espeak-ng"), reason="espeak-ng not installed")
+@pytest.mark.skipif(not shutil.which("espeak-ng"), reason="espeak-ng not installed")
 def test_decodes_synthetic_speech_with_in_domain_lm(tmp_path):
   import subprocess
   raw = subprocess.run(

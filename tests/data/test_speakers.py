@@ -3,13 +3,16 @@
 import dataclasses
 import hashlib
 
+import shutil
+
 import numpy as np
 import pytest
 
 from asrjax.data import speakers as S
+from asrjax.data import system_tools
 from asrjax.data import synthesis as Y
 
-pytestmark = pytest.mark.skipif(not S.shutil.which("espeak-ng"), reason="espeak-ng not installed (make system-deps)")
+pytestmark = pytest.mark.skipif(not shutil.which("espeak-ng"), reason="espeak-ng not installed (make system-deps)")
 
 
 def _clean(text, speaker):
@@ -77,7 +80,7 @@ def test_metadata_ranges_and_correlations():
 
 
 def test_missing_espeak_says_how_to_install(monkeypatch):
-  monkeypatch.setattr(S.shutil, "which", lambda name: None)
+  monkeypatch.setattr(system_tools.shutil, "which", lambda name: None)
   with pytest.raises(RuntimeError, match="apt-get install espeak-ng"):
     S.require_espeak()
   with pytest.raises(RuntimeError, match="apt-get install sox"):

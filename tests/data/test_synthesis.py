@@ -2,13 +2,15 @@
 
 import dataclasses
 
+import shutil
+
 import numpy as np
 import pytest
 
 from asrjax.data import mixing, speakers as S, synthesis as Y
 
 pytestmark = pytest.mark.skipif(
-    not (S.shutil.which("espeak-ng") and S.shutil.which("sox")), reason="espeak-ng/sox not installed")
+    not (shutil.which("espeak-ng") and shutil.which("sox")), reason="espeak-ng/sox not installed")
 
 TEXT = "please add milk eggs and bread to my shopping list"
 

@@ -1,0 +1,1 @@
+"""Neural-network layers; every streaming layer maps ``(x, state) -> (y, state)``."""

@@ -22,6 +22,11 @@ import jax
 import jax.numpy as jnp
 
 
+def zero_state(batch: int, kernel_size: int, channels: int, dtype=jnp.float32) -> jax.Array:
+  """``[B, K - 1, D]`` zeros: the left context before the first frame."""
+  return jnp.zeros((batch, kernel_size - 1, channels), dtype)
+
+
 class CausalConv1D(nn.Module):
   """``[B, T, D] -> [B, T, features]`` causal convolution.
 
@@ -38,7 +43,7 @@ class CausalConv1D(nn.Module):
 
   def init_state(self, batch: int, channels: int) -> jax.Array:
     """``[B, K - 1, D]`` zeros: the left context before the first frame."""
-    return jnp.zeros((batch, self.kernel_size - 1, channels), self.dtype)
+    return zero_state(batch, self.kernel_size, channels, self.dtype)
 
   @nn.compact
   def __call__(self, x: jax.Array, paddings: jax.Array, state: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -45,6 +45,11 @@ def running_mean(x: jax.Array, paddings: jax.Array, total: jax.Array, count: jax
   return jnp.swapaxes(means, 0, 1), total, count
 
 
+def zero_state(batch: int, channels: int, dtype=jnp.float32) -> dict:
+  """Running sum ``[B, D]`` and count ``[B]`` before the first frame."""
+  return {"total": jnp.zeros((batch, channels), dtype), "count": jnp.zeros((batch,), dtype)}
+
+
 class CausalSqueezeExcite(nn.Module):
   """``[B, T, D] -> [B, T, D]`` channel gating by the running-mean summary.
 
@@ -55,7 +60,7 @@ class CausalSqueezeExcite(nn.Module):
   reduction: int = 8
 
   def init_state(self, batch: int, channels: int, dtype=jnp.float32):
-    return {"total": jnp.zeros((batch, channels), dtype), "count": jnp.zeros((batch,), dtype)}
+    return zero_state(batch, channels, dtype)
 
   @nn.compact
   def __call__(self, x: jax.Array, paddings: jax.Array, state: dict):

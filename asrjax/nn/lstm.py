@@ -28,6 +28,12 @@ class _MaskedCell(nn.Module):
     return carry, jnp.where(keep, y, 0.0)
 
 
+def zero_state(batch: int, hidden: int, num_layers: int, dtype=jnp.float32) -> list:
+  """Zero ``(c, h)`` per layer, each ``[B, hidden]``."""
+  zeros = jnp.zeros((batch, hidden), dtype)
+  return [(zeros, zeros) for _ in range(num_layers)]
+
+
 class StackedLSTM(nn.Module):
   """``[B, T, D] -> [B, T, hidden]`` through ``num_layers`` LSTM layers.
 
@@ -41,8 +47,7 @@ class StackedLSTM(nn.Module):
 
   def init_state(self, batch: int, dtype=jnp.float32) -> list:
     """Zero ``(c, h)`` per layer, each ``[B, hidden]``."""
-    zeros = jnp.zeros((batch, self.hidden), dtype)
-    return [(zeros, zeros) for _ in range(self.num_layers)]
+    return zero_state(batch, self.hidden, self.num_layers, dtype)
 
   @nn.compact
   def __call__(self, x: jax.Array, paddings: jax.Array, state: list) -> tuple[jax.Array, list]:

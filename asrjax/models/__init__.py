@@ -1,0 +1,1 @@
+"""Model assemblies: encoders and the transducer around them."""

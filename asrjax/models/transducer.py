@@ -1,0 +1,112 @@
+"""The transducer around any streaming encoder: prediction network, joint network, logits.
+
+``Transducer(encoder, vocab_size, ...)`` owns an encoder with the streaming
+interface ``init_state(batch)`` / ``__call__(feats, paddings, state) ->
+(enc, enc_paddings, state)``, an embedding + LSTM prediction network primed with
+blank as start symbol, and an additive joint network
+``logits = W_out tanh(W_enc enc + W_pred pred)``. Every encoder shares these, the
+loss and the decoders (`decoder_fns`).
+
+References:
+  Graves, "Sequence transduction with recurrent neural networks", 2012.
+  He et al., "Streaming end-to-end speech recognition for mobile devices", ICASSP 2019.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from asrjax.decoding import transducer as decoding
+from asrjax.nn import lstm
+
+
+class Predictor(nn.Module):
+  """``labels [B, U] -> [B, U, hidden]``; consumes labels left to right with carried state."""
+
+  vocab_size: int
+  embed_dim: int = 128
+  hidden: int = 256
+  layers: int = 1
+
+  def init_state(self, batch: int) -> list:
+    return lstm.zero_state(batch, self.hidden, self.layers)
+
+  @nn.compact
+  def __call__(self, labels, paddings, state):
+    x = nn.Embed(self.vocab_size, self.embed_dim, name="embed")(labels)
+    return lstm.StackedLSTM(self.hidden, self.layers, name="lstm")(x, paddings, state)
+
+
+class Joint(nn.Module):
+  """``enc [..., D], pred [..., P] -> logits [..., V]`` (broadcasting leading dims)."""
+
+  vocab_size: int
+  hidden: int = 256
+
+  @nn.compact
+  def __call__(self, enc, pred):
+    h = nn.Dense(self.hidden, name="enc_proj")(enc) + nn.Dense(self.hidden, use_bias=False, name="pred_proj")(pred)
+    return nn.Dense(self.vocab_size, name="out")(jnp.tanh(h))
+
+
+class Transducer(nn.Module):
+  """Encoder + predictor + joint.
+
+  Attributes:
+    encoder: a streaming encoder module.
+    vocab_size: output symbols including blank (id ``blank_id``).
+  """
+
+  encoder: nn.Module
+  vocab_size: int
+  blank_id: int = 0
+  embed_dim: int = 128
+  predictor_hidden: int = 256
+  predictor_layers: int = 1
+  joint_hidden: int = 256
+
+  def setup(self):
+    self.predictor = Predictor(self.vocab_size, self.embed_dim, self.predictor_hidden, self.predictor_layers)
+    self.joint_net = Joint(self.vocab_size, self.joint_hidden)
+
+  def encode(self, feats, paddings, state=None):
+    """``[B, T, F] -> (enc [B, T', D], enc_paddings, state)``; ``state=None`` starts fresh."""
+    if state is None:
+      state = self.encoder.init_state(feats.shape[0])
+    return self.encoder(feats, paddings, state)
+
+  def predict(self, labels, paddings, state):
+    return self.predictor(labels, paddings, state)
+
+  def joint(self, enc, pred):
+    return self.joint_net(enc, pred)
+
+  def __call__(self, feats, feat_paddings, labels, label_paddings):
+    """Training logits ``[B, T', U+1, V]`` and ``enc_paddings [B, T']``.
+
+    The prediction network sees ``[blank, y_1 .. y_U]`` (teacher forcing).
+    """
+    enc, enc_pad, _ = self.encode(feats, feat_paddings)
+    b = labels.shape[0]
+    inputs = jnp.concatenate([jnp.full((b, 1), self.blank_id, labels.dtype), labels], axis=1)
+    in_pad = jnp.concatenate([jnp.zeros((b, 1), label_paddings.dtype), label_paddings], axis=1)
+    pred, _ = self.predictor(inputs, in_pad, self.predictor.init_state(b))
+    return self.joint_net(enc[:, :, None, :], pred[:, None, :, :]), enc_pad
+
+
+def decoder_fns(model: Transducer) -> decoding.TransducerFns:
+  """The three pure functions every decoder in `asrjax.decoding` needs."""
+
+  def predictor_init(batch):
+    return lstm.zero_state(batch, model.predictor_hidden, model.predictor_layers)
+
+  def predictor_step(params, labels, state):
+    out, state = model.apply(params, labels[:, None], jnp.zeros(labels.shape + (1,)), state, method=Transducer.predict)
+    return out[:, 0], state
+
+  def joint(params, enc, pred):
+    return model.apply(params, enc, pred, method=Transducer.joint)
+
+  return decoding.TransducerFns(predictor_init, predictor_step, joint, model.blank_id)

@@ -1,0 +1,1 @@
+"""Training: device mesh and sharding, the train step, checkpoints, the loop."""

@@ -1,0 +1,86 @@
+"""One training step of a transducer: features, SpecAugment, RNN-T loss, update.
+
+The step is a pure function ``(state, batch, key) -> (state, metrics)`` jitted once
+per batch shape over the device mesh (`asrjax.train.sharding`). Log-mel features
+and SpecAugment run inside it, on the accelerator. A step whose loss or gradient is
+not finite leaves parameters and optimizer state unchanged and increments
+``state.skipped``; the loop decides when too many skips mean stopping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from asrjax.data import features, spec_augment
+from asrjax.losses import rnnt_loss
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  skipped: jax.Array  # steps skipped for a non-finite loss or gradient
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+  """Loss and augmentation options of the step."""
+
+  blank_id: int = 0
+  fastemit_lambda: float = 0.0
+  spec_augment: bool = True
+  num_freq_masks: int = 2
+  max_freq_mask: int = 27
+  num_time_masks: int = 5
+  max_time_mask_ratio: float = 0.05
+  compute_dtype: Any = jnp.float32  # bf16 for mixed precision (params stay fp32)
+
+
+def init_state(params, tx: optax.GradientTransformation) -> TrainState:
+  return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), jnp.zeros((), jnp.int32))
+
+
+def featurize(batch: dict, key: jax.Array, config: StepConfig, train: bool):
+  """int16 audio ``[B, N]`` -> normalised log-mel ``[B, T, 80]`` (+ SpecAugment when training)."""
+  feats, pads = features.log_mel(batch["audio"].astype(jnp.float32) / 32768.0, batch["audio_paddings"])
+  feats = features.normalize(feats, pads)
+  if train and config.spec_augment:
+    feats = spec_augment.spec_augment(
+        key, feats, pads, num_freq_masks=config.num_freq_masks, max_freq_mask=config.max_freq_mask,
+        num_time_masks=config.num_time_masks, max_time_mask_ratio=config.max_time_mask_ratio)
+  return feats, pads
+
+
+def loss_fn(params, model, batch: dict, key: jax.Array, config: StepConfig):
+  """Mean per-utterance RNN-T loss over utterances that have labels or frames."""
+  feats, pads = featurize(batch, key, config, train=True)
+  cast = lambda t: jax.tree.map(lambda x: x.astype(config.compute_dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, t)
+  logits, enc_pads = model.apply(cast(params), feats.astype(config.compute_dtype), pads,
+                                 batch["labels"], batch["label_paddings"])
+  per_utt = rnnt_loss(logits, enc_pads, batch["labels"], batch["label_paddings"],
+                      blank_id=config.blank_id, fastemit_lambda=config.fastemit_lambda)
+  num_labels = jnp.sum(1.0 - batch["label_paddings"])
+  return jnp.mean(per_utt), {"loss": jnp.mean(per_utt), "loss_per_label": jnp.sum(per_utt) / jnp.maximum(num_labels, 1.0)}
+
+
+def train_step(state: TrainState, batch: dict, key: jax.Array, *, model, tx, config: StepConfig):
+  (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, model, batch, key, config)
+  grad_norm = optax.tree.norm(grads)
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+  updates, new_opt = tx.update(grads, state.opt_state, state.params)
+  new_params = optax.apply_updates(state.params, updates)
+  keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+  new_state = TrainState(
+      step=state.step + 1,
+      params=keep(new_params, state.params),
+      opt_state=keep(new_opt, state.opt_state),
+      skipped=state.skipped + (~finite).astype(jnp.int32),
+  )
+  return new_state, {**aux, "grad_norm": grad_norm, "finite": finite}

@@ -1,0 +1,82 @@
+"""Checkpoints with orbax `CheckpointManager`: async saves, keep-N, resume, corrupt fallback.
+
+A checkpoint holds the `TrainState` (sharded arrays, restored onto the current
+mesh from an abstract target) and the input pipeline's state (its step, JSON).
+`restore_latest` walks back from the newest step: a checkpoint that cannot be read
+(truncated, corrupt, half-written) is reported by path and the previous one is used;
+if none can be read, the error names every failure -- training never silently
+starts from scratch over a broken directory.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class CheckpointError(RuntimeError):
+  """No checkpoint in the directory could be restored."""
+
+
+class Checkpointer:
+  """Saves and restores ``(train_state, data_state)``.
+
+  Args:
+    directory: absolute or relative checkpoint directory (created if missing).
+    max_to_keep: newest checkpoints kept.
+    save_interval_steps: `save` is a no-op at other steps (except ``force``).
+    async_save: write in a background thread (call `wait` before exiting).
+  """
+
+  def __init__(self, directory: str, *, max_to_keep: int = 3, save_interval_steps: int = 1000,
+               async_save: bool = True):
+    import os
+
+    self.directory = os.path.abspath(directory)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, save_interval_steps=save_interval_steps, enable_async_checkpointing=async_save)
+    self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def save(self, step: int, state: Any, data_state: dict, *, force: bool = False) -> bool:
+    args = ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state))
+    return self._manager.save(step, args=args, force=force)
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def restore_latest(self, abstract_state: Any) -> tuple[Any, dict, int] | None:
+    """``(state, data_state, step)`` of the newest readable checkpoint, or None if there is none.
+
+    Args:
+      abstract_state: pytree of `jax.ShapeDtypeStruct` with shardings (e.g. from
+        `jax.eval_shape` + the mesh shardings) describing where arrays go.
+    """
+    steps = sorted(self._manager.all_steps(), reverse=True)
+    failures = []
+    for step in steps:
+      try:
+        restored = self._manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+        if failures:
+          logging.warning("restored step %d after unreadable checkpoints: %s", step, "; ".join(failures))
+        return restored["state"], dict(restored["data"]), step
+      except Exception as e:  # orbax/tensorstore raise many types for damaged files
+        failures.append(f"{self.directory}/{step}: {type(e).__name__}: {e}")
+    if failures:
+      raise CheckpointError("no checkpoint could be restored:\n" + "\n".join(failures))
+    return None
+
+  def close(self) -> None:
+    self._manager.wait_until_finished()
+    self._manager.close()
+
+
+def abstract_like(tree: Any, shardings: Any) -> Any:
+  """`jax.ShapeDtypeStruct` pytree with the given shardings (restore target)."""
+  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings)

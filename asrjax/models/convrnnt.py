@@ -110,3 +110,11 @@ class ConvRNNTEncoder(nn.Module):
     h, new_state["lstm"] = lstm.StackedLSTM(self.lstm_hidden, self.lstm_layers, name="lstm")(h, pad, state["lstm"])
     out = nn.Dense(self.output_dim, name="output_proj")(h)
     return jnp.where(pad[..., None] > 0, 0.0, out), pad, new_state
+
+
+def build(config, vocab_size: int):
+  """The model-registry entry point: a ConvRNN-T `Transducer` from ``config`` (a ConfigDict)."""
+  from asrjax.models import transducer
+
+  encoder = ConvRNNTEncoder(**dict(config.encoder))
+  return transducer.Transducer(encoder, vocab_size=vocab_size, **dict(config.transducer))

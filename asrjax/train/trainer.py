@@ -1,0 +1,147 @@
+"""`train_and_evaluate(config, workdir)`: the one training loop for every transducer model.
+
+Sections: data (split, tokenizer, pipeline), mesh & model & optimizer, checkpoint
+restore, the loop (jitted sharded step, logging, periodic checkpoints), evaluation.
+The model is found by name: ``asrjax.models.<config.model.name>.build(config.model,
+vocab_size)``, so a new model is one new file.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import os
+import time
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from asrjax.data import pipeline, sources, tokenizer as tokenizer_lib
+from asrjax.train import checkpoint as checkpoint_lib, evaluation, sharding, step as step_lib
+
+
+class TrainingDiverged(RuntimeError):
+  """Too many consecutive non-finite steps."""
+
+
+def _s(x):
+  return x.decode() if isinstance(x, bytes) else str(x)
+
+
+def make_tokenizer(config, train_split, workdir: str):
+  """Loads ``workdir/tokenizer.*`` or trains it on the training transcripts."""
+  texts = None
+  if config.data.tokenizer == "char":
+    path = os.path.join(workdir, "tokenizer.json")
+    if os.path.exists(path):
+      return tokenizer_lib.CharTokenizer.load(path)
+    texts = [_s(train_split[i]["text"]) for i in range(len(train_split))]
+    tok = tokenizer_lib.CharTokenizer.build(texts)
+    tok.save(path)
+    return tok
+  path = os.path.join(workdir, "tokenizer.model")
+  if os.path.exists(path):
+    return tokenizer_lib.SentencePieceTokenizer.load(path)
+  texts = [_s(train_split[i]["text"]) for i in range(len(train_split))]
+  return tokenizer_lib.SentencePieceTokenizer.train(texts, path, vocab_size=config.data.vocab_size)
+
+
+def make_optimizer(config) -> optax.GradientTransformation:
+  o = config.optimizer
+  schedule = optax.warmup_cosine_decay_schedule(
+      0.0, o.learning_rate, o.warmup_steps, max(config.train.num_steps, o.warmup_steps + 1), o.end_learning_rate)
+  tx = optax.chain(optax.clip_by_global_norm(o.clip_norm), optax.adamw(schedule, weight_decay=o.weight_decay))
+  if o.grad_accum_steps > 1:
+    tx = optax.MultiSteps(tx, o.grad_accum_steps)
+  return tx
+
+
+def build_model(config, vocab_size: int):
+  return importlib.import_module(f"asrjax.models.{config.model.name}").build(config.model, vocab_size)
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Trains ``config`` in ``workdir`` (resuming from its checkpoints), then evaluates."""
+  os.makedirs(workdir, exist_ok=True)
+  # ---------------------------------------------------------------- data
+  train_split = sources.open_split(config.data.name, "train", config.data.data_dir)
+  tok = make_tokenizer(config, train_split, workdir)
+  index = pipeline.build_index(train_split, tok.encode)
+  pcfg = pipeline.PipelineConfig(batch_size=config.data.batch_size, buckets=tuple(config.data.buckets),
+                                 max_labels=config.data.max_labels, seed=config.train.seed,
+                                 subsampling=config.model.encoder.stack)
+  # ---------------------------------------------------------------- mesh, model, optimizer
+  mesh = sharding.make_mesh(fsdp=config.train.fsdp)
+  model = build_model(config, tok.vocab_size)
+  tx = make_optimizer(config)
+  step_cfg = step_lib.StepConfig(fastemit_lambda=config.train.fastemit_lambda, spec_augment=config.train.spec_augment,
+                                 compute_dtype=jnp.dtype(config.train.compute_dtype))
+  dummy = pipeline.pad_batch([{"audio": np.zeros(pcfg.buckets[0], np.int16), "text": ""}], tok.encode,
+                             pcfg.buckets[0], pcfg.max_labels)  # shapes only, for init
+  feats, pads = step_lib.featurize(dummy, jax.random.key(0), step_cfg, train=False)
+  init = lambda key: step_lib.init_state(
+      model.init(key, feats, pads, jnp.asarray(dummy["labels"]), jnp.asarray(dummy["label_paddings"])), tx)
+  abstract = jax.eval_shape(init, jax.random.key(config.train.seed))
+  state_sh = sharding.tree_shardings(mesh, abstract)
+  # ---------------------------------------------------------------- checkpoint restore
+  ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.train.keep_checkpoints,
+                                     save_interval_steps=config.train.checkpoint_every)
+  restored = ckpt.restore_latest(checkpoint_lib.abstract_like(abstract, state_sh))
+  if restored is None:
+    state = jax.jit(init, out_shardings=state_sh)(jax.random.key(config.train.seed))
+    data_state = {"step": 0}
+  else:
+    state, data_state, _ = restored
+    logging.info("resumed from step %d", int(state.step))
+  it = pipeline.BatchIterator(train_split, index, tok.encode, pcfg, host_index=jax.process_index(),
+                              host_count=jax.process_count(), step=int(data_state["step"]), files=train_split.files)
+  logging.info("%d training examples, %d dropped; vocab %d; params %d", len(index.num_samples), it.dropped,
+               tok.vocab_size, sum(x.size for x in jax.tree.leaves(abstract.params)))
+  # ---------------------------------------------------------------- loop
+  batch_sh = sharding.batch_sharding(mesh)
+  train_fn = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, config=step_cfg),
+                     in_shardings=(state_sh, batch_sh, sharding.replicated(mesh)),
+                     out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=(0,))
+  key = jax.random.key(config.train.seed + 1)
+  start, utts, consecutive_bad = time.time(), 0, 0
+  history = []
+  while int(state.step) < config.train.num_steps:
+    if config.train.max_train_seconds and time.time() - start > config.train.max_train_seconds:
+      logging.info("time budget reached at step %d", int(state.step))
+      break
+    host_batch = next(it)
+    arrays = {k: host_batch[k] for k in ("audio", "audio_paddings", "labels", "label_paddings")}
+    batch = jax.tree.map(lambda x: jax.make_array_from_process_local_data(batch_sh, x), arrays)
+    step_no = int(state.step)
+    state, metrics = train_fn(state, batch, jax.random.fold_in(key, step_no))
+    utts += config.data.batch_size
+    consecutive_bad = 0 if bool(metrics["finite"]) else consecutive_bad + 1
+    if consecutive_bad >= config.train.max_consecutive_nonfinite:
+      raise TrainingDiverged(f"{consecutive_bad} consecutive non-finite steps at step {step_no}; stopping.")
+    if step_no % config.train.log_every == 0:
+      m = {k: float(v) for k, v in metrics.items()}
+      history.append({"step": step_no, **m})
+      logging.info("step %d loss %.3f grad_norm %.2f skipped %d %.1f utt/s", step_no, m["loss"], m["grad_norm"],
+                   int(state.skipped), utts / (time.time() - start))
+    ckpt.save(int(state.step), state, it.state())
+  if ckpt.latest_step() != int(state.step):
+    ckpt.save(int(state.step), state, it.state(), force=True)
+  ckpt.close()
+  it.close()
+  # ---------------------------------------------------------------- evaluation
+  results = {"train_seconds": time.time() - start, "steps": int(state.step), "skipped": int(state.skipped),
+             "history": history}
+  params = jax.device_get(state.params)
+  for split_name in config.eval.splits:
+    split = sources.open_split(config.data.name, split_name, config.data.data_dir)
+    ev = evaluation.evaluate(model, params, split, tok, decoder=config.eval.decoder, limit=config.eval.limit)
+    results[split_name] = {"wer": ev["wer"], "rtf": ev["rtf"],
+                           "per_group": {f: {k: v.wer for k, v in g.items()} for f, g in ev["errors"].items()}}
+    logging.info("%s WER %.2f%% (RTF %.3f)", split_name, 100 * ev["wer"], ev["rtf"])
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=1)
+  return results

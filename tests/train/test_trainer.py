@@ -1,0 +1,64 @@
+"""The training loop end to end on the tiny corpus: SIGKILL + restart == uninterrupted run, bitwise."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")), reason="needs espeak-ng and sox"),
+]
+
+
+def _train_cmd(workdir, data_dir, steps):
+  return [sys.executable, os.path.join(ROOT, "experiments/train.py"),
+          "--config=" + os.path.join(ROOT, "experiments/configs/convrnnt.py") + ":tiny",
+          f"--workdir={workdir}", f"--config.data.data_dir={data_dir}", f"--config.train.num_steps={steps}",
+          "--config.data.buckets=(160000,)", "--config.train.checkpoint_every=2", "--config.eval.splits=()"]
+
+
+def _final_params(workdir):
+  import jax
+  import orbax.checkpoint as ocp
+  mngr = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))
+  step = mngr.latest_step()
+  restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(), data=ocp.args.JsonRestore()))
+  return step, jax.tree.leaves(restored["state"]), restored["data"]
+
+
+def test_killed_and_resumed_run_ends_bitwise_equal(tmp_path):
+  from asrjax.data import espeak_corpus
+  data_dir = str(tmp_path / "tfds")
+  for cls in (espeak_corpus.EspeakSpeech,):
+    cls(config="tiny", data_dir=data_dir, num_workers=2).download_and_prepare(file_format="array_record")
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
+  steps = 16
+  straight = str(tmp_path / "straight")
+  subprocess.run(_train_cmd(straight, data_dir, steps), check=True, env=env, capture_output=True)
+
+  killed = str(tmp_path / "killed")
+  proc = subprocess.Popen(_train_cmd(killed, data_dir, steps), env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  deadline = time.time() + 600
+  while time.time() < deadline and not os.path.isdir(os.path.join(killed, "checkpoints", "4")):
+    time.sleep(0.01)
+  assert proc.poll() is None, "the run finished before it could be killed; the test would prove nothing"
+  os.kill(proc.pid, signal.SIGKILL)
+  proc.wait()
+  assert os.path.isdir(os.path.join(killed, "checkpoints", "4")), "run never reached step 4"
+  assert not os.path.isdir(os.path.join(killed, "checkpoints", str(steps))), "killed run had already finished"
+  subprocess.run(_train_cmd(killed, data_dir, steps), check=True, env=env, capture_output=True)
+
+  step_a, leaves_a, data_a = _final_params(straight)
+  step_b, leaves_b, data_b = _final_params(killed)
+  assert step_a == step_b == steps and data_a == data_b
+  for a, b in zip(leaves_a, leaves_b):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

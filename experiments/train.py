@@ -21,10 +21,13 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   del argv
   if _COORDINATOR.value:
+    # Cross-process collectives for the CPU backend (GPU/TPU backends ignore this option).
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   logging.info("devices: %s", jax.devices())
   results = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   print({k: v for k, v in results.items() if k != "history"})
+  print(f"process {jax.process_index()} params_digest {results['params_digest']}")
 
 
 if __name__ == "__main__":

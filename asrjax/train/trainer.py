@@ -9,6 +9,7 @@ vocab_size)``, so a new model is one new file.
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
 import json
 import os
@@ -62,6 +63,14 @@ def make_optimizer(config) -> optax.GradientTransformation:
 
 def build_model(config, vocab_size: int):
   return importlib.import_module(f"asrjax.models.{config.model.name}").build(config.model, vocab_size)
+
+
+def params_digest(params) -> str:
+  """sha256 over every parameter's bytes, in tree order (compare runs and hosts exactly)."""
+  h = hashlib.sha256()
+  for leaf in jax.tree.leaves(params):
+    h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+  return h.hexdigest()
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
@@ -133,15 +142,16 @@ def train_and_evaluate(config, workdir: str) -> dict:
   ckpt.close()
   it.close()
   # ---------------------------------------------------------------- evaluation
-  results = {"train_seconds": time.time() - start, "steps": int(state.step), "skipped": int(state.skipped),
-             "history": history}
   params = jax.device_get(state.params)
+  results = {"train_seconds": time.time() - start, "steps": int(state.step), "skipped": int(state.skipped),
+             "history": history, "params_digest": params_digest(params)}
   for split_name in config.eval.splits:
     split = sources.open_split(config.data.name, split_name, config.data.data_dir)
     ev = evaluation.evaluate(model, params, split, tok, decoder=config.eval.decoder, limit=config.eval.limit)
     results[split_name] = {"wer": ev["wer"], "rtf": ev["rtf"],
                            "per_group": {f: {k: v.wer for k, v in g.items()} for f, g in ev["errors"].items()}}
     logging.info("%s WER %.2f%% (RTF %.3f)", split_name, 100 * ev["wer"], ev["rtf"])
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(results, f, indent=1)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+      json.dump(results, f, indent=1)
   return results

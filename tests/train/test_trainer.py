@@ -34,11 +34,34 @@ def _final_params(workdir):
   return step, jax.tree.leaves(restored["state"]), restored["data"]
 
 
-def test_killed_and_resumed_run_ends_bitwise_equal(tmp_path):
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
   from asrjax.data import espeak_corpus
-  data_dir = str(tmp_path / "tfds")
-  for cls in (espeak_corpus.EspeakSpeech,):
-    cls(config="tiny", data_dir=data_dir, num_workers=2).download_and_prepare(file_format="array_record")
+  path = str(tmp_path_factory.mktemp("tfds"))
+  espeak_corpus.EspeakSpeech(config="tiny", data_dir=path, num_workers=2).download_and_prepare(
+      file_format="array_record")
+  return path
+
+
+def test_two_processes_train_together_and_agree(tmp_path, data_dir):
+  """Two local processes joined by jax.distributed.initialize, each feeding half of every batch."""
+  import socket
+  with socket.socket() as sock:
+    sock.bind(("localhost", 0))
+    port = sock.getsockname()[1]
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
+  cmd = _train_cmd(str(tmp_path / "wd"), data_dir, 6) + [f"--coordinator=localhost:{port}", "--num_processes=2"]
+  procs = [subprocess.Popen(cmd + [f"--process_id={i}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True) for i in range(2)]
+  outs = [p.communicate(timeout=600)[0] for p in procs]
+  assert all(p.returncode == 0 for p in procs), outs[0][-3000:] + outs[1][-3000:]
+  digests = [next(line.split()[-1] for line in out.splitlines() if "params_digest" in line and line.startswith("process"))
+             for out in outs]
+  assert digests[0] == digests[1]
+  assert "'steps': 6" in outs[0]
+
+
+def test_killed_and_resumed_run_ends_bitwise_equal(tmp_path, data_dir):
   env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
   steps = 16
   straight = str(tmp_path / "straight")

@@ -65,6 +65,34 @@ def build_model(config, vocab_size: int):
   return importlib.import_module(f"asrjax.models.{config.model.name}").build(config.model, vocab_size)
 
 
+def restore_params(config, workdir: str):
+  """``(model, params, tokenizer)`` from the newest readable checkpoint of ``workdir``.
+
+  Raises:
+    FileNotFoundError: no tokenizer or no checkpoint in ``workdir``.
+  """
+  tok_path = os.path.join(workdir, "tokenizer.json" if config.data.tokenizer == "char" else "tokenizer.model")
+  if not os.path.exists(tok_path):
+    raise FileNotFoundError(f"no tokenizer at {tok_path}: is {workdir} a training workdir?")
+  tok = (tokenizer_lib.CharTokenizer.load(tok_path) if config.data.tokenizer == "char"
+         else tokenizer_lib.SentencePieceTokenizer.load(tok_path))
+  model = build_model(config, tok.vocab_size)
+  tx = make_optimizer(config)
+  buckets = tuple(config.data.buckets)
+  dummy = pipeline.pad_batch([{"audio": np.zeros(buckets[0], np.int16), "text": ""}], tok.encode, buckets[0],
+                             config.data.max_labels)
+  feats, pads = step_lib.featurize(dummy, jax.random.key(0), step_lib.StepConfig(), train=False)
+  init = lambda key: step_lib.init_state(
+      model.init(key, feats, pads, jnp.asarray(dummy["labels"]), jnp.asarray(dummy["label_paddings"])), tx)
+  abstract = jax.eval_shape(init, jax.random.key(0))
+  mesh = sharding.make_mesh(devices=jax.local_devices()[:1])
+  ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"))
+  restored = ckpt.restore_latest(checkpoint_lib.abstract_like(abstract, sharding.tree_shardings(mesh, abstract)))
+  if restored is None:
+    raise FileNotFoundError(f"no checkpoint under {ckpt.directory}.")
+  return model, restored[0].params, tok
+
+
 def params_digest(params) -> str:
   """sha256 over every parameter's bytes, in tree order (compare runs and hosts exactly)."""
   h = hashlib.sha256()

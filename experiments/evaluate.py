@@ -1,0 +1,38 @@
+r"""Evaluates a trained transducer with any decoder: WER overall and per metadata group, RTF.
+
+  python experiments/evaluate.py --config=experiments/configs/convrnnt.py --workdir=workdirs/convrnnt \
+      --split=test --decoder=modified_beam --decoder_options='{"beam": 4}'
+"""
+
+import json
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from asrjax.data import sources
+from asrjax.metrics import wer
+from asrjax.train import evaluation, trainer
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "The training configuration.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (checkpoints, tokenizer).")
+_SPLIT = flags.DEFINE_string("split", "test", "Split to decode.")
+_DECODER = flags.DEFINE_enum("decoder", "greedy", ["greedy", "beam", "modified_beam"], "Decoder.")
+_OPTIONS = flags.DEFINE_string("decoder_options", "{}", "JSON keyword options of the decoder.")
+_LIMIT = flags.DEFINE_integer("limit", 0, "Decode only N utterances (0 = all).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  model, params, tok = trainer.restore_params(config, _WORKDIR.value)
+  split = sources.open_split(config.data.name, _SPLIT.value, config.data.data_dir)
+  ev = evaluation.evaluate(model, params, split, tok, decoder=_DECODER.value,
+                           decoder_options=json.loads(_OPTIONS.value), limit=_LIMIT.value)
+  print(f"{config.data.name} {_SPLIT.value}, {_DECODER.value}: WER {100 * ev['wer']:.2f}%, RTF {ev['rtf']:.3f}")
+  for field, counts in ev["errors"].items():
+    print(wer.wer_table(counts, field))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -65,6 +65,16 @@ def build_model(config, vocab_size: int):
   return importlib.import_module(f"asrjax.models.{config.model.name}").build(config.model, vocab_size)
 
 
+def init_fn(model, tx, config, tok):
+  """``key -> TrainState`` initialiser, shapes from a dummy batch of the first bucket."""
+  bucket = tuple(config.data.buckets)[0]
+  dummy = pipeline.pad_batch([{"audio": np.zeros(bucket, np.int16), "text": ""}], tok.encode, bucket,
+                             config.data.max_labels)  # shapes only
+  feats, pads = step_lib.featurize(dummy, jax.random.key(0), step_lib.StepConfig(), train=False)
+  return lambda key: step_lib.init_state(
+      model.init(key, feats, pads, jnp.asarray(dummy["labels"]), jnp.asarray(dummy["label_paddings"])), tx)
+
+
 def restore_params(config, workdir: str):
   """``(model, params, tokenizer)`` from the newest readable checkpoint of ``workdir``.
 
@@ -77,14 +87,7 @@ def restore_params(config, workdir: str):
   tok = (tokenizer_lib.CharTokenizer.load(tok_path) if config.data.tokenizer == "char"
          else tokenizer_lib.SentencePieceTokenizer.load(tok_path))
   model = build_model(config, tok.vocab_size)
-  tx = make_optimizer(config)
-  buckets = tuple(config.data.buckets)
-  dummy = pipeline.pad_batch([{"audio": np.zeros(buckets[0], np.int16), "text": ""}], tok.encode, buckets[0],
-                             config.data.max_labels)
-  feats, pads = step_lib.featurize(dummy, jax.random.key(0), step_lib.StepConfig(), train=False)
-  init = lambda key: step_lib.init_state(
-      model.init(key, feats, pads, jnp.asarray(dummy["labels"]), jnp.asarray(dummy["label_paddings"])), tx)
-  abstract = jax.eval_shape(init, jax.random.key(0))
+  abstract = jax.eval_shape(init_fn(model, make_optimizer(config), config, tok), jax.random.key(0))
   mesh = sharding.make_mesh(devices=jax.local_devices()[:1])
   ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"))
   restored = ckpt.restore_latest(checkpoint_lib.abstract_like(abstract, sharding.tree_shardings(mesh, abstract)))
@@ -117,11 +120,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   tx = make_optimizer(config)
   step_cfg = step_lib.StepConfig(fastemit_lambda=config.train.fastemit_lambda, spec_augment=config.train.spec_augment,
                                  compute_dtype=jnp.dtype(config.train.compute_dtype))
-  dummy = pipeline.pad_batch([{"audio": np.zeros(pcfg.buckets[0], np.int16), "text": ""}], tok.encode,
-                             pcfg.buckets[0], pcfg.max_labels)  # shapes only, for init
-  feats, pads = step_lib.featurize(dummy, jax.random.key(0), step_cfg, train=False)
-  init = lambda key: step_lib.init_state(
-      model.init(key, feats, pads, jnp.asarray(dummy["labels"]), jnp.asarray(dummy["label_paddings"])), tx)
+  init = init_fn(model, tx, config, tok)
   abstract = jax.eval_shape(init, jax.random.key(config.train.seed))
   state_sh = sharding.tree_shardings(mesh, abstract)
   # ---------------------------------------------------------------- checkpoint restore

@@ -58,7 +58,7 @@ def main(argv):
   feat_rate = len(batches) * _BATCH.value / (time.time() - start)
   audio_s = np.mean([(1 - b["audio_paddings"]).sum() / 16_000 / _BATCH.value for b in batches])
   fill = np.mean([1 - b["audio_paddings"].mean() for b in batches])
-  print(f"| corpus | examples | index s | batch | host utt/s | log-mel+SpecAugment utt/s (CPU) | mean utt s | bucket fill |")
+  print("| corpus | examples | index s | batch | host utt/s | log-mel+SpecAugment utt/s (CPU) | mean utt s | bucket fill |")
   print("| --- | --- | --- | --- | --- | --- | --- | --- |")
   print(f"| {_CORPUS.value} | {len(split)} | {index_s:.1f} | {_BATCH.value} | {host_rate:.0f} | {feat_rate:.0f} | "
         f"{audio_s:.2f} | {fill:.2f} |")

@@ -14,6 +14,7 @@ import os
 import tensorflow_datasets as tfds
 
 from asrjax.data import espeak_corpus  # noqa: F401  (registers the espeak builders with TFDS)
+from asrjax.data.pipeline import DataError
 
 
 class DatasetMissingError(FileNotFoundError):
@@ -37,8 +38,6 @@ class Split:
 
   def __getitem__(self, i: int) -> dict:
     """Record ``i``; a corrupt record raises `DataError` naming the split's files."""
-    from asrjax.data.pipeline import DataError
-
     try:
       return self.source[int(i)]
     except Exception as e:  # array_record / protobuf raise many types for corrupt data
@@ -50,11 +49,8 @@ def open_split(name: str, split: str, data_dir: str) -> Split:
 
   Raises:
     DatasetMissingError: not prepared; the message gives the build command.
-    espeak_corpus / pipeline errors: `asrjax.data.pipeline.DataError` naming the
-      files if they cannot be opened.
+    DataError: naming the files if they cannot be opened.
   """
-  from asrjax.data.pipeline import DataError
-
   builder = tfds.builder(name, data_dir=data_dir)
   if not builder.is_prepared():
     config = name.split("/")[1] if "/" in name else "tiny"

@@ -15,7 +15,6 @@ References:
 from __future__ import annotations
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from asrjax.decoding import transducer as decoding

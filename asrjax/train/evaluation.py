@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import jax
-import numpy as np
 
 from asrjax import decoding
 from asrjax.data import pipeline

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from asrjax.baselines import pocketsphinx_asr as P
-from asrjax.data import speakers as S
 
 pytest.importorskip("pocketsphinx")
 

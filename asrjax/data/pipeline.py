@@ -18,6 +18,11 @@ features and SpecAugment run on the accelerator inside the jitted train step
 Examples that cannot be trained on are dropped and counted, never passed on:
 empty audio, audio longer than the largest bucket, transcripts with more tokens
 than ``max_labels``, and transcripts needing more labels than frames.
+
+Labels are padded per bucket too (``max_labels`` may be one length per bucket): the
+joint network's ``[B, T, U, H]`` activations are the largest tensor of transducer
+training, and short audio never carries long transcripts, so padding every batch
+to the longest transcript of the corpus would waste most of that work.
 """
 
 from __future__ import annotations
@@ -41,7 +46,9 @@ class PipelineConfig:
   Attributes:
     batch_size: global batch size (all hosts together); divisible by host_count.
     buckets: audio lengths in samples, ascending; each batch is padded to one.
-    max_labels: label padding length; longer transcripts are dropped.
+    max_labels: label padding length, one int or one per bucket (non-decreasing);
+      transcripts longer than the last are dropped. A batch gets the first bucket
+      that holds both its longest audio and its longest transcript.
     sort_window: batches per window sorted by length before cutting.
     seed: shuffling seed.
     frame_step: samples per encoder input frame (10 ms = 160 at 16 kHz), used to
@@ -51,11 +58,25 @@ class PipelineConfig:
 
   batch_size: int
   buckets: tuple = (32_000, 64_000, 96_000, 160_000)
-  max_labels: int = 128
+  max_labels: int | tuple = 128
   sort_window: int = 16
   seed: int = 0
   frame_step: int = 160
   subsampling: int = 1
+
+  def __post_init__(self):
+    labels = self.label_lengths
+    if len(labels) != len(self.buckets):
+      raise ValueError(f"max_labels {self.max_labels} needs one length per bucket {self.buckets}.")
+    if list(self.buckets) != sorted(self.buckets) or list(labels) != sorted(labels):
+      raise ValueError(f"buckets {self.buckets} and max_labels {self.max_labels} must be non-decreasing.")
+
+  @property
+  def label_lengths(self) -> tuple:
+    """Label padding length of each bucket."""
+    if isinstance(self.max_labels, (int, np.integer)):
+      return (int(self.max_labels),) * len(self.buckets)
+    return tuple(int(x) for x in self.max_labels)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,13 +107,13 @@ def usable(index: Index, config: PipelineConfig) -> np.ndarray:
   return (
       (index.num_samples > 0)
       & (index.num_samples <= config.buckets[-1])
-      & (index.num_labels <= config.max_labels)
+      & (index.num_labels <= config.label_lengths[-1])
       & (index.num_labels <= np.maximum(frames, 0))
   )
 
 
 def batch_schedule(index: Index, config: PipelineConfig, epoch: int) -> list[tuple[np.ndarray, int]]:
-  """Epoch ``epoch``'s global batches: ``[(example indices [batch_size], bucket length)]``.
+  """Epoch ``epoch``'s global batches: ``[(example indices [batch_size], bucket index)]``.
 
   Deterministic in ``(index, config, epoch)``; the last partial batch is dropped.
   """
@@ -106,8 +127,9 @@ def batch_schedule(index: Index, config: PipelineConfig, epoch: int) -> list[tup
     chunk = chunk[np.argsort(index.num_samples[chunk], kind="stable")]
     for b in range(0, chunk.size - config.batch_size + 1, config.batch_size):
       ids = chunk[b : b + config.batch_size]
-      longest = index.num_samples[ids].max()
-      bucket = int(next(x for x in config.buckets if x >= longest))
+      longest, most = index.num_samples[ids].max(), index.num_labels[ids].max()
+      bucket = next(i for i, (s, n) in enumerate(zip(config.buckets, config.label_lengths))
+                    if s >= longest and n >= most)
       batches.append((ids, bucket))
   perm = rng.permutation(len(batches))
   return [batches[i] for i in perm]
@@ -198,7 +220,8 @@ class BatchIterator(Iterator[dict]):
     ids, bucket = self._epoch_batches(step // per_epoch)[step % per_epoch]
     per_host = len(ids) // self._host_count
     mine = ids[self._host_index * per_host : (self._host_index + 1) * per_host]
-    batch = pad_batch([self._read(i) for i in mine], self._encode, bucket, self._config.max_labels)
+    batch = pad_batch([self._read(i) for i in mine], self._encode, self._config.buckets[bucket],
+                      self._config.label_lengths[bucket])
     batch["step"] = step
     return batch
 

@@ -25,6 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from asrjax.models import transducer
 from asrjax.nn import causal_conv, causal_se, frame_stack, lstm
 
 
@@ -89,7 +90,13 @@ class ConvRNNTEncoder(nn.Module):
 
   @property
   def lookahead_frames(self) -> int:
+    """Encoder frames a frame's output may depend on beyond itself."""
     return 0
+
+  @property
+  def chunk_multiple(self) -> int:
+    """Streaming chunks must be multiples of this many input frames."""
+    return self.stack
 
   @nn.compact
   def __call__(self, feats: jax.Array, paddings: jax.Array, state: dict):
@@ -114,7 +121,4 @@ class ConvRNNTEncoder(nn.Module):
 
 def build(config, vocab_size: int):
   """The model-registry entry point: a ConvRNN-T `Transducer` from ``config`` (a ConfigDict)."""
-  from asrjax.models import transducer
-
-  encoder = ConvRNNTEncoder(**dict(config.encoder))
-  return transducer.Transducer(encoder, vocab_size=vocab_size, **dict(config.transducer))
+  return transducer.from_config(ConvRNNTEncoder, config, vocab_size)

@@ -5,7 +5,10 @@ interface ``init_state(batch)`` / ``__call__(feats, paddings, state) ->
 (enc, enc_paddings, state)``, an embedding + LSTM prediction network primed with
 blank as start symbol, and an additive joint network
 ``logits = W_out tanh(W_enc enc + W_pred pred)``. Every encoder shares these, the
-loss and the decoders (`decoder_fns`).
+loss and the decoders (`decoder_fns`). Encoders also expose ``lookahead_frames``
+(encoder frames of look-ahead) and ``chunk_multiple`` (streaming chunks must be
+multiples of this many input frames), and each model file's ``build(config,
+vocab_size)`` is `from_config` with its encoder class.
 
 References:
   Graves, "Sequence transduction with recurrent neural networks", 2012.
@@ -93,6 +96,11 @@ class Transducer(nn.Module):
     in_pad = jnp.concatenate([jnp.zeros((b, 1), label_paddings.dtype), label_paddings], axis=1)
     pred, _ = self.predictor(inputs, in_pad, self.predictor.init_state(b))
     return self.joint_net(enc[:, :, None, :], pred[:, None, :, :]), enc_pad
+
+
+def from_config(encoder_cls, config, vocab_size: int) -> Transducer:
+  """``Transducer(encoder_cls(**config.encoder), vocab_size, **config.transducer)``: every model's ``build``."""
+  return Transducer(encoder_cls(**dict(config.encoder)), vocab_size=vocab_size, **dict(config.transducer))
 
 
 def decoder_fns(model: Transducer) -> decoding.TransducerFns:

@@ -65,11 +65,19 @@ def build_model(config, vocab_size: int):
   return importlib.import_module(f"asrjax.models.{config.model.name}").build(config.model, vocab_size)
 
 
+def pipeline_config(config) -> pipeline.PipelineConfig:
+  max_labels = config.data.max_labels
+  return pipeline.PipelineConfig(
+      batch_size=config.data.batch_size, buckets=tuple(config.data.buckets),
+      max_labels=max_labels if isinstance(max_labels, int) else tuple(max_labels), seed=config.train.seed,
+      subsampling=config.model.encoder.stack)
+
+
 def init_fn(model, tx, config, tok):
   """``key -> TrainState`` initialiser, shapes from a dummy batch of the first bucket."""
-  bucket = tuple(config.data.buckets)[0]
-  dummy = pipeline.pad_batch([{"audio": np.zeros(bucket, np.int16), "text": ""}], tok.encode, bucket,
-                             config.data.max_labels)  # shapes only
+  pcfg = pipeline_config(config)
+  dummy = pipeline.pad_batch([{"audio": np.zeros(pcfg.buckets[0], np.int16), "text": ""}], tok.encode,
+                             pcfg.buckets[0], pcfg.label_lengths[0])  # shapes only
   feats, pads = step_lib.featurize(dummy, jax.random.key(0), step_lib.StepConfig(), train=False)
   return lambda key: step_lib.init_state(
       model.init(key, feats, pads, jnp.asarray(dummy["labels"]), jnp.asarray(dummy["label_paddings"])), tx)
@@ -111,9 +119,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   train_split = sources.open_split(config.data.name, "train", config.data.data_dir)
   tok = make_tokenizer(config, train_split, workdir)
   index = pipeline.build_index(train_split, tok.encode)
-  pcfg = pipeline.PipelineConfig(batch_size=config.data.batch_size, buckets=tuple(config.data.buckets),
-                                 max_labels=config.data.max_labels, seed=config.train.seed,
-                                 subsampling=config.model.encoder.stack)
+  pcfg = pipeline_config(config)
   # ---------------------------------------------------------------- mesh, model, optimizer
   mesh = sharding.make_mesh(fsdp=config.train.fsdp)
   model = build_model(config, tok.vocab_size)

@@ -16,7 +16,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       vocab_size=256,  # sentencepiece only
       batch_size=16,  # global batch
       buckets=(32_000, 64_000, 96_000, 160_000),  # audio samples per padded batch
-      max_labels=160,  # label padding; longer transcripts are dropped
+      max_labels=(56, 104, 128, 128),  # label padding per bucket; longer transcripts are dropped
   )
   c.model = dict(
       name="convrnnt",  # module in asrjax.models exporting build(config, vocab_size)
@@ -40,6 +40,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       max_consecutive_nonfinite=20,
   )
   c.eval = dict(splits=("dev", "test"), decoder="greedy", limit=0)
+  if arg == "demo":  # the README main job: bounded CPU training on espeak_speech/small
+    c.model.encoder = dict(stack=4, channels=128, local_layers=2, local_kernel=5, global_blocks=2, global_kernel=5,
+                           lstm_hidden=256, lstm_layers=2, output_dim=256)
+    c.model.transducer = dict(embed_dim=64, predictor_hidden=256, predictor_layers=1, joint_hidden=256)
+    c.optimizer.learning_rate = 1.5e-3
+    c.optimizer.warmup_steps = 200
+    c.train.num_steps = 3000  # the cosine decay's length; the time budget usually stops first
+    c.train.max_train_seconds = 1500
+    c.train.spec_augment = False  # too few epochs for augmentation to pay off
   if arg == "tiny":  # seconds on a laptop: the tiny corpus, a tiny model
     c.data.name = "espeak_speech/tiny"
     c.data.batch_size = 8

@@ -43,6 +43,34 @@ def test_batches_are_padded_to_fixed_buckets_and_match_the_examples():
       assert batch["labels"][row, :k].tolist() == encode(ex["text"])
 
 
+def test_per_bucket_label_lengths_pick_the_first_bucket_holding_audio_and_text():
+  source = make_source()
+  source[11]["audio"] = source[11]["audio"][:9_000]  # short audio, long transcript: needs the largest labels
+  source[11]["text"] = "ab " * 10 + "a"
+  config = P.PipelineConfig(batch_size=8, buckets=(16_000, 32_000, 64_000), max_labels=(16, 24, 40), sort_window=4,
+                            seed=3)
+  it = P.BatchIterator(source, P.build_index(source, encode), encode, config, prefetch=0)
+  by_id = {ex["id"]: ex for ex in source}
+  seen_shapes = set()
+  for _ in range(50):
+    batch = next(it)
+    longest_audio = max(len(by_id[i]["audio"]) for i in batch["ids"])
+    longest_text = max(len(encode(by_id[i]["text"])) for i in batch["ids"])
+    # hand-derived: first k with buckets[k] >= audio and max_labels[k] >= text
+    k = min(k for k in range(3) if config.buckets[k] >= longest_audio and config.max_labels[k] >= longest_text)
+    assert batch["audio"].shape[1] == config.buckets[k] and batch["labels"].shape == (8, config.max_labels[k])
+    if "u11" in batch["ids"]:
+      assert batch["labels"].shape[1] == 40
+    seen_shapes.add(batch["labels"].shape[1])
+  assert len(seen_shapes) >= 2, seen_shapes  # the per-bucket lengths are exercised
+
+
+@pytest.mark.parametrize("buckets,max_labels", [((16_000, 32_000), (10, 20, 30)), ((16_000, 32_000), (20, 10))])
+def test_label_lengths_must_match_the_buckets(buckets, max_labels):
+  with pytest.raises(ValueError, match="max_labels"):
+    P.PipelineConfig(batch_size=8, buckets=buckets, max_labels=max_labels)
+
+
 def test_unusable_examples_are_dropped_and_counted():
   source = make_source()
   it = P.BatchIterator(source, P.build_index(source, encode), encode, CONFIG, prefetch=0)

@@ -22,7 +22,7 @@ import numpy as np
 import optax
 
 from asrjax.data import pipeline, sources, tokenizer as tokenizer_lib
-from asrjax.train import checkpoint as checkpoint_lib, evaluation, sharding, step as step_lib
+from asrjax.train import checkpoint as checkpoint_lib, evaluation, sharding, step as step_lib, summary
 
 
 class TrainingDiverged(RuntimeError):
@@ -51,10 +51,16 @@ def make_tokenizer(config, train_split, workdir: str):
   return tokenizer_lib.SentencePieceTokenizer.train(texts, path, vocab_size=config.data.vocab_size)
 
 
+def make_schedule(config) -> optax.Schedule:
+  """Linear warm-up to ``learning_rate``, cosine decay to ``end_learning_rate`` at ``num_steps``."""
+  o = config.optimizer
+  return optax.warmup_cosine_decay_schedule(
+      0.0, o.learning_rate, o.warmup_steps, max(config.train.num_steps, o.warmup_steps + 1), o.end_learning_rate)
+
+
 def make_optimizer(config) -> optax.GradientTransformation:
   o = config.optimizer
-  schedule = optax.warmup_cosine_decay_schedule(
-      0.0, o.learning_rate, o.warmup_steps, max(config.train.num_steps, o.warmup_steps + 1), o.end_learning_rate)
+  schedule = make_schedule(config)
   tx = optax.chain(optax.clip_by_global_norm(o.clip_norm), optax.adamw(schedule, weight_decay=o.weight_decay))
   if o.grad_accum_steps > 1:
     tx = optax.MultiSteps(tx, o.grad_accum_steps)
@@ -149,6 +155,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
                      in_shardings=(state_sh, batch_sh, sharding.replicated(mesh)),
                      out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=(0,))
   key = jax.random.key(config.train.seed + 1)
+  writer = summary.SummaryWriter(os.path.join(workdir, "tensorboard"), enabled=jax.process_index() == 0)
+  schedule = make_schedule(config)
   start, utts, consecutive_bad = time.time(), 0, 0
   history = []
   while int(state.step) < config.train.num_steps:
@@ -167,8 +175,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
     if step_no % config.train.log_every == 0:
       m = {k: float(v) for k, v in metrics.items()}
       history.append({"step": step_no, **m})
-      logging.info("step %d loss %.3f grad_norm %.2f skipped %d %.1f utt/s", step_no, m["loss"], m["grad_norm"],
-                   int(state.skipped), utts / (time.time() - start))
+      elapsed = time.time() - start
+      writer.scalars(step_no, {"loss": m["loss"], "loss_per_label": m["loss_per_label"], "grad_norm": m["grad_norm"],
+                               "learning_rate": float(schedule(step_no)), "skipped": int(state.skipped),
+                               "utt_per_s": utts / elapsed, "elapsed_s": elapsed}, prefix="train/")
     ckpt.save(int(state.step), state, it.state())
   if ckpt.latest_step() != int(state.step):
     ckpt.save(int(state.step), state, it.state(), force=True)
@@ -183,7 +193,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     ev = evaluation.evaluate(model, params, split, tok, decoder=config.eval.decoder, limit=config.eval.limit)
     results[split_name] = {"wer": ev["wer"], "rtf": ev["rtf"],
                            "per_group": {f: {k: v.wer for k, v in g.items()} for f, g in ev["errors"].items()}}
-    logging.info("%s WER %.2f%% (RTF %.3f)", split_name, 100 * ev["wer"], ev["rtf"])
+    writer.scalars(int(state.step), {f"{split_name}_wer": ev["wer"], f"{split_name}_rtf": ev["rtf"]}, prefix="eval/")
+  writer.close()
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "results.json"), "w") as f:
       json.dump(results, f, indent=1)

@@ -71,3 +71,37 @@ def test_non_finite_step_is_skipped_and_counted():
   assert bool(metrics["finite"]) and int(good.skipped) == 1
   assert any(not np.array_equal(np.asarray(a), np.asarray(b))
              for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(good.params)))
+
+
+def _setup_plain(tx, compute_dtype=jnp.float32):
+  fn, state, batch = _setup()
+  config = step_lib.StepConfig(spec_augment=False, compute_dtype=compute_dtype)
+  fn = functools.partial(step_lib.train_step, model=fn.keywords["model"], tx=tx, config=config)
+  return jax.jit(fn), step_lib.init_state(state.params, tx), batch
+
+
+def test_bf16_compute_keeps_fp32_params_and_tracks_the_fp32_step():
+  fp32_fn, fp32_state, batch = _setup_plain(optax.sgd(1.0))
+  bf16_fn, bf16_state, _ = _setup_plain(optax.sgd(1.0), jnp.bfloat16)
+  a, ma = fp32_fn(fp32_state, batch, jax.random.key(0))
+  b, mb = bf16_fn(bf16_state, batch, jax.random.key(0))
+  assert bool(mb["finite"])
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(b.params))  # master weights stay fp32
+  np.testing.assert_allclose(float(mb["loss"]), float(ma["loss"]), rtol=0.03)  # bf16 has ~3 significant digits
+  ua = np.concatenate([np.ravel(x - y) for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(fp32_state.params))])
+  ub = np.concatenate([np.ravel(x - y) for x, y in zip(jax.tree.leaves(b.params), jax.tree.leaves(bf16_state.params))])
+  cosine = ua @ ub / np.linalg.norm(ua) / np.linalg.norm(ub)
+  assert cosine > 0.97, cosine  # the bf16 gradient points the same way
+
+
+def test_gradient_accumulation_over_two_half_batches_equals_one_full_batch():
+  full_fn, full_state, batch = _setup_plain(optax.adam(1e-2))
+  acc_fn, acc_state, _ = _setup_plain(optax.MultiSteps(optax.adam(1e-2), 2))
+  full, _ = full_fn(full_state, batch, jax.random.key(0))
+  halves = [jax.tree.map(lambda x: x[:4], batch), jax.tree.map(lambda x: x[4:], batch)]
+  acc, _ = acc_fn(acc_state, halves[0], jax.random.key(0))
+  for a, b in zip(jax.tree.leaves(acc.params), jax.tree.leaves(acc_state.params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # no update after the first micro-batch
+  acc, _ = acc_fn(acc, halves[1], jax.random.key(0))
+  for a, b in zip(jax.tree.leaves(acc.params), jax.tree.leaves(full.params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)

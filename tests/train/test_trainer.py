@@ -85,3 +85,5 @@ def test_killed_and_resumed_run_ends_bitwise_equal(tmp_path, data_dir):
   assert step_a == step_b == steps and data_a == data_b
   for a, b in zip(leaves_a, leaves_b):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  events = [f for f in os.listdir(os.path.join(straight, "tensorboard")) if f.startswith("events.out.tfevents")]
+  assert events and os.path.getsize(os.path.join(straight, "tensorboard", events[0])) > 100  # scalars were written

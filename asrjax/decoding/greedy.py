@@ -6,6 +6,11 @@ emitted (and fed to the prediction network) until blank wins or
 as if blank had been chosen. The returned score is the log-probability of that
 single alignment path, blank of every frame included.
 
+The search is resumable: `greedy_start` gives the decoder state before the first
+frame and `greedy_continue` decodes more frames from a state, returning the labels
+emitted and the new state -- what a streaming recogniser calls once per chunk
+(`asrjax.decoding.streaming`). `greedy_search` is the two in one call.
+
 References:
   Graves, "Sequence transduction with recurrent neural networks", 2012, sec. 2.3.
 """
@@ -13,6 +18,7 @@ References:
 from __future__ import annotations
 
 import functools
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,18 +26,31 @@ import jax.numpy as jnp
 from asrjax.decoding import transducer
 
 
+class GreedyState(NamedTuple):
+  """Decoder state between frames: prediction-network output and state, path score ``[B]``."""
+
+  pred_out: jax.Array
+  pred_state: Any
+  score: jax.Array
+
+
+def greedy_start(fns: transducer.TransducerFns, params, batch: int) -> GreedyState:
+  """The state before the first frame (predictor primed with blank)."""
+  pred_out, pred_state = transducer.start_predictor(fns, params, batch)
+  return GreedyState(pred_out, pred_state, jnp.zeros((batch,), jnp.float32))
+
+
 @functools.partial(jax.jit, static_argnames=("fns", "max_symbols_per_frame"))
-def _greedy(fns, params, enc, enc_paddings, max_symbols_per_frame):
+def _greedy_frames(fns, params, enc, enc_paddings, state, max_symbols_per_frame):
   batch, t_max, _ = enc.shape
   max_len = t_max * max_symbols_per_frame
   lengths = transducer.frame_lengths(enc_paddings)
-  pred_out, pred_state = transducer.start_predictor(fns, params, batch)
   carry = dict(
-      pred_out=pred_out,
-      pred_state=pred_state,
+      pred_out=state.pred_out,
+      pred_state=state.pred_state,
       labels=jnp.zeros((batch, max_len), jnp.int32),
       num_labels=jnp.zeros((batch,), jnp.int32),
-      score=jnp.zeros((batch,), jnp.float32),
+      score=state.score,
   )
 
   def frame(carry, xs):
@@ -70,7 +89,28 @@ def _greedy(fns, params, enc, enc_paddings, max_symbols_per_frame):
   pos = jnp.arange(max_len)[None, :]
   label_paddings = (pos >= carry["num_labels"][:, None]).astype(jnp.float32)
   labels = jnp.where(label_paddings == 0, carry["labels"], 0)
-  return transducer.NBest(labels[:, None], label_paddings[:, None], carry["score"][:, None])
+  return labels, label_paddings, GreedyState(carry["pred_out"], carry["pred_state"], carry["score"])
+
+
+def _check(enc, enc_paddings, max_symbols_per_frame):
+  transducer.check_encoder_output(enc, enc_paddings)
+  if max_symbols_per_frame < 1:
+    raise ValueError(f"max_symbols_per_frame must be >= 1; got {max_symbols_per_frame}.")
+
+
+def greedy_continue(fns: transducer.TransducerFns, params, enc: jax.Array, enc_paddings: jax.Array,
+                    state: GreedyState, *, max_symbols_per_frame: int = 4):
+  """Decodes frames ``enc [B, T, D]`` from ``state``.
+
+  Returns:
+    ``(labels [B, T * max_symbols_per_frame], label_paddings, state)``: the labels
+    emitted on these frames (left-aligned) and the state after the last valid frame.
+  """
+  _check(enc, enc_paddings, max_symbols_per_frame)
+  return _greedy_frames(fns, params, enc, enc_paddings, state, int(max_symbols_per_frame))
+
+
+
 
 
 def greedy_search(
@@ -93,7 +133,7 @@ def greedy_search(
   Returns:
     `NBest` with ``N = 1`` and ``L = T * max_symbols_per_frame``.
   """
-  transducer.check_encoder_output(enc, enc_paddings)
-  if max_symbols_per_frame < 1:
-    raise ValueError(f"max_symbols_per_frame must be >= 1; got {max_symbols_per_frame}.")
-  return _greedy(fns, params, enc, enc_paddings, int(max_symbols_per_frame))
+  labels, label_paddings, state = greedy_continue(
+      fns, params, enc, enc_paddings, greedy_start(fns, params, enc.shape[0]),
+      max_symbols_per_frame=max_symbols_per_frame)
+  return transducer.NBest(labels[:, None], label_paddings[:, None], state.score[:, None])

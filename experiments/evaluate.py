@@ -25,10 +25,10 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   del argv
   config = _CONFIG.value
-  model, params, tok = trainer.restore_params(config, _WORKDIR.value)
+  model, params, tok, step_config = trainer.restore_params(config, _WORKDIR.value)
   split = sources.open_split(config.data.name, _SPLIT.value, config.data.data_dir)
   ev = evaluation.evaluate(model, params, split, tok, decoder=_DECODER.value,
-                           decoder_options=json.loads(_OPTIONS.value), limit=_LIMIT.value)
+                           decoder_options=json.loads(_OPTIONS.value), limit=_LIMIT.value, step_config=step_config)
   print(f"{config.data.name} {_SPLIT.value}, {_DECODER.value}: WER {100 * ev['wer']:.2f}%, RTF {ev['rtf']:.3f}")
   for field, counts in ev["errors"].items():
     print(wer.wer_table(counts, field))

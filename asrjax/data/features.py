@@ -1,4 +1,9 @@
-r"""Log-mel filterbank features and per-utterance normalisation, in JAX.
+r"""Log-mel filterbank features and their normalisation (per utterance or global), in JAX.
+
+Normalisation: `normalize` uses each utterance's own mean and variance -- it looks
+at the whole utterance, so it cannot stream. `global_normalize` applies fixed
+training-set statistics (`moments` accumulates them) and treats every frame on its
+own: the streaming choice, as ESPnet's GlobalMVN.
 
 ``log_mel`` turns a padded batch of waveforms into log-mel filterbank energies:
 
@@ -321,3 +326,31 @@ def normalize(
     return centred
   variance = jnp.sum(jnp.square(centred), axis=1, keepdims=True) / count
   return centred * jax.lax.rsqrt(variance + epsilon)
+
+
+def moments(features: jax.Array, paddings: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Sufficient statistics of the valid frames, to accumulate over batches.
+
+  Args:
+    features: ``[B, T, D]``; paddings ``[B, T]``.
+
+  Returns:
+    ``(count [], sum [D], sum of squares [D])`` over valid frames.
+  """
+  mask = (1.0 - paddings.astype(jnp.float32))[..., None]
+  x = jnp.where(mask > 0.0, features.astype(jnp.float32), 0.0)
+  return jnp.sum(mask), jnp.sum(x, axis=(0, 1)), jnp.sum(jnp.square(x), axis=(0, 1))
+
+
+def global_normalize(features: jax.Array, paddings: jax.Array, mean, std) -> jax.Array:
+  """``(x - mean) / std`` frame by frame with fixed ``mean``/``std [D]``; padded frames are zero.
+
+  Causal by construction: a frame's output depends on that frame only.
+  """
+  if features.ndim != 3 or paddings.shape != features.shape[:2]:
+    raise ValueError(f"Expected features [B, T, D] and paddings [B, T], got {features.shape} and {paddings.shape}.")
+  mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
+  if mean.shape != features.shape[-1:] or std.shape != mean.shape:
+    raise ValueError(f"mean/std of shape {mean.shape}/{std.shape} do not match {features.shape[-1]} features.")
+  y = (features.astype(jnp.float32) - mean) / std
+  return jnp.where(paddings[..., None] > 0, 0.0, y)

@@ -20,8 +20,12 @@ def _s(x):
 
 
 def evaluate(model, params, split, tok, *, batch_size: int = 16, buckets=(32_000, 64_000, 96_000, 160_000, 320_000),
-             decoder: str = "greedy", decoder_options=None, limit: int = 0) -> dict:
+             decoder: str = "greedy", decoder_options=None, limit: int = 0,
+             step_config: step_lib.StepConfig | None = None) -> dict:
   """Decodes ``split`` (examples with ``audio``/``text``) and scores it.
+
+  ``step_config`` carries the feature normalisation the model was trained with
+  (default: per-utterance CMVN).
 
   Returns:
     ``{"wer", "errors": {group_field: {value: ErrorCounts}}, "rtf", "hypotheses", "references"}``;
@@ -30,7 +34,8 @@ def evaluate(model, params, split, tok, *, batch_size: int = 16, buckets=(32_000
   fns = transducer.decoder_fns(model)
   decode = decoding.DECODERS[decoder]
   encode_fn = jax.jit(lambda p, f, pad: model.apply(p, f, pad, method=transducer.Transducer.encode)[:2])
-  featurize = jax.jit(lambda b: step_lib.featurize(b, jax.random.key(0), step_lib.StepConfig(), train=False))
+  step_config = step_config or step_lib.StepConfig()
+  featurize = jax.jit(lambda b: step_lib.featurize(b, jax.random.key(0), step_config, train=False))
   n = len(split) if not limit else min(limit, len(split))
   order = sorted(range(n), key=lambda i: len(split[i]["audio"]))
   refs, hyps, meta, audio_seconds, start = {}, {}, {}, 0.0, time.time()

@@ -41,6 +41,11 @@ class StepConfig:
   num_time_masks: int = 5
   max_time_mask_ratio: float = 0.05
   compute_dtype: Any = jnp.float32  # bf16 for mixed precision (params stay fp32)
+  # Feature normalisation: per-utterance CMVN (looks at the whole utterance), or fixed
+  # training-set statistics (streamable); the statistics are tuples so that the config
+  # stays hashable (a static argument of the jitted step).
+  feature_mean: tuple | None = None
+  feature_std: tuple | None = None
 
 
 def init_state(params, tx: optax.GradientTransformation) -> TrainState:
@@ -48,9 +53,15 @@ def init_state(params, tx: optax.GradientTransformation) -> TrainState:
 
 
 def featurize(batch: dict, key: jax.Array, config: StepConfig, train: bool):
-  """int16 audio ``[B, N]`` -> normalised log-mel ``[B, T, 80]`` (+ SpecAugment when training)."""
+  """int16 audio ``[B, N]`` -> normalised log-mel ``[B, T, 80]`` (+ SpecAugment when training).
+
+  Global statistics when ``config.feature_mean`` is set, else per-utterance CMVN.
+  """
   feats, pads = features.log_mel(batch["audio"].astype(jnp.float32) / 32768.0, batch["audio_paddings"])
-  feats = features.normalize(feats, pads)
+  if config.feature_mean is not None:
+    feats = features.global_normalize(feats, pads, config.feature_mean, config.feature_std)
+  else:
+    feats = features.normalize(feats, pads)
   if train and config.spec_augment:
     feats = spec_augment.spec_augment(
         key, feats, pads, num_freq_masks=config.num_freq_masks, max_freq_mask=config.max_freq_mask,

@@ -14,6 +14,7 @@ import importlib
 import json
 import os
 import time
+from typing import Any, NamedTuple
 
 from absl import logging
 import jax
@@ -21,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from asrjax.data import pipeline, sources, tokenizer as tokenizer_lib
+from asrjax.data import features, pipeline, sources, tokenizer as tokenizer_lib
 from asrjax.train import checkpoint as checkpoint_lib, evaluation, sharding, step as step_lib, summary
 
 
@@ -49,6 +50,44 @@ def make_tokenizer(config, train_split, workdir: str):
     return tokenizer_lib.SentencePieceTokenizer.load(path)
   texts = [_s(train_split[i]["text"]) for i in range(len(train_split))]
   return tokenizer_lib.SentencePieceTokenizer.train(texts, path, vocab_size=config.data.vocab_size)
+
+
+def make_feature_stats(config, train_split, workdir: str):
+  """``(mean, std)`` tuples of log-mel features, loaded from ``workdir/feature_stats.json`` or
+  computed over the first ``config.data.stats_utterances`` training utterances; ``None``
+  when ``config.data.normalization == "utterance"`` (per-utterance CMVN, not streamable)."""
+  if config.data.normalization == "utterance":
+    return None
+  if config.data.normalization != "global":
+    raise ValueError(f"data.normalization must be 'global' or 'utterance'; got {config.data.normalization!r}.")
+  path = os.path.join(workdir, "feature_stats.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      stats = json.load(f)
+    return tuple(stats["mean"]), tuple(stats["std"])
+  if train_split is None:
+    raise FileNotFoundError(f"no feature statistics at {path}: is {workdir} a training workdir?")
+  log_mel = jax.jit(lambda a, p: features.log_mel(a.astype(jnp.float32) / 32768.0, p))
+  n = min(config.data.stats_utterances, len(train_split))
+  count, total, squares = 0.0, 0.0, 0.0
+  for start in range(0, n, 16):
+    exs = [train_split[i] for i in range(start, min(start + 16, n))]
+    longest = max(len(e["audio"]) for e in exs)
+    batch = pipeline.pad_batch(exs, lambda t: [], -(-longest // 16_000) * 16_000, 1)  # pad to whole seconds
+    c, s1, s2 = features.moments(*log_mel(batch["audio"], batch["audio_paddings"]))
+    count, total, squares = count + float(c), total + np.asarray(s1, np.float64), squares + np.asarray(s2, np.float64)
+  mean = total / count
+  std = np.sqrt(np.maximum(squares / count - mean**2, 1e-10))
+  if jax.process_index() == 0:
+    with open(path, "w") as f:
+      json.dump({"mean": mean.tolist(), "std": std.tolist(), "utterances": n}, f)
+  return tuple(float(x) for x in mean), tuple(float(x) for x in std)
+
+
+def make_step_config(config, stats) -> step_lib.StepConfig:
+  mean, std = stats if stats is not None else (None, None)
+  return step_lib.StepConfig(fastemit_lambda=config.train.fastemit_lambda, spec_augment=config.train.spec_augment,
+                             compute_dtype=jnp.dtype(config.train.compute_dtype), feature_mean=mean, feature_std=std)
 
 
 def make_schedule(config) -> optax.Schedule:
@@ -89,8 +128,15 @@ def init_fn(model, tx, config, tok):
       model.init(key, feats, pads, jnp.asarray(dummy["labels"]), jnp.asarray(dummy["label_paddings"])), tx)
 
 
-def restore_params(config, workdir: str):
-  """``(model, params, tokenizer)`` from the newest readable checkpoint of ``workdir``.
+class Restored(NamedTuple):
+  model: Any
+  params: Any
+  tokenizer: Any
+  step_config: step_lib.StepConfig  # the feature front end the model was trained with
+
+
+def restore_params(config, workdir: str) -> Restored:
+  """Model, parameters, tokenizer and front end from the newest readable checkpoint of ``workdir``.
 
   Raises:
     FileNotFoundError: no tokenizer or no checkpoint in ``workdir``.
@@ -107,7 +153,7 @@ def restore_params(config, workdir: str):
   restored = ckpt.restore_latest(checkpoint_lib.abstract_like(abstract, sharding.tree_shardings(mesh, abstract)))
   if restored is None:
     raise FileNotFoundError(f"no checkpoint under {ckpt.directory}.")
-  return model, restored[0].params, tok
+  return Restored(model, restored[0].params, tok, make_step_config(config, make_feature_stats(config, None, workdir)))
 
 
 def params_digest(params) -> str:
@@ -124,14 +170,14 @@ def train_and_evaluate(config, workdir: str) -> dict:
   # ---------------------------------------------------------------- data
   train_split = sources.open_split(config.data.name, "train", config.data.data_dir)
   tok = make_tokenizer(config, train_split, workdir)
+  stats = make_feature_stats(config, train_split, workdir)
   index = pipeline.build_index(train_split, tok.encode)
   pcfg = pipeline_config(config)
   # ---------------------------------------------------------------- mesh, model, optimizer
   mesh = sharding.make_mesh(fsdp=config.train.fsdp)
   model = build_model(config, tok.vocab_size)
   tx = make_optimizer(config)
-  step_cfg = step_lib.StepConfig(fastemit_lambda=config.train.fastemit_lambda, spec_augment=config.train.spec_augment,
-                                 compute_dtype=jnp.dtype(config.train.compute_dtype))
+  step_cfg = make_step_config(config, stats)
   init = init_fn(model, tx, config, tok)
   abstract = jax.eval_shape(init, jax.random.key(config.train.seed))
   state_sh = sharding.tree_shardings(mesh, abstract)
@@ -190,7 +236,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
              "history": history, "params_digest": params_digest(params)}
   for split_name in config.eval.splits:
     split = sources.open_split(config.data.name, split_name, config.data.data_dir)
-    ev = evaluation.evaluate(model, params, split, tok, decoder=config.eval.decoder, limit=config.eval.limit)
+    ev = evaluation.evaluate(model, params, split, tok, decoder=config.eval.decoder, limit=config.eval.limit,
+                             step_config=step_cfg)
     results[split_name] = {"wer": ev["wer"], "rtf": ev["rtf"],
                            "per_group": {f: {k: v.wer for k, v in g.items()} for f, g in ev["errors"].items()}}
     writer.scalars(int(state.step), {f"{split_name}_wer": ev["wer"], f"{split_name}_rtf": ev["rtf"]}, prefix="eval/")

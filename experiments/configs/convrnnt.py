@@ -16,6 +16,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       vocab_size=256,  # sentencepiece only
       batch_size=16,  # global batch
       buckets=(32_000, 64_000, 96_000, 160_000),  # audio samples per padded batch
+      normalization="global",  # "global": training-set log-mel statistics (streamable) | "utterance": CMVN
+      stats_utterances=500,  # training utterances the global statistics are computed from
       max_labels=(56, 104, 128, 128),  # label padding per bucket; longer transcripts are dropped
   )
   c.model = dict(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import librosa
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.signal
@@ -201,3 +202,24 @@ def test_normalize_matches_numpy_and_is_padding_invariant():
   assert np.all(out[2, 0] == 0.0)
   cmn = np.asarray(features.normalize(x, pads, scale_variance=False))
   np.testing.assert_allclose(cmn[0], x[0] - x[0].mean(axis=0), rtol=1e-5, atol=1e-5)
+
+
+def test_global_statistics_from_batched_moments_match_numpy():
+  rng = np.random.default_rng(7)
+  x = rng.normal(3.0, 2.0, size=(3, 20, 4)).astype(np.float32)
+  pads = (np.arange(20)[None] >= np.array([[20], [12], [5]])).astype(np.float32)
+  x[pads > 0] = 1e6  # garbage in padding must not count
+  parts = [features.moments(jnp.asarray(x[i:i + 1]), jnp.asarray(pads[i:i + 1])) for i in range(3)]
+  count = sum(float(p[0]) for p in parts)
+  total = sum(np.asarray(p[1], np.float64) for p in parts)
+  squares = sum(np.asarray(p[2], np.float64) for p in parts)
+  valid = x[pads == 0].astype(np.float64)  # [37, 4]
+  assert count == 37
+  np.testing.assert_allclose(total / count, valid.mean(0), rtol=1e-5)
+  np.testing.assert_allclose(squares / count - (total / count) ** 2, valid.var(0), rtol=1e-4)
+  mean, std = valid.mean(0), valid.std(0)
+  y = np.asarray(features.global_normalize(jnp.asarray(x), jnp.asarray(pads), mean, std))
+  np.testing.assert_allclose(y[pads == 0], (valid - mean) / std, rtol=1e-5, atol=1e-5)
+  assert not y[pads > 0].any()
+  with pytest.raises(ValueError, match="do not match"):
+    features.global_normalize(jnp.asarray(x), jnp.asarray(pads), mean[:3], std[:3])

@@ -1,0 +1,75 @@
+r"""Settings shared by every transducer config: data, optimizer, training loop, evaluation.
+
+Each model config (``convrnnt.py``, ``lstm_rnnt.py``, ``conformer.py``,
+``contextnet.py``) calls `get_base` and adds ``model``; the sizes of the four are
+matched at about 1.4 M encoder parameters. Variants, chosen with ``:<name>`` after
+the config path:
+
+* (none)  -- ``espeak_speech/small``, 20k steps.
+* ``demo`` -- the README main job: bounded CPU training (25 min) on ``small``.
+* ``full`` -- ``espeak_speech/full`` with SpecAugment, for a GPU.
+* ``tiny`` -- the tiny corpus and a tiny model: seconds, for smoke tests.
+"""
+
+import ml_collections
+
+VARIANTS = ("", "demo", "full", "tiny")
+
+# prediction + joint networks, shared by every encoder
+TRANSDUCER = dict(embed_dim=64, predictor_hidden=256, predictor_layers=1, joint_hidden=256)
+TINY_TRANSDUCER = dict(embed_dim=16, predictor_hidden=32, predictor_layers=1, joint_hidden=32)
+
+
+def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
+  arg = arg or ""
+  if arg not in VARIANTS:
+    raise ValueError(f"unknown config variant {arg!r}; choose one of {VARIANTS}.")
+  c = ml_collections.ConfigDict()
+  c.data = dict(
+      name="espeak_speech/small",  # TFDS dataset/config
+      data_dir="data/tfds",  # where experiments/build_corpus.py put it
+      tokenizer="char",  # "char" | "sentencepiece"
+      vocab_size=256,  # sentencepiece only
+      normalization="global",  # "global": training-set log-mel statistics (streamable) | "utterance": CMVN
+      stats_utterances=500,  # training utterances the global statistics are computed from
+      batch_size=16,  # global batch
+      buckets=(32_000, 64_000, 96_000, 160_000),  # audio samples per padded batch
+      max_labels=(56, 104, 128, 128),  # label padding per bucket; longer transcripts are dropped
+  )
+  c.model = ml_collections.ConfigDict()  # set by the model config
+  c.optimizer = dict(learning_rate=1.5e-3, end_learning_rate=1e-5, warmup_steps=500, weight_decay=1e-4,
+                     clip_norm=5.0, grad_accum_steps=1)  # effective batch = batch_size * grad_accum_steps
+  c.train = dict(
+      num_steps=20_000,  # also the length of the cosine decay
+      max_train_seconds=0,  # wall-clock budget, 0 = none
+      seed=0,
+      fsdp=1,  # devices per FSDP group (parameters sharded across them)
+      compute_dtype="float32",  # "bfloat16" for mixed precision
+      fastemit_lambda=0.0,
+      spec_augment=True,
+      log_every=50,
+      checkpoint_every=500,
+      keep_checkpoints=3,
+      max_consecutive_nonfinite=20,
+  )
+  c.eval = dict(splits=("dev", "test"), decoder="greedy", limit=0)
+  if arg == "demo":
+    c.optimizer.warmup_steps = 200
+    c.train.num_steps = 3000  # the cosine decay's length; the time budget usually stops first
+    c.train.max_train_seconds = 1500
+    c.train.spec_augment = False  # too few epochs for augmentation to pay off
+    c.eval.splits = ("test",)
+  if arg == "full":
+    c.data.name = "espeak_speech/full"
+    c.data.batch_size = 64
+    c.train.num_steps = 30_000
+  if arg == "tiny":
+    c.data.name = "espeak_speech/tiny"
+    c.data.batch_size = 8
+    c.data.stats_utterances = 16
+    c.optimizer.warmup_steps = 2
+    c.train.num_steps = 6
+    c.train.log_every = 1
+    c.train.checkpoint_every = 3
+    c.eval.limit = 4
+  return c

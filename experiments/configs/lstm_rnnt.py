@@ -1,0 +1,21 @@
+r"""Vanilla LSTM RNN-T baseline, encoder size matched to ConvRNN-T.
+
+  python experiments/train.py --config=experiments/configs/lstm_rnnt.py --workdir=workdirs/lstm_rnnt
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+
+def get_config(arg: str | None = None):
+  c = common.get_base(arg)
+  c.model.name = "lstm_rnnt"
+  c.model.encoder = dict(stack=4, lstm_hidden=280, lstm_layers=2, output_dim=256)
+  c.model.transducer = dict(common.TRANSDUCER)
+  if arg == "tiny":
+    c.model.encoder = dict(stack=3, lstm_hidden=32, lstm_layers=1, output_dim=32)
+    c.model.transducer = dict(common.TINY_TRANSDUCER)
+  return c

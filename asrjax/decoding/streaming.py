@@ -34,6 +34,9 @@ class StreamingRecognizer:
     self._fns = transducer.decoder_fns(model)
     self._max_symbols = max_symbols_per_frame
     self._encode = jax.jit(lambda p, f, pad, s: model.apply(p, f, pad, s, method=transducer.Transducer.encode))
+    # Fresh states come out of a jitted function, like the states `accept` returns, so
+    # the second chunk of an utterance does not recompile for a different input type.
+    self._start = jax.jit(lambda p: (model.encoder.init_state(batch), greedy.greedy_start(self._fns, p, batch)))
     self.reset()
 
   @property
@@ -42,8 +45,7 @@ class StreamingRecognizer:
 
   def reset(self) -> None:
     """Starts new utterances."""
-    self._enc_state = self._model.encoder.init_state(self._batch)
-    self._dec_state = greedy.greedy_start(self._fns, self._params, self._batch)
+    self._enc_state, self._dec_state = self._start(self._params)
     self.labels: list[list[int]] = [[] for _ in range(self._batch)]
 
   def accept(self, feats: jax.Array, paddings: jax.Array) -> list[list[int]]:

@@ -26,6 +26,8 @@ _SPLIT = flags.DEFINE_string("split", "test", "Split to decode.")
 _LIMIT = flags.DEFINE_integer("limit", 0, "Decode only the first N utterances (0 = all).")
 _WORKERS = flags.DEFINE_integer("workers", os.cpu_count() or 1, "Decoder processes.")
 _WORKDIR = flags.DEFINE_string("workdir", "workdirs/pocketsphinx", "Output directory.")
+_LMS = flags.DEFINE_list("lms", ["default_lm", "train_text_lm"],
+                         "Language models: pocketsphinx's en-US LM and/or a trigram LM of the training text.")
 
 _recognizers: dict = {}
 
@@ -56,7 +58,10 @@ def main(argv):
   examples = [split[i] for i in range(n)]
   refs = [_s(e["text"]) for e in examples]
   accents = [_s(e["accent"]) for e in examples]
-  lm_paths = {"default_lm": None, "train_text_lm": lm_path}
+  unknown = set(_LMS.value) - {"default_lm", "train_text_lm"}
+  if unknown:
+    raise app.UsageError(f"unknown --lms {sorted(unknown)}; choose from default_lm, train_text_lm.")
+  lm_paths = {k: v for k, v in {"default_lm": None, "train_text_lm": lm_path}.items() if k in _LMS.value}
   results = {}
   ctx = multiprocessing.get_context("spawn")
   with ctx.Pool(_WORKERS.value, initializer=_init, initargs=(lm_paths,)) as pool:

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -204,11 +205,17 @@ def train_and_evaluate(config, workdir: str) -> dict:
   writer = summary.SummaryWriter(os.path.join(workdir, "tensorboard"), enabled=jax.process_index() == 0)
   schedule = make_schedule(config)
   start, utts, consecutive_bad = time.time(), 0, 0
+  prior_seconds = float(data_state.get("train_seconds", 0.0))  # the time budget spans restarts
+  train_seconds = lambda: prior_seconds + time.time() - start
   history = []
   while int(state.step) < config.train.num_steps:
-    if config.train.max_train_seconds and time.time() - start > config.train.max_train_seconds:
-      logging.info("time budget reached at step %d", int(state.step))
-      break
+    if config.train.max_train_seconds:
+      over = train_seconds() > config.train.max_train_seconds
+      if jax.process_count() > 1:  # every host must stop at the same step
+        over = bool(multihost_utils.broadcast_one_to_all(np.asarray(over)))
+      if over:
+        logging.info("time budget reached at step %d", int(state.step))
+        break
     host_batch = next(it)
     arrays = {k: host_batch[k] for k in ("audio", "audio_paddings", "labels", "label_paddings")}
     batch = jax.tree.map(lambda x: jax.make_array_from_process_local_data(batch_sh, x), arrays)
@@ -225,20 +232,20 @@ def train_and_evaluate(config, workdir: str) -> dict:
       writer.scalars(step_no, {"loss": m["loss"], "loss_per_label": m["loss_per_label"], "grad_norm": m["grad_norm"],
                                "learning_rate": float(schedule(step_no)), "skipped": int(state.skipped),
                                "utt_per_s": utts / elapsed, "elapsed_s": elapsed}, prefix="train/")
-    ckpt.save(int(state.step), state, it.state())
+    ckpt.save(int(state.step), state, {**it.state(), "train_seconds": train_seconds()})
   if ckpt.latest_step() != int(state.step):
-    ckpt.save(int(state.step), state, it.state(), force=True)
+    ckpt.save(int(state.step), state, {**it.state(), "train_seconds": train_seconds()}, force=True)
   ckpt.close()
   it.close()
   # ---------------------------------------------------------------- evaluation
   params = jax.device_get(state.params)
-  results = {"train_seconds": time.time() - start, "steps": int(state.step), "skipped": int(state.skipped),
+  results = {"train_seconds": train_seconds(), "steps": int(state.step), "skipped": int(state.skipped),
              "history": history, "params_digest": params_digest(params)}
   for split_name in config.eval.splits:
     split = sources.open_split(config.data.name, split_name, config.data.data_dir)
     ev = evaluation.evaluate(model, params, split, tok, decoder=config.eval.decoder, limit=config.eval.limit,
                              step_config=step_cfg)
-    results[split_name] = {"wer": ev["wer"], "rtf": ev["rtf"],
+    results[split_name] = {"wer": ev["wer"], "rtf": ev["rtf"], "utterances": len(ev["references"]),
                            "per_group": {f: {k: v.wer for k, v in g.items()} for f, g in ev["errors"].items()}}
     writer.scalars(int(state.step), {f"{split_name}_wer": ev["wer"], f"{split_name}_rtf": ev["rtf"]}, prefix="eval/")
   writer.close()

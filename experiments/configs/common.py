@@ -16,7 +16,7 @@ import ml_collections
 VARIANTS = ("", "demo", "full", "tiny")
 
 # prediction + joint networks, shared by every encoder
-TRANSDUCER = dict(embed_dim=64, predictor_hidden=256, predictor_layers=1, joint_hidden=256)
+TRANSDUCER = dict(embed_dim=64, predictor_hidden=256, predictor_layers=1, joint_hidden=128)
 TINY_TRANSDUCER = dict(embed_dim=16, predictor_hidden=32, predictor_layers=1, joint_hidden=32)
 
 
@@ -55,7 +55,7 @@ def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval = dict(splits=("dev", "test"), decoder="greedy", limit=0)
   if arg == "demo":
     c.optimizer.warmup_steps = 200
-    c.train.num_steps = 3000  # the cosine decay's length; the time budget usually stops first
+    c.train.num_steps = 4000  # the cosine decay's length; the time budget usually stops first
     c.train.max_train_seconds = 1500
     c.train.spec_augment = False  # too few epochs for augmentation to pay off
     c.eval.splits = ("test",)

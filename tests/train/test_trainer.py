@@ -22,7 +22,7 @@ def _train_cmd(workdir, data_dir, steps):
   return [sys.executable, os.path.join(ROOT, "experiments/train.py"),
           "--config=" + os.path.join(ROOT, "experiments/configs/convrnnt.py") + ":tiny",
           f"--workdir={workdir}", f"--config.data.data_dir={data_dir}", f"--config.train.num_steps={steps}",
-          "--config.data.buckets=(160000,)", "--config.train.checkpoint_every=2", "--config.eval.splits=()"]
+          "--config.data.buckets=(160000,)", "--config.data.max_labels=(128,)", "--config.train.checkpoint_every=2", "--config.eval.splits=()"]
 
 
 def _final_params(workdir):

@@ -5,6 +5,7 @@ r"""Evaluates a trained transducer with any decoder: WER overall and per metadat
 """
 
 import json
+import os
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -32,6 +33,12 @@ def main(argv):
   print(f"{config.data.name} {_SPLIT.value}, {_DECODER.value}: WER {100 * ev['wer']:.2f}%, RTF {ev['rtf']:.3f}")
   for field, counts in ev["errors"].items():
     print(wer.wer_table(counts, field))
+  out = os.path.join(_WORKDIR.value, f"eval_{_SPLIT.value}_{_DECODER.value}.json")
+  with open(out, "w") as f:
+    json.dump({"wer": ev["wer"], "rtf": ev["rtf"], "utterances": len(ev["references"]),
+               "per_group": {g: {k: v.wer for k, v in c.items()} for g, c in ev["errors"].items()},
+               "references": ev["references"], "hypotheses": ev["hypotheses"]}, f, indent=1)
+  print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from asrjax.models import transducer
+from asrjax.models import streaming_encoder, transducer
 from asrjax.nn import causal_conv, causal_se, frame_stack
 
 
@@ -46,7 +46,7 @@ class _Block(nn.Module):
     return jnp.where(paddings[..., None] > 0, 0.0, x + h), {"conv": conv_states, "se": se_state}
 
 
-class ContextNetEncoder(nn.Module):
+class ContextNetEncoder(streaming_encoder.ZeroLookahead, nn.Module):
   """``[B, T, F]`` log-mel -> ``[B, T // stack, output_dim]``.
 
   Attributes:
@@ -62,16 +62,6 @@ class ContextNetEncoder(nn.Module):
   layers_per_block: int = 3
   kernel_size: int = 5
   output_dim: int = 256
-
-  @property
-  def lookahead_frames(self) -> int:
-    """Encoder frames a frame's output may depend on beyond itself."""
-    return 0
-
-  @property
-  def chunk_multiple(self) -> int:
-    """Streaming chunks must be multiples of this many input frames."""
-    return self.stack
 
   def init_state(self, batch: int) -> list:
     return [{"conv": [causal_conv.zero_state(batch, self.kernel_size, self.channels)

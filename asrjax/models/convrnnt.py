@@ -25,7 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from asrjax.models import transducer
+from asrjax.models import streaming_encoder, transducer
 from asrjax.nn import causal_conv, causal_se, frame_stack, lstm
 
 
@@ -54,7 +54,7 @@ class _ConvBlock(nn.Module):
     return jnp.where(paddings[..., None] > 0, 0.0, y), new_state
 
 
-class ConvRNNTEncoder(nn.Module):
+class ConvRNNTEncoder(streaming_encoder.ZeroLookahead, nn.Module):
   """``[B, T, F]`` log-mel -> ``[B, T // stack, output_dim]`` encoder output.
 
   Attributes:
@@ -87,16 +87,6 @@ class ConvRNNTEncoder(nn.Module):
     local = [_ConvBlock.zero_state(batch, self.channels, self.local_kernel, False) for _ in range(self.local_layers)]
     glob = [_ConvBlock.zero_state(batch, self.channels, self.global_kernel, True) for _ in range(self.global_blocks)]
     return {"local": local, "global": glob, "lstm": lstm.zero_state(batch, self.lstm_hidden, self.lstm_layers)}
-
-  @property
-  def lookahead_frames(self) -> int:
-    """Encoder frames a frame's output may depend on beyond itself."""
-    return 0
-
-  @property
-  def chunk_multiple(self) -> int:
-    """Streaming chunks must be multiples of this many input frames."""
-    return self.stack
 
   @nn.compact
   def __call__(self, feats: jax.Array, paddings: jax.Array, state: dict):

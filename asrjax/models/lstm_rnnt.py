@@ -15,11 +15,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from asrjax.models import transducer
+from asrjax.models import streaming_encoder, transducer
 from asrjax.nn import frame_stack, lstm
 
 
-class LSTMEncoder(nn.Module):
+class LSTMEncoder(streaming_encoder.ZeroLookahead, nn.Module):
   """``[B, T, F]`` log-mel -> ``[B, T // stack, output_dim]``.
 
   Attributes:
@@ -32,16 +32,6 @@ class LSTMEncoder(nn.Module):
   lstm_hidden: int = 320
   lstm_layers: int = 3
   output_dim: int = 256
-
-  @property
-  def lookahead_frames(self) -> int:
-    """Encoder frames a frame's output may depend on beyond itself."""
-    return 0
-
-  @property
-  def chunk_multiple(self) -> int:
-    """Streaming chunks must be multiples of this many input frames."""
-    return self.stack
 
   def init_state(self, batch: int) -> list:
     return lstm.zero_state(batch, self.lstm_hidden, self.lstm_layers)

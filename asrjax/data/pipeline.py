@@ -17,7 +17,8 @@ features and SpecAugment run on the accelerator inside the jitted train step
 
 Examples that cannot be trained on are dropped and counted, never passed on:
 empty audio, audio longer than the largest bucket, transcripts with more tokens
-than ``max_labels``, and transcripts needing more labels than frames.
+than ``max_labels``, and transcripts needing more than ``labels_per_frame`` labels per
+encoder frame.
 
 Labels are padded per bucket too (``max_labels`` may be one length per bucket): the
 joint network's ``[B, T, U, H]`` activations are the largest tensor of transducer
@@ -51,9 +52,10 @@ class PipelineConfig:
       that holds both its longest audio and its longest transcript.
     sort_window: batches per window sorted by length before cutting.
     seed: shuffling seed.
-    frame_step: samples per encoder input frame (10 ms = 160 at 16 kHz), used to
-      drop transcripts that need more labels than frames.
-    subsampling: encoder time reduction; the label limit is ``frames // subsampling``.
+    frame_step: samples per encoder input frame (10 ms = 160 at 16 kHz).
+    subsampling: encoder time reduction (input frames per encoder frame).
+    labels_per_frame: transcripts needing more labels per encoder frame are dropped
+      (1 for CTC; a transducer may emit several labels in one frame).
   """
 
   batch_size: int
@@ -63,6 +65,7 @@ class PipelineConfig:
   seed: int = 0
   frame_step: int = 160
   subsampling: int = 1
+  labels_per_frame: int = 1
 
   def __post_init__(self):
     labels = self.label_lengths
@@ -108,7 +111,7 @@ def usable(index: Index, config: PipelineConfig) -> np.ndarray:
       (index.num_samples > 0)
       & (index.num_samples <= config.buckets[-1])
       & (index.num_labels <= config.label_lengths[-1])
-      & (index.num_labels <= np.maximum(frames, 0))
+      & (index.num_labels <= np.maximum(frames, 0) * config.labels_per_frame)
   )
 
 

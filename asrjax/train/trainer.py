@@ -116,7 +116,7 @@ def pipeline_config(config) -> pipeline.PipelineConfig:
   return pipeline.PipelineConfig(
       batch_size=config.data.batch_size, buckets=tuple(config.data.buckets),
       max_labels=max_labels if isinstance(max_labels, int) else tuple(max_labels), seed=config.train.seed,
-      subsampling=config.model.encoder.stack)
+      subsampling=config.model.encoder.stack, labels_per_frame=config.data.labels_per_frame)
 
 
 def init_fn(model, tx, config, tok):

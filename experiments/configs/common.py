@@ -35,6 +35,7 @@ def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
       batch_size=16,  # global batch
       buckets=(32_000, 64_000, 96_000, 160_000),  # audio samples per padded batch
       max_labels=(56, 104, 128, 128),  # label padding per bucket; longer transcripts are dropped
+      labels_per_frame=2,  # transcripts needing more labels per encoder frame are dropped
   )
   c.model = ml_collections.ConfigDict()  # set by the model config
   c.optimizer = dict(learning_rate=1.5e-3, end_learning_rate=1e-5, warmup_steps=500, weight_decay=1e-4,

@@ -79,6 +79,16 @@ def test_unusable_examples_are_dropped_and_counted():
   assert not seen & {"u3", "u5", "u7"}
 
 
+@pytest.mark.parametrize("labels_per_frame", [1, 2, 3])
+def test_transcripts_are_dropped_only_past_labels_per_encoder_frame(labels_per_frame):
+  # 16_000 samples = 100 input frames = 12 encoder frames at subsampling 8 (12.5, floored)
+  source = [{"id": f"n{n}", "audio": np.ones(16_000, np.int16), "text": "a" * n} for n in range(1, 41)]
+  config = P.PipelineConfig(batch_size=1, buckets=(16_000,), max_labels=40, subsampling=8,
+                            labels_per_frame=labels_per_frame)
+  keep = P.usable(P.build_index(source, encode), config)
+  assert keep.tolist() == [n <= 12 * labels_per_frame for n in range(1, 41)]
+
+
 def test_each_epoch_uses_every_usable_example_once():
   source = make_source()
   index = P.build_index(source, encode)

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from asrjax.data import features, spec_augment
+from asrjax.data import features, spec_augment, vtlp
 from asrjax.losses import rnnt_loss
 
 
@@ -40,6 +40,7 @@ class StepConfig:
   max_freq_mask: int = 27
   num_time_masks: int = 5
   max_time_mask_ratio: float = 0.05
+  vtlp_max_warp: float = 0.0  # VTLP warp factor range 1 +- this (0 = off)
   compute_dtype: Any = jnp.float32  # bf16 for mixed precision (params stay fp32)
   # Feature normalisation: per-utterance CMVN (looks at the whole utterance), or fixed
   # training-set statistics (streamable); the statistics are tuples so that the config
@@ -53,11 +54,14 @@ def init_state(params, tx: optax.GradientTransformation) -> TrainState:
 
 
 def featurize(batch: dict, key: jax.Array, config: StepConfig, train: bool):
-  """int16 audio ``[B, N]`` -> normalised log-mel ``[B, T, 80]`` (+ SpecAugment when training).
+  """int16 audio ``[B, N]`` -> normalised log-mel ``[B, T, 80]`` (+ VTLP and SpecAugment when training).
 
   Global statistics when ``config.feature_mean`` is set, else per-utterance CMVN.
   """
   feats, pads = features.log_mel(batch["audio"].astype(jnp.float32) / 32768.0, batch["audio_paddings"])
+  vtlp_key, key = jax.random.split(key)
+  if train and config.vtlp_max_warp > 0:
+    feats = vtlp.warp(vtlp_key, feats, pads, max_warp=config.vtlp_max_warp)
   if config.feature_mean is not None:
     feats = features.global_normalize(feats, pads, config.feature_mean, config.feature_std)
   else:

@@ -88,6 +88,7 @@ def make_feature_stats(config, train_split, workdir: str):
 def make_step_config(config, stats) -> step_lib.StepConfig:
   mean, std = stats if stats is not None else (None, None)
   return step_lib.StepConfig(fastemit_lambda=config.train.fastemit_lambda, spec_augment=config.train.spec_augment,
+                             vtlp_max_warp=config.train.vtlp_max_warp,
                              compute_dtype=jnp.dtype(config.train.compute_dtype), feature_mean=mean, feature_std=std)
 
 

@@ -105,3 +105,16 @@ def test_gradient_accumulation_over_two_half_batches_equals_one_full_batch():
   acc, _ = acc_fn(acc, halves[1], jax.random.key(0))
   for a, b in zip(jax.tree.leaves(acc.params), jax.tree.leaves(full.params)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+
+
+def test_vtlp_warps_training_features_only():
+  _, _, batch = _setup()
+  batch = jax.tree.map(jnp.asarray, batch)
+  plain = step_lib.StepConfig(spec_augment=False)
+  warped = step_lib.StepConfig(spec_augment=False, vtlp_max_warp=0.1)
+  base, pads = step_lib.featurize(batch, jax.random.key(0), plain, train=True)
+  eval_feats, _ = step_lib.featurize(batch, jax.random.key(0), warped, train=False)
+  train_feats, _ = step_lib.featurize(batch, jax.random.key(0), warped, train=True)
+  np.testing.assert_array_equal(np.asarray(eval_feats), np.asarray(base))
+  valid = np.asarray(pads) == 0
+  assert np.abs(np.asarray(train_feats) - np.asarray(base))[valid].mean() > 0.05

@@ -10,8 +10,8 @@ LSTM stack produces the encoder output. Look-ahead is zero frames.
 
 Streaming: ``init_state(batch)`` and ``__call__(feats, paddings, state)`` with the
 state carried between chunks (chunk lengths must be multiples of ``stack``); the
-outputs match whole-utterance processing (depthwise paths bit-identical, dense
-convolutions and projections to ~1 ulp; see `asrjax.nn.causal_conv`).
+outputs match whole-utterance processing (LSTM and depthwise paths bit-identical,
+dense convolutions to ~1 ulp; see `asrjax.nn.causal_conv`).
 
 References:
   Radfar, Barnwal, Swaminathan, Peng, Mouchtaris, Liu, "ConvRNN-T: Convolutional

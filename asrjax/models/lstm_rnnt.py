@@ -2,9 +2,8 @@
 
 The baseline of ConvRNN-T's comparison (He et al., 2019): no convolution, no
 look-ahead. Streaming carries the LSTM state (`asrjax.nn.lstm`); chunked and
-whole-utterance outputs agree to ~1 ulp on CPU in fp32 (the projections, including
-each LSTM layer's hoisted input projection, are GEMMs whose kernel XLA:CPU picks by row
-count; see `asrjax.nn.causal_conv`). The recurrence itself is frame by frame.
+whole-utterance outputs are bit-identical on CPU in fp32 apart from the input and
+output projections (~1 ulp, see `asrjax.nn.causal_conv` on GEMM row counts).
 
 References:
   He et al., "Streaming end-to-end speech recognition for mobile devices", ICASSP 2019.

@@ -18,8 +18,7 @@ def _numpy_lstm(params, x, valid, state):
   new_state = []
   for i, (c, h) in enumerate(state):
     p = params[f"layer_{i}"]
-    w_x, bias, w_h = (np.asarray(p["input"]["kernel"], np.float64), np.asarray(p["input"]["bias"], np.float64),
-                      np.asarray(p["recurrent"], np.float64))
+    w_x, bias, w_h = (np.asarray(p[k], np.float64) for k in ("kernel_x", "bias", "kernel_h"))
     c, h = np.array(c, np.float64), np.array(h, np.float64)
     hidden = h.shape[1]
     out = np.zeros((b, t, hidden))
@@ -58,5 +57,5 @@ def test_matches_numpy_equations_with_padding_and_initial_state():
 def test_forget_gate_bias_starts_at_one():
   module = lstm.StackedLSTM(3, 1)
   params = module.init(jax.random.key(0), jnp.zeros((1, 2, 4)), jnp.zeros((1, 2)), module.init_state(1))
-  np.testing.assert_array_equal(np.asarray(params["params"]["layer_0"]["input"]["bias"]),
+  np.testing.assert_array_equal(np.asarray(params["params"]["layer_0"]["bias"]),
                                 [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0])

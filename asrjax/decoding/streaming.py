@@ -36,7 +36,7 @@ class StreamingRecognizer:
     self._encode = jax.jit(lambda p, f, pad, s: model.apply(p, f, pad, s, method=transducer.Transducer.encode))
     # Fresh states come out of a jitted function, like the states `accept` returns, so
     # the second chunk of an utterance does not recompile for a different input type.
-    self._start = jax.jit(lambda p: (model.encoder.init_state(batch), greedy.greedy_start(self._fns, p, batch)))
+    self._start = jax.jit(lambda p: (model.init_encode_state(batch), greedy.greedy_start(self._fns, p, batch)))
     self.reset()
 
   @property

@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from asrjax.decoding import transducer as decoding
-from asrjax.nn import lstm
+from asrjax.nn import causal_cmvn, lstm
 
 
 class Predictor(nn.Module):
@@ -59,6 +59,10 @@ class Transducer(nn.Module):
   Attributes:
     encoder: a streaming encoder module.
     vocab_size: output symbols including blank (id ``blank_id``).
+    causal_cmvn_frames: if > 0, the input features are first normalised per utterance
+      with causal running statistics and a prior of this many frames
+      (`asrjax.nn.causal_cmvn`); 0 = off.
+    num_features: input feature size (for the causal CMVN state).
   """
 
   encoder: nn.Module
@@ -68,16 +72,29 @@ class Transducer(nn.Module):
   predictor_hidden: int = 256
   predictor_layers: int = 1
   joint_hidden: int = 256
+  causal_cmvn_frames: float = 0.0
+  num_features: int = 80
 
   def setup(self):
     self.predictor = Predictor(self.vocab_size, self.embed_dim, self.predictor_hidden, self.predictor_layers)
     self.joint_net = Joint(self.vocab_size, self.joint_hidden)
 
+  def init_encode_state(self, batch: int) -> dict:
+    """The state `encode` carries between chunks, before the first chunk."""
+    state = {"encoder": self.encoder.init_state(batch)}
+    if self.causal_cmvn_frames > 0:
+      state["cmvn"] = causal_cmvn.init_state(batch, self.num_features, self.causal_cmvn_frames)
+    return state
+
   def encode(self, feats, paddings, state=None):
     """``[B, T, F] -> (enc [B, T', D], enc_paddings, state)``; ``state=None`` starts fresh."""
     if state is None:
-      state = self.encoder.init_state(feats.shape[0])
-    return self.encoder(feats, paddings, state)
+      state = self.init_encode_state(feats.shape[0])
+    new_state = {}
+    if self.causal_cmvn_frames > 0:
+      feats, new_state["cmvn"] = causal_cmvn.causal_cmvn(feats, paddings, state["cmvn"])
+    enc, enc_pad, new_state["encoder"] = self.encoder(feats, paddings, state["encoder"])
+    return enc, enc_pad, new_state
 
   def predict(self, labels, paddings, state):
     return self.predictor(labels, paddings, state)

@@ -87,7 +87,10 @@ def make_feature_stats(config, train_split, workdir: str):
 
 def make_step_config(config, stats) -> step_lib.StepConfig:
   mean, std = stats if stats is not None else (None, None)
+  sa = config.train.spec_augment_options
   return step_lib.StepConfig(fastemit_lambda=config.train.fastemit_lambda, spec_augment=config.train.spec_augment,
+                             num_freq_masks=sa.num_freq_masks, max_freq_mask=sa.max_freq_mask,
+                             num_time_masks=sa.num_time_masks, max_time_mask_ratio=sa.max_time_mask_ratio,
                              vtlp_max_warp=config.train.vtlp_max_warp,
                              compute_dtype=jnp.dtype(config.train.compute_dtype), feature_mean=mean, feature_std=std)
 

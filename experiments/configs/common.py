@@ -48,6 +48,7 @@ def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
       compute_dtype="float32",  # "bfloat16" for mixed precision
       fastemit_lambda=0.0,
       spec_augment=True,
+      spec_augment_options=dict(num_freq_masks=2, max_freq_mask=27, num_time_masks=5, max_time_mask_ratio=0.05),
       vtlp_max_warp=0.0,  # vocal tract length perturbation, warp factor 1 +- this (0 = off)
       log_every=50,
       checkpoint_every=500,

@@ -11,12 +11,13 @@ from asrjax.models import transducer
 from tests.models.test_encoders import ENCODERS
 
 
-@pytest.mark.parametrize("name", ["convrnnt", "conformer"])
-def test_chunked_recognition_equals_whole_utterance_greedy(name):
+@pytest.mark.parametrize("name,cmvn_frames", [("convrnnt", 0.0), ("conformer", 0.0), ("convrnnt", 20.0)])
+def test_chunked_recognition_equals_whole_utterance_greedy(name, cmvn_frames):
   cls, kwargs = ENCODERS[name]
-  model = transducer.Transducer(cls(**kwargs), vocab_size=9, embed_dim=8, predictor_hidden=16, joint_hidden=16)
+  model = transducer.Transducer(cls(**kwargs), vocab_size=9, embed_dim=8, predictor_hidden=16, joint_hidden=16,
+                                causal_cmvn_frames=cmvn_frames, num_features=8)
   rng = np.random.default_rng(0)
-  feats = jnp.asarray(rng.normal(size=(2, 72, 8)).astype(np.float32))
+  feats = jnp.asarray(rng.normal(0.5, 2.0, size=(2, 72, 8)).astype(np.float32))
   pads = jnp.asarray((np.arange(72)[None] >= np.array([[72], [50]])).astype(np.float32))
   params = model.init(jax.random.key(0), feats, pads, jnp.ones((2, 3), jnp.int32), jnp.zeros((2, 3)))
   # make blank rarer so that many labels are emitted (a random joint rarely emits otherwise)

@@ -43,3 +43,19 @@ def test_tiny_model_memorises_two_utterances_and_greedy_decodes_them():
   enc, enc_pads, _ = model.apply(params, feats, feat_pads, method=transducer.Transducer.encode)
   out = decoding.greedy_search(transducer.decoder_fns(model), params, enc, enc_pads).to_lists()
   assert [out[0][0][0], out[1][0][0]] == [[1, 2, 3, 4], [5, 3]]
+
+
+def test_causal_cmvn_makes_the_encoder_blind_to_a_constant_channel_offset():
+  # A per-utterance constant offset (a channel/microphone colouring) is removed by the
+  # causal CMVN front end once enough frames are seen; without it the output changes.
+  rng = np.random.default_rng(4)
+  feats = rng.normal(size=(1, 600, 8)).astype(np.float32)
+  pads = jnp.zeros((1, 600))
+  shifted = feats + 3.0 * rng.normal(size=(1, 1, 8)).astype(np.float32)
+  for frames, should_match in ((2.0, True), (0.0, False)):
+    model = transducer.Transducer(convrnnt.ConvRNNTEncoder(**TINY), vocab_size=6, embed_dim=8, predictor_hidden=24,
+                                  joint_hidden=24, causal_cmvn_frames=frames, num_features=8)
+    params = model.init(jax.random.key(0), feats, pads, jnp.ones((1, 2), jnp.int32), jnp.zeros((1, 2)))
+    encode = lambda f: np.asarray(model.apply(params, jnp.asarray(f), pads, method=transducer.Transducer.encode)[0])
+    a, b = encode(feats)[0, -50:], encode(shifted)[0, -50:]
+    assert np.allclose(a, b, atol=0.05) == should_match

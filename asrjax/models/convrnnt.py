@@ -63,6 +63,7 @@ class ConvRNNTEncoder(streaming_encoder.ZeroLookahead, nn.Module):
     local_layers / local_kernel: causal local CNN depth and taps.
     global_blocks / global_kernel: global CNN (depthwise conv + running-mean SE) blocks.
     lstm_hidden / lstm_layers: the LSTM stack.
+    dropout: dropout after each LSTM layer while training (see `asrjax.nn.lstm`).
     output_dim: encoder output size.
   """
 
@@ -75,6 +76,7 @@ class ConvRNNTEncoder(streaming_encoder.ZeroLookahead, nn.Module):
   lstm_hidden: int = 256
   lstm_layers: int = 3
   output_dim: int = 256
+  dropout: float = 0.0
 
   def _blocks(self):
     local = [_ConvBlock(self.channels, self.local_kernel, False, False, name=f"local_{i}")
@@ -104,7 +106,7 @@ class ConvRNNTEncoder(streaming_encoder.ZeroLookahead, nn.Module):
       h_global, s = block(h_global, pad, s)
       new_state["global"].append(s)
     h = nn.Dense(self.lstm_hidden, name="merge")(jnp.concatenate([h_local, h_global], axis=-1))
-    h, new_state["lstm"] = lstm.StackedLSTM(self.lstm_hidden, self.lstm_layers, name="lstm")(h, pad, state["lstm"])
+    h, new_state["lstm"] = lstm.StackedLSTM(self.lstm_hidden, self.lstm_layers, self.dropout, name="lstm")(h, pad, state["lstm"])
     out = nn.Dense(self.output_dim, name="output_proj")(h)
     return jnp.where(pad[..., None] > 0, 0.0, out), pad, new_state
 

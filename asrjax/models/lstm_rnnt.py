@@ -25,6 +25,7 @@ class LSTMEncoder(streaming_encoder.ZeroLookahead, nn.Module):
   Attributes:
     stack: input frames stacked per encoder frame.
     lstm_hidden / lstm_layers: the LSTM stack.
+    dropout: dropout after each LSTM layer while training (see `asrjax.nn.lstm`).
     output_dim: encoder output size.
   """
 
@@ -32,6 +33,7 @@ class LSTMEncoder(streaming_encoder.ZeroLookahead, nn.Module):
   lstm_hidden: int = 320
   lstm_layers: int = 3
   output_dim: int = 256
+  dropout: float = 0.0
 
   def init_state(self, batch: int) -> list:
     return lstm.zero_state(batch, self.lstm_hidden, self.lstm_layers)
@@ -41,7 +43,7 @@ class LSTMEncoder(streaming_encoder.ZeroLookahead, nn.Module):
     """Returns ``(enc [B, T', D], enc_paddings [B, T'], state)``."""
     x, pad = frame_stack.stack_frames(feats, paddings, self.stack)
     x = nn.Dense(self.lstm_hidden, name="input_proj")(x)
-    h, state = lstm.StackedLSTM(self.lstm_hidden, self.lstm_layers, name="lstm")(x, pad, state)
+    h, state = lstm.StackedLSTM(self.lstm_hidden, self.lstm_layers, self.dropout, name="lstm")(x, pad, state)
     out = nn.Dense(self.output_dim, name="output_proj")(h)
     return jnp.where(pad[..., None] > 0, 0.0, out), pad, state
 

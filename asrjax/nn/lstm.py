@@ -22,6 +22,7 @@ References:
   Hochreiter and Schmidhuber, "Long short-term memory", 1997.
   Jozefowicz, Zaremba, Sutskever, "An empirical exploration of recurrent network
   architectures", ICML 2015.
+  Zaremba, Sutskever, Vinyals, "Recurrent neural network regularization", 2014.
 """
 
 from __future__ import annotations
@@ -78,10 +79,15 @@ class StackedLSTM(nn.Module):
   Attributes:
     hidden: units per layer.
     num_layers: stacked layers.
+    dropout_rate: dropout on each layer's output (Zaremba et al. 2014: between layers,
+      never on the recurrent connection). Active only when the caller passes a
+      ``"dropout"`` PRNG stream (``apply(..., rngs={"dropout": key})``), as the
+      training step does; decoding and streaming never do, so they are deterministic.
   """
 
   hidden: int
   num_layers: int
+  dropout_rate: float = 0.0
 
   def init_state(self, batch: int, dtype=jnp.float32) -> list:
     """Zero ``(c, h)`` per layer, each ``[B, hidden]``."""
@@ -96,4 +102,6 @@ class StackedLSTM(nn.Module):
     for i in range(self.num_layers):
       carry, h = LSTMLayer(self.hidden, name=f"layer_{i}")(h, valid, state[i])
       new_state.append(carry)
+      if self.dropout_rate > 0:
+        h = nn.Dropout(self.dropout_rate, deterministic=not self.has_rng("dropout"))(h)
     return jnp.swapaxes(h, 0, 1), new_state

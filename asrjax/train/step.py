@@ -75,10 +75,11 @@ def featurize(batch: dict, key: jax.Array, config: StepConfig, train: bool):
 
 def loss_fn(params, model, batch: dict, key: jax.Array, config: StepConfig):
   """Mean per-utterance RNN-T loss over utterances that have labels or frames."""
-  feats, pads = featurize(batch, key, config, train=True)
+  feature_key, dropout_key = jax.random.split(key)
+  feats, pads = featurize(batch, feature_key, config, train=True)
   cast = lambda t: jax.tree.map(lambda x: x.astype(config.compute_dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, t)
   logits, enc_pads = model.apply(cast(params), feats.astype(config.compute_dtype), pads,
-                                 batch["labels"], batch["label_paddings"])
+                                 batch["labels"], batch["label_paddings"], rngs={"dropout": dropout_key})
   per_utt = rnnt_loss(logits, enc_pads, batch["labels"], batch["label_paddings"],
                       blank_id=config.blank_id, fastemit_lambda=config.fastemit_lambda)
   num_labels = jnp.sum(1.0 - batch["label_paddings"])

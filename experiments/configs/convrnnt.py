@@ -16,7 +16,7 @@ def get_config(arg: str | None = None):
   c = common.get_base(arg)
   c.model.name = "convrnnt"  # module in asrjax.models exporting build(config, vocab_size)
   c.model.encoder = dict(stack=4, channels=128, local_layers=2, local_kernel=5, global_blocks=2, global_kernel=5,
-                         lstm_hidden=256, lstm_layers=2, output_dim=256)
+                         lstm_hidden=256, lstm_layers=2, output_dim=256, dropout=0.0)
   c.model.transducer = dict(common.TRANSDUCER)
   if arg == "tiny":
     c.model.encoder = dict(stack=3, channels=16, local_layers=1, local_kernel=3, global_blocks=1, global_kernel=3,

@@ -13,7 +13,7 @@ import common  # noqa: E402
 def get_config(arg: str | None = None):
   c = common.get_base(arg)
   c.model.name = "lstm_rnnt"
-  c.model.encoder = dict(stack=4, lstm_hidden=280, lstm_layers=2, output_dim=256)
+  c.model.encoder = dict(stack=4, lstm_hidden=280, lstm_layers=2, output_dim=256, dropout=0.0)
   c.model.transducer = dict(common.TRANSDUCER)
   if arg == "tiny":
     c.model.encoder = dict(stack=3, lstm_hidden=32, lstm_layers=1, output_dim=32)

@@ -59,3 +59,19 @@ def test_forget_gate_bias_starts_at_one():
   params = module.init(jax.random.key(0), jnp.zeros((1, 2, 4)), jnp.zeros((1, 2)), module.init_state(1))
   np.testing.assert_array_equal(np.asarray(params["params"]["layer_0"]["bias"]),
                                 [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+
+
+def test_dropout_only_with_a_dropout_rng():
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(rng.normal(size=(4, 30, 5)).astype(np.float32))
+  pads = jnp.zeros((4, 30))
+  module = lstm.StackedLSTM(8, 1, dropout_rate=0.5)
+  params = module.init(jax.random.key(0), x, pads, module.init_state(4))
+  plain, _ = lstm.StackedLSTM(8, 1).apply(params, x, pads, module.init_state(4))
+  quiet, _ = module.apply(params, x, pads, module.init_state(4))  # decoding / streaming: no rng
+  np.testing.assert_array_equal(np.asarray(quiet), np.asarray(plain))
+  dropped, _ = module.apply(params, x, pads, module.init_state(4), rngs={"dropout": jax.random.key(1)})
+  dropped, plain = np.asarray(dropped), np.asarray(plain)
+  zero = dropped == 0
+  assert 0.4 < zero.mean() < 0.6  # inverted dropout at rate 0.5: kept units are doubled
+  np.testing.assert_allclose(dropped[~zero], 2.0 * plain[~zero], rtol=1e-6)

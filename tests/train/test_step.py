@@ -118,3 +118,16 @@ def test_vtlp_warps_training_features_only():
   np.testing.assert_array_equal(np.asarray(eval_feats), np.asarray(base))
   valid = np.asarray(pads) == 0
   assert np.abs(np.asarray(train_feats) - np.asarray(base))[valid].mean() > 0.05
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_training_loss_uses_dropout_from_the_step_key(dropout):
+  _, _, batch = _setup()
+  batch = jax.tree.map(jnp.asarray, batch)
+  model = transducer.Transducer(convrnnt.ConvRNNTEncoder(**TINY, dropout=dropout), vocab_size=7, embed_dim=8,
+                                predictor_hidden=16, joint_hidden=16)
+  config = step_lib.StepConfig(spec_augment=False)
+  feats, pads = step_lib.featurize(batch, jax.random.key(0), config, train=False)
+  params = model.init(jax.random.key(1), feats, pads, batch["labels"], batch["label_paddings"])
+  losses = {float(step_lib.loss_fn(params, model, batch, jax.random.key(k), config)[0]) for k in range(3)}
+  assert len(losses) == (3 if dropout else 1)

@@ -3,13 +3,15 @@ r"""Streaming speed of a trained transducer on one CPU core: real-time factor an
   taskset -c 0 python experiments/bench_streaming.py --config=experiments/configs/convrnnt.py:demo \
       --workdir=workdirs/demo --chunk_ms=160 --utterances=50
 
-Restores ``--workdir``, then feeds test utterances one at a time (batch 1) through
-`asrjax.decoding.streaming.StreamingRecognizer` in chunks of ``--chunk_ms`` and times
-every chunk (encoder step + greedy decoding of its frames). The log-mel front end is
-computed per utterance and its time is added to the total (framing is streamable;
-the cost is small). One core: the script pins itself to CPU 0 and asks XLA for a
-single thread before JAX starts. Also checks that the streamed hypotheses equal
-whole-utterance greedy decoding. Prints one table row and a JSON line.
+Restores ``--workdir``, then feeds test utterances one at a time (batch 1) as audio
+chunks of ``--chunk_ms``, as from a microphone, and times every chunk end to end:
+streaming log-mel (`asrjax.data.log_mel_stream`), global normalisation, and
+`asrjax.decoding.streaming.StreamingRecognizer` (encoder step + greedy decoding) on
+the frames completed so far, in multiples of the encoder's chunk multiple (the rest
+wait for the next chunk). One core: the script pins itself to CPU 0 and asks XLA for
+a single thread before JAX starts. Also checks that the streamed hypotheses equal
+whole-utterance greedy decoding of the whole-utterance features. Prints one table
+row and a JSON line.
 """
 
 import os
@@ -30,7 +32,7 @@ import numpy as np  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from asrjax import decoding  # noqa: E402
-from asrjax.data import pipeline, sources  # noqa: E402
+from asrjax.data import log_mel_stream, pipeline, sources  # noqa: E402
 from asrjax.decoding import streaming  # noqa: E402
 from asrjax.models import transducer  # noqa: E402
 from asrjax.train import step as step_lib, trainer  # noqa: E402
@@ -45,41 +47,48 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def measure(config, workdir: str, chunk_ms: int, utterances: int, split_name: str = "test") -> dict:
   model, params, _, step_config = trainer.restore_params(config, workdir)
+  if step_config.feature_mean is None:
+    raise ValueError("streaming needs global feature statistics (data.normalization='global'); per-utterance "
+                     "CMVN reads the whole utterance.")
   split = sources.open_split(config.data.name, split_name, config.data.data_dir)
-  chunk = chunk_ms // 10
-  if chunk % model.encoder.chunk_multiple:
-    raise ValueError(f"--chunk_ms={chunk_ms} is not a multiple of {model.encoder.chunk_multiple * 10} ms.")
+  m = model.encoder.chunk_multiple
+  if (chunk_ms // 10) % m or chunk_ms % 10:
+    raise ValueError(f"--chunk_ms={chunk_ms} is not a multiple of {m * 10} ms.")
   featurize = jax.jit(lambda b: step_lib.featurize(b, jax.random.key(0), step_config, train=False))
   encode = jax.jit(lambda p, f, pad: model.apply(p, f, pad, method=transducer.Transducer.encode)[:2])
   fns = transducer.decoder_fns(model)
   rec = streaming.StreamingRecognizer(model, params, batch=1)
-  # warm-up: compile the chunk step (and a short last chunk of every possible length)
-  for n in range(model.encoder.chunk_multiple, chunk + 1, model.encoder.chunk_multiple):
+  front = log_mel_stream.LogMelStream(1, step_config.feature_mean, step_config.feature_std)
+  samples = chunk_ms * 16
+  # warm-up: compile every shape the timed loop meets (recogniser chunks of m .. chunk
+  # frames; the front end's power-of-two buffers up to a chunk plus a frame)
+  for n in range(m, chunk_ms // 10 + m, m):
     rec.accept(jnp.zeros((1, n, 80)), jnp.zeros((1, n)))
+  for n in range(1, samples + 400, 160):
+    front.reset()
+    front.accept(np.zeros((1, n), np.float32))
   rec.reset()
-  longest = max(len(split[i]["audio"]) for i in range(min(utterances, len(split))))
-  for seconds in range(1, -(-longest // 16_000) + 1):  # and the front end for every whole-second length
-    featurize({"audio": np.zeros((1, seconds * 16_000), np.int16), "audio_paddings": np.zeros((1, seconds * 16_000))})
   latencies, compute, audio_s, mismatches = [], 0.0, 0.0, 0
   for i in range(min(utterances, len(split))):
-    ex = split[i]
-    n = len(ex["audio"])
-    bucket = -(-n // 16_000) * 16_000  # whole seconds: few front-end shapes
-    batch = pipeline.pad_batch([ex], lambda t: [], bucket, 1)
-    t0 = time.perf_counter()
-    feats, pads = jax.device_get(featurize({"audio": batch["audio"], "audio_paddings": batch["audio_paddings"]}))
-    compute += time.perf_counter() - t0  # chunks are cut on the host, as frames arriving from a microphone
-    frames = int((pads[0] == 0).sum())
-    frames -= frames % model.encoder.chunk_multiple
+    audio = np.asarray(split[i]["audio"], np.float32)[None] / 32768.0
+    front.reset()
     rec.reset()
-    for start in range(0, frames, chunk):
-      stop = min(start + chunk, frames)
+    waiting = np.zeros((1, 0, 80), np.float32)
+    fed = 0
+    for start in range(0, audio.shape[1], samples):
       t0 = time.perf_counter()
-      rec.accept(feats[:, start:stop], pads[:, start:stop])  # returns host lists: synchronous
+      new = front.accept(audio[:, start : start + samples])
+      waiting = np.concatenate([waiting, new], axis=1)
+      ready = waiting.shape[1] - waiting.shape[1] % m
+      if ready:
+        rec.accept(waiting[:, :ready], np.zeros((1, ready), np.float32))  # returns host lists: synchronous
+        waiting, fed = waiting[:, ready:], fed + ready
       latencies.append(time.perf_counter() - t0)
       compute += latencies[-1]
-    audio_s += n / 16_000
-    enc, enc_pads = encode(params, feats[:, :frames], pads[:, :frames])
+    audio_s += audio.shape[1] / 16_000
+    batch = pipeline.pad_batch([split[i]], lambda t: [], -(-audio.shape[1] // 16_000) * 16_000, 1)  # whole seconds
+    feats, pads = featurize({"audio": batch["audio"], "audio_paddings": batch["audio_paddings"]})
+    enc, enc_pads = encode(params, feats[:, :fed], pads[:, :fed])
     whole = decoding.greedy_search(fns, params, enc, enc_pads).to_lists()[0][0][0]
     mismatches += int(whole != rec.labels[0])
   lat = np.asarray(latencies) * 1000

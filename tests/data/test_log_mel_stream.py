@@ -1,0 +1,50 @@
+"""Streaming log-mel: chunk by chunk equals `log_mel` of the whole signal, for random chunk sizes."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from asrjax.data import features, log_mel_stream
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_random_chunks_give_the_whole_signal_frames(seed):
+  rng = np.random.default_rng(seed)
+  audio = rng.normal(0, 0.1, size=(2, 7_000)).astype(np.float32)
+  whole, _ = features.log_mel(jnp.asarray(audio), jnp.zeros_like(jnp.asarray(audio)))
+  stream = log_mel_stream.LogMelStream(2)
+  outs, start = [], 0
+  while start < audio.shape[1]:
+    size = int(rng.integers(0, 900))  # includes empty chunks and chunks shorter than a frame
+    outs.append(stream.accept(audio[:, start : start + size]))
+    start += size
+  streamed = np.concatenate(outs, axis=1)
+  assert streamed.shape == whole.shape == (2, 1 + (7_000 - 400) // 160, 80)
+  np.testing.assert_allclose(streamed, np.asarray(whole), rtol=1e-5, atol=1e-4)
+
+
+def test_preemphasis_crosses_the_chunk_boundary_and_reset_forgets_it():
+  # the second chunk starts inside the ones: without the carried sample its first
+  # pre-emphasised sample would be 1 instead of 1 - 0.97
+  audio = np.concatenate([np.zeros((1, 400)), np.ones((1, 400))], axis=1).astype(np.float32)
+  whole, _ = features.log_mel(jnp.asarray(audio), jnp.zeros((1, 800)))
+  stream = log_mel_stream.LogMelStream(1)
+  first = stream.accept(audio[:, :560])
+  second = stream.accept(audio[:, 560:])
+  np.testing.assert_allclose(np.concatenate([first, second], axis=1), np.asarray(whole), rtol=1e-5, atol=1e-4)
+  stream.reset()
+  restarted = stream.accept(audio[:, 400:])  # now x[-1] = 0 again: a different first frame
+  alone, _ = features.log_mel(jnp.asarray(audio[:, 400:]), jnp.zeros((1, 400)))
+  np.testing.assert_allclose(restarted, np.asarray(alone), rtol=1e-5, atol=1e-4)
+  with pytest.raises(ValueError, match="expected audio"):
+    stream.accept(np.zeros((2, 10), np.float32))
+
+
+def test_global_statistics_are_applied_frame_by_frame():
+  rng = np.random.default_rng(3)
+  audio = rng.normal(0, 0.1, size=(1, 3_000)).astype(np.float32)
+  mean, std = tuple(rng.normal(size=80).tolist()), tuple(rng.uniform(0.5, 2.0, size=80).tolist())
+  whole, _ = features.log_mel(jnp.asarray(audio), jnp.zeros((1, 3_000)))
+  stream = log_mel_stream.LogMelStream(1, mean=mean, std=std)
+  streamed = np.concatenate([stream.accept(audio[:, :1_234]), stream.accept(audio[:, 1_234:])], axis=1)
+  np.testing.assert_allclose(streamed, (np.asarray(whole) - np.asarray(mean)) / np.asarray(std), rtol=1e-4, atol=1e-4)

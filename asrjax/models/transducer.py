@@ -92,6 +92,8 @@ class Transducer(nn.Module):
       state = self.init_encode_state(feats.shape[0])
     new_state = {}
     if self.causal_cmvn_frames > 0:
+      if feats.shape[-1] != self.num_features:
+        raise ValueError(f"causal CMVN expects {self.num_features} features per frame; got {feats.shape[-1]}.")
       feats, new_state["cmvn"] = causal_cmvn.causal_cmvn(feats, paddings, state["cmvn"])
     enc, enc_pad, new_state["encoder"] = self.encoder(feats, paddings, state["encoder"])
     return enc, enc_pad, new_state

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from asrjax import decoding
 from asrjax.losses import rnnt_loss
@@ -59,3 +60,6 @@ def test_causal_cmvn_makes_the_encoder_blind_to_a_constant_channel_offset():
     encode = lambda f: np.asarray(model.apply(params, jnp.asarray(f), pads, method=transducer.Transducer.encode)[0])
     a, b = encode(feats)[0, -50:], encode(shifted)[0, -50:]
     assert np.allclose(a, b, atol=0.05) == should_match
+  with pytest.raises(ValueError, match="expects 8 features"):
+    model.clone(causal_cmvn_frames=2.0).apply(params, jnp.zeros((1, 12, 5)), jnp.zeros((1, 12)),
+                                              method=transducer.Transducer.encode)

@@ -250,6 +250,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     ev = evaluation.evaluate(model, params, split, tok, decoder=config.eval.decoder, limit=config.eval.limit,
                              step_config=step_cfg)
     results[split_name] = {"wer": ev["wer"], "rtf": ev["rtf"], "utterances": len(ev["references"]),
+                           "decoder": config.eval.decoder,
                            "per_group": {f: {k: v.wer for k, v in g.items()} for f, g in ev["errors"].items()}}
     writer.scalars(int(state.step), {f"{split_name}_wer": ev["wer"], f"{split_name}_rtf": ev["rtf"]}, prefix="eval/")
   writer.close()

@@ -40,6 +40,7 @@ class LogMelStream:
     self._window = features.samples_per_frame(sample_rate, log_mel_options.get("frame_length_ms", 25.0))
     self._step = features.samples_per_frame(sample_rate, log_mel_options.get("frame_step_ms", 10.0))
     self._preemphasis = log_mel_options.get("preemphasis", 0.97)
+    self._num_mels = log_mel_options.get("num_mels", 80)
     options = {**log_mel_options, "preemphasis": 0.0}  # applied here, across chunk boundaries
 
     def front_end(x):
@@ -67,7 +68,7 @@ class LogMelStream:
     n = self._pending.shape[1]
     frames = 0 if n < self._window else 1 + (n - self._window) // self._step
     if frames == 0:
-      return np.zeros((self._batch, 0, self._num_mels()), np.float32)
+      return np.zeros((self._batch, 0, self._num_mels), np.float32)
     used = (frames - 1) * self._step + self._window
     size = 1 << (used - 1).bit_length()
     buffer = np.zeros((self._batch, size), np.float32)
@@ -75,6 +76,3 @@ class LogMelStream:
     out = np.asarray(self._log_mel(buffer))[:, :frames]
     self._pending = self._pending[:, frames * self._step :]
     return out
-
-  def _num_mels(self) -> int:
-    return int(jax.eval_shape(self._log_mel, jax.ShapeDtypeStruct((self._batch, self._window), jnp.float32)).shape[-1])

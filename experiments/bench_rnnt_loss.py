@@ -48,23 +48,35 @@ _LAYOUTS = flags.DEFINE_bool("layouts", True, "Also print the lattice-layout com
 # ----------------------------------------------------------------------------
 
 
-def reference_rnnt_loss(logits, frame_lengths, labels, label_lengths, blank_id=0):
+def _logaddexp(x, y):
+  """``jnp.logaddexp`` whose gradient is 0, not NaN, where both arguments are -inf (unreachable cells)."""
+  m = jnp.maximum(x, y)
+  m_safe = jnp.where(jnp.isfinite(m), m, 0.0)
+  s = jnp.exp(x - m_safe) + jnp.exp(y - m_safe)
+  reachable = s > 0
+  return jnp.where(reachable, m_safe + jnp.log(jnp.where(reachable, s, 1.0)), -jnp.inf)
+
+
+def reference_rnnt_loss(logits, frame_lengths, labels, label_lengths, blank_id=0, compute_dtype=jnp.float32):
   """``[B, T, U+1, V]`` -> ``[B]`` negative log-likelihood, differentiable by jax.grad."""
-  lp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  lp = jax.nn.log_softmax(logits.astype(compute_dtype), axis=-1)
   b, t_max, u1, _ = lp.shape
   ext = jnp.pad(labels, ((0, 0), (0, 1)))
   blank = lp[..., blank_id]
   emit = jnp.take_along_axis(lp, ext[:, None, :, None], axis=-1)[..., 0]
-  blank, emit = lattice.mask_edges(blank, emit, frame_lengths, label_lengths)
+  t, u = jnp.arange(t_max)[None, :, None], jnp.arange(u1)[None, None, :]
+  in_time = t < frame_lengths[:, None, None]
+  blank = jnp.where(in_time & (u <= label_lengths[:, None, None]), blank, -jnp.inf)
+  emit = jnp.where(in_time & (u < label_lengths[:, None, None]), emit, -jnp.inf)
   blank_d, emit_d = lattice.skew(blank, -jnp.inf), lattice.skew(emit, -jnp.inf)
 
   def step(a, xs):
     bl, em = xs
     up = jnp.pad((a + em)[:, :-1], ((0, 0), (1, 0)), constant_values=-jnp.inf)
-    nxt = jnp.logaddexp(a + bl, up)
+    nxt = _logaddexp(a + bl, up)  # jnp.logaddexp's gradient is NaN at (-inf, -inf)
     return nxt, nxt
 
-  a0 = jnp.full((b, u1), -jnp.inf).at[:, 0].set(0.0)
+  a0 = jnp.full((b, u1), -jnp.inf, lp.dtype).at[:, 0].set(0.0)
   _, rest = jax.lax.scan(step, a0, (blank_d[:-1], emit_d[:-1]))
   alpha_d = jnp.concatenate([a0[None], rest])
   return -alpha_d[frame_lengths + label_lengths, jnp.arange(b), label_lengths]

@@ -8,8 +8,9 @@ chunks of ``--chunk_ms``, as from a microphone, and times every chunk end to end
 streaming log-mel (`asrjax.data.log_mel_stream`), global normalisation, and
 `asrjax.decoding.streaming.StreamingRecognizer` (encoder step + greedy decoding) on
 the frames completed so far, in multiples of the encoder's chunk multiple (the rest
-wait for the next chunk). One core: the script pins itself to CPU 0 and asks XLA for
-a single thread before JAX starts. Also checks that the streamed hypotheses equal
+wait for the next chunk). One core: the script pins itself to the first core it may
+use, selects JAX's CPU backend (also on a GPU machine) and asks XLA for a single
+thread before JAX starts. Also checks that the streamed hypotheses equal
 whole-utterance greedy decoding of the whole-utterance features. Prints one table
 row and a JSON line.
 """
@@ -17,6 +18,7 @@ row and a JSON line.
 import os
 import sys
 
+os.environ["JAX_PLATFORMS"] = "cpu"  # the figure is for one CPU core, also where a GPU is present
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
 if hasattr(os, "sched_setaffinity"):

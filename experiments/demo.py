@@ -35,6 +35,16 @@ def _run(script: str, *args: str) -> None:
   subprocess.run(cmd, check=True)
 
 
+def _decoding(result: dict) -> str:
+  """E.g. "beam decoding (beam 16) + character 12-gram LM of the training text (weight 0.5)"."""
+  options = result.get("decoder_options") or {}
+  text = f"{result['decoder']} decoding" + (f" (beam {options['beam']})" if "beam" in options else "")
+  lm = result.get("lm") or {}
+  if lm.get("order"):
+    text += f" + {lm['order']}-gram token LM of the training text (weight {lm['weight']})"
+  return text
+
+
 def main(argv):
   del argv
   model_dir = os.path.join(_WORKDIR.value, "convrnnt")
@@ -56,7 +66,7 @@ def main(argv):
   ps_total = wer.corpus_errors(ps["references"], ps["train_text_lm"]["hypotheses"])
   ours_accent = ours["test"]["per_group"]["accent"]
   print(f"\nespeak_speech/small test, {len(ps['references'])} utterances. ConvRNN-T: {ours['steps']} steps in "
-        f"{ours['train_seconds'] / 60:.1f} min of CPU training, {ours['test']['decoder']} decoding. pocketsphinx 5: "
+        f"{ours['train_seconds'] / 60:.1f} min of CPU training, {_decoding(ours['test'])}. pocketsphinx 5: "
         "trigram LM of the training text.\n")
   print("| accent | ConvRNN-T WER % | pocketsphinx WER % |")
   print("| --- | --- | --- |")

@@ -2,6 +2,13 @@ r"""Evaluates a trained transducer with any decoder: WER overall and per metadat
 
   python experiments/evaluate.py --config=experiments/configs/convrnnt.py --workdir=workdirs/convrnnt \
       --split=test --decoder=modified_beam --decoder_options='{"beam": 4}'
+  python experiments/evaluate.py --config=experiments/configs/convrnnt.py:demo --workdir=workdirs/demo \
+      --split=dev --decoder=beam --config.eval.lm.order=8 --config.eval.lm.weight=0.5
+
+With ``config.eval.lm.order > 0`` the beam decoder fuses a token n-gram LM counted on
+the training transcripts (`asrjax.decoding.ngram_lm`, cached as
+``<workdir>/ngram_lm.json``), weighted by ``eval.lm.weight`` with a per-label
+``eval.lm.length_bonus``.
 """
 
 import json
@@ -28,14 +35,19 @@ def main(argv):
   config = _CONFIG.value
   model, params, tok, step_config = trainer.restore_params(config, _WORKDIR.value)
   split = sources.open_split(config.data.name, _SPLIT.value, config.data.data_dir)
-  ev = evaluation.evaluate(model, params, split, tok, decoder=_DECODER.value,
-                           decoder_options=json.loads(_OPTIONS.value), limit=_LIMIT.value, step_config=step_config)
+  options = trainer.lm_decoder_options(config, _DECODER.value, trainer.make_lm(config, None, tok, _WORKDIR.value))
+  if _DECODER.value == config.eval.decoder:  # the config's options belong to its own decoder
+    options.update(config.eval.decoder_options.to_dict())
+  options.update(json.loads(_OPTIONS.value))
+  ev = evaluation.evaluate(model, params, split, tok, decoder=_DECODER.value, decoder_options=options,
+                           limit=_LIMIT.value, step_config=step_config)
   print(f"{config.data.name} {_SPLIT.value}, {_DECODER.value}: WER {100 * ev['wer']:.2f}%, RTF {ev['rtf']:.3f}")
   for field, counts in ev["errors"].items():
     print(wer.wer_table(counts, field))
   out = os.path.join(_WORKDIR.value, f"eval_{_SPLIT.value}_{_DECODER.value}.json")
   with open(out, "w") as f:
     json.dump({"wer": ev["wer"], "rtf": ev["rtf"], "utterances": len(ev["references"]),
+               "decoder_options": {k: v for k, v in options.items() if k != "lm"}, "lm": config.eval.lm.to_dict(),
                "per_group": {g: {k: v.wer for k, v in c.items()} for g, c in ev["errors"].items()},
                "references": ev["references"], "hypotheses": ev["hypotheses"]}, f, indent=1)
   print(f"wrote {out}")

@@ -18,6 +18,13 @@ exact ``log P(y|x)`` summed over all alignments (tested against brute force). A
 label sequence extended more than ``max_symbols_per_frame`` times within one frame
 is not extended further -- a guard against runaway expansion, not part of the model.
 
+*Shallow fusion* (optional): with an `ngram_lm.NgramLM` and ``lm_weight`` λ, every
+label k appended to y is scored ``log p(k | y, t) + λ log P_LM(k | y) + β`` (β =
+``length_bonus``, against the deletions an LM weight causes), and a finished
+hypothesis adds ``λ log P_LM(</s> | y)``. The LM factors depend on y alone, so without
+pruning a final score is exactly ``log P(y|x) + λ log P_LM(y </s>) + β |y|`` (tested
+against brute force).
+
 The search is inherently sequential; it runs on the host and calls jit-compiled
 prediction/joint steps, caching the prediction network output per prefix. Use
 `modified_beam_search` for a batched, jit-compiled search.
@@ -65,16 +72,24 @@ class _PrefixCache:
     return self._cache[prefix][0]
 
 
-def _search_one(fns, params, enc, beam, expand, max_symbols_per_frame):
-  """Beam search over one utterance ``enc [T, D]`` -> list of (labels, log-prob)."""
+def _search_one(fns, params, enc, beam, expand, max_symbols_per_frame, lm=None, lm_weight=0.0, length_bonus=0.0):
+  """Beam search over one utterance ``enc [T, D]`` -> list of (labels, score)."""
   cache = _PrefixCache(fns, params)
   hyps = {(): 0.0}
   for t in range(enc.shape[0]):
-    lp_cache = {}  # prefix -> log p(. | prefix, t) at this frame
+    lp_cache = {}  # prefix -> label scores at this frame: log p(. | prefix, t) (+ LM and bonus off the blank)
 
     def log_probs(t, prefix):
       if prefix not in lp_cache:
-        lp_cache[prefix] = np.asarray(_log_probs(fns, params, enc[t], cache.output(prefix)), np.float64)
+        lp = np.asarray(_log_probs(fns, params, enc[t], cache.output(prefix)), np.float64)
+        if lm is not None:
+          if lm.vocab_size != lp.shape[0]:
+            raise ValueError(f"the n-gram LM has {lm.vocab_size} token ids, the model {lp.shape[0]}; "
+                             "train the LM with the model's tokenizer.")
+          fused = lp + lm_weight * lm.log_probs(prefix)[:-1] + length_bonus
+          fused[fns.blank_id] = lp[fns.blank_id]
+          lp = fused
+        lp_cache[prefix] = lp
       return lp_cache[prefix]
 
     prev = hyps
@@ -108,6 +123,8 @@ def _search_one(fns, params, enc, beam, expand, max_symbols_per_frame):
         if kth >= max(a.values()):
           break
     hyps = dict(sorted(new.items(), key=lambda kv: -kv[1])[:beam])
+  if lm is not None:
+    hyps = {y: s + lm_weight * float(lm.log_probs(y)[lm.eos_id]) for y, s in hyps.items()}
   return sorted(hyps.items(), key=lambda kv: -kv[1])
 
 
@@ -122,6 +139,9 @@ def beam_search(
     nbest: int | None = None,
     max_symbols_per_frame: int = 10,
     length_norm: bool = False,
+    lm=None,
+    lm_weight: float = 0.0,
+    length_bonus: float = 0.0,
 ) -> transducer.NBest:
   """Graves/ESPnet beam search with prefix merging.
 
@@ -136,19 +156,28 @@ def beam_search(
     max_symbols_per_frame: extensions of one hypothesis within a frame, at most.
     length_norm: rank the final list by ``score / max(len, 1)`` (ESPnet's
       ``score_norm``); returned scores stay unnormalised log-probabilities.
+    lm: an `ngram_lm.NgramLM` over the same token ids (blank 0) for shallow fusion.
+    lm_weight: λ, the LM's log-probability weight (needs ``lm``).
+    length_bonus: β, added per emitted label (needs ``lm``).
 
   Returns:
-    `NBest` whose scores are ``log P(y|x)`` summed over the alignments the search kept.
+    `NBest` whose scores are ``log P(y|x)`` summed over the alignments the search kept,
+    plus ``λ log P_LM(y </s>) + β |y|`` with an LM.
   """
   transducer.check_encoder_output(enc, enc_paddings)
   if beam < 1:
     raise ValueError(f"beam must be >= 1; got {beam}.")
+  if lm is None and (lm_weight or length_bonus):
+    raise ValueError("lm_weight and length_bonus need an n-gram LM (lm=...); none was given.")
+  if lm is not None and fns.blank_id != 0:
+    raise ValueError(f"shallow fusion needs blank id 0 (the LM's token ids); the model's blank is {fns.blank_id}.")
   expand = beam if expand is None else expand
   nbest = beam if nbest is None else nbest
   lengths = np.asarray(transducer.frame_lengths(enc_paddings))
   results = []
   for b in range(enc.shape[0]):
-    found = _search_one(fns, params, enc[b, : lengths[b]], beam, expand, max_symbols_per_frame)
+    found = _search_one(fns, params, enc[b, : lengths[b]], beam, expand, max_symbols_per_frame, lm, lm_weight,
+                        length_bonus)
     if length_norm:
       found.sort(key=lambda kv: -kv[1] / max(len(kv[0]), 1))
     results.append(found[:nbest])

@@ -24,6 +24,7 @@ import numpy as np
 import optax
 
 from asrjax.data import features, pipeline, sources, tokenizer as tokenizer_lib
+from asrjax.decoding import ngram_lm
 from asrjax.train import checkpoint as checkpoint_lib, evaluation, sharding, step as step_lib, summary
 
 
@@ -51,6 +52,40 @@ def make_tokenizer(config, train_split, workdir: str):
     return tokenizer_lib.SentencePieceTokenizer.load(path)
   texts = [_s(train_split[i]["text"]) for i in range(len(train_split))]
   return tokenizer_lib.SentencePieceTokenizer.train(texts, path, vocab_size=config.data.vocab_size)
+
+
+def make_lm(config, train_split, tok, workdir: str):
+  """The n-gram LM for shallow fusion (``config.eval.lm``), or ``None`` when its order is 0.
+
+  Loaded from ``workdir/ngram_lm.json`` when that was built with the same order,
+  discount and vocabulary; otherwise counted over the training transcripts (encoded
+  with the model's tokenizer) and saved there. ``train_split=None`` opens it.
+  """
+  lm_cfg = config.eval.lm
+  if not lm_cfg.order:
+    return None
+  path = os.path.join(workdir, "ngram_lm.json")
+  if os.path.exists(path):
+    lm = ngram_lm.NgramLM.load(path)
+    if (lm.order, lm.discount, lm.vocab_size) == (lm_cfg.order, lm_cfg.discount, tok.vocab_size):
+      return lm
+    logging.info("%s was built with other settings; counting it again", path)
+  if train_split is None:
+    train_split = sources.open_split(config.data.name, "train", config.data.data_dir)
+  texts = (_s(train_split[i]["text"]) for i in range(len(train_split)))
+  lm = ngram_lm.NgramLM.fit((tok.encode(t) for t in texts), tok.vocab_size, lm_cfg.order, lm_cfg.discount)
+  lm.save(path)
+  return lm
+
+
+def lm_decoder_options(config, decoder: str, lm) -> dict:
+  """Keyword options that put ``lm`` (from `make_lm`) into ``decoder``; ``{}`` without an LM."""
+  if lm is None:
+    return {}
+  if decoder != "beam":
+    raise ValueError(f"shallow fusion with the n-gram LM (eval.lm.order={config.eval.lm.order}) is implemented "
+                     f"for the 'beam' decoder only, not {decoder!r}; set eval.lm.order=0 or use the beam decoder.")
+  return {"lm": lm, "lm_weight": config.eval.lm.weight, "length_bonus": config.eval.lm.length_bonus}
 
 
 def make_feature_stats(config, train_split, workdir: str):
@@ -245,12 +280,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
   params = jax.device_get(state.params)
   results = {"train_seconds": train_seconds(), "steps": int(state.step), "skipped": int(state.skipped),
              "history": history, "params_digest": params_digest(params)}
+  decoder_options = {**config.eval.decoder_options.to_dict(),
+                     **lm_decoder_options(config, config.eval.decoder, make_lm(config, train_split, tok, workdir))}
   for split_name in config.eval.splits:
     split = sources.open_split(config.data.name, split_name, config.data.data_dir)
     ev = evaluation.evaluate(model, params, split, tok, decoder=config.eval.decoder, limit=config.eval.limit,
-                             step_config=step_cfg)
+                             step_config=step_cfg, decoder_options=decoder_options)
     results[split_name] = {"wer": ev["wer"], "rtf": ev["rtf"], "utterances": len(ev["references"]),
                            "decoder": config.eval.decoder,
+                           "decoder_options": config.eval.decoder_options.to_dict(), "lm": config.eval.lm.to_dict(),
                            "per_group": {f: {k: v.wer for k, v in g.items()} for f, g in ev["errors"].items()}}
     writer.scalars(int(state.step), {f"{split_name}_wer": ev["wer"], f"{split_name}_rtf": ev["rtf"]}, prefix="eval/")
   writer.close()

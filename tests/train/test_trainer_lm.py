@@ -1,0 +1,39 @@
+"""The trainer's n-gram LM set-up: counted on the training transcripts, cached, and beam-only."""
+
+import os
+
+import numpy as np
+import pytest
+
+from asrjax.data.tokenizer import CharTokenizer
+from asrjax.train import trainer
+from experiments.configs import convrnnt
+
+TEXTS = ["set a timer", "set an alarm", "play some music"]
+
+
+def _config(order):
+  c = convrnnt.get_config("tiny")
+  c.eval.lm.order = order
+  c.eval.lm.weight = 0.4
+  return c
+
+
+def test_lm_is_counted_on_transcripts_cached_and_rebuilt_on_new_settings(tmp_path):
+  tok = CharTokenizer.build(TEXTS)
+  split = [{"text": t.encode()} for t in TEXTS]
+  workdir = str(tmp_path)
+  assert trainer.make_lm(_config(0), split, tok, workdir) is None
+  lm = trainer.make_lm(_config(3), split, tok, workdir)
+  assert os.path.exists(os.path.join(workdir, "ngram_lm.json"))
+  # "s" starts two of three transcripts: P(s | <s>) = (2 - D) / 3 + D * 2 / 3 * P_lower(s) > 0.4
+  assert np.exp(lm.log_probs([])[tok.encode("s")[0]]) > 0.4
+  again = trainer.make_lm(_config(3), None, tok, workdir)  # from the cache: no split needed
+  np.testing.assert_array_equal(again.log_probs(tok.encode("se")), lm.log_probs(tok.encode("se")))
+  bigram = trainer.make_lm(_config(2), split, tok, workdir)
+  assert bigram.order == 2
+  options = trainer.lm_decoder_options(_config(2), "beam", bigram)
+  assert options["lm"] is bigram and options["lm_weight"] == 0.4
+  with pytest.raises(ValueError, match="beam"):
+    trainer.lm_decoder_options(_config(2), "greedy", bigram)
+  assert trainer.lm_decoder_options(_config(0), "greedy", None) == {}

@@ -35,7 +35,12 @@ def main(argv):
   config = _CONFIG.value
   model, params, tok, step_config = trainer.restore_params(config, _WORKDIR.value)
   split = sources.open_split(config.data.name, _SPLIT.value, config.data.data_dir)
-  options = trainer.lm_decoder_options(config, _DECODER.value, trainer.make_lm(config, None, tok, _WORKDIR.value))
+  options = {}
+  if config.eval.lm.order and _DECODER.value != "beam":
+    print(f"note: the config's n-gram LM (eval.lm.order={config.eval.lm.order}) is for the beam decoder; "
+          f"decoding with {_DECODER.value} without it.")
+  elif config.eval.lm.order:
+    options = trainer.lm_decoder_options(config, _DECODER.value, trainer.make_lm(config, None, tok, _WORKDIR.value))
   if _DECODER.value == config.eval.decoder:  # the config's options belong to its own decoder
     options.update(config.eval.decoder_options.to_dict())
   options.update(json.loads(_OPTIONS.value))
@@ -47,7 +52,8 @@ def main(argv):
   out = os.path.join(_WORKDIR.value, f"eval_{_SPLIT.value}_{_DECODER.value}.json")
   with open(out, "w") as f:
     json.dump({"wer": ev["wer"], "rtf": ev["rtf"], "utterances": len(ev["references"]),
-               "decoder_options": {k: v for k, v in options.items() if k != "lm"}, "lm": config.eval.lm.to_dict(),
+               "decoder_options": {k: v for k, v in options.items() if k != "lm"},
+               "lm": config.eval.lm.to_dict() if "lm" in options else None,
                "per_group": {g: {k: v.wer for k, v in c.items()} for g, c in ev["errors"].items()},
                "references": ev["references"], "hypotheses": ev["hypotheses"]}, f, indent=1)
   print(f"wrote {out}")

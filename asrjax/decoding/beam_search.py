@@ -56,43 +56,67 @@ def _log_probs(fns, params, enc_t, pred_out):
   return jax.nn.log_softmax(fns.joint(params, enc_t[None], pred_out).astype(jnp.float32), axis=-1)[0]
 
 
+@functools.partial(jax.jit, static_argnames=("fns",))
+def _log_probs_many(fns, params, enc_t, pred_outs):
+  """``[K, P]`` prediction outputs at one frame -> ``[K, V]`` log-probs, in one call."""
+  enc = jnp.broadcast_to(enc_t[None], (pred_outs.shape[0],) + enc_t.shape)
+  return jax.nn.log_softmax(fns.joint(params, enc, pred_outs).astype(jnp.float32), axis=-1)
+
+
 class _PrefixCache:
   """Prediction-network output and state for every prefix seen, computed lazily."""
 
   def __init__(self, fns, params):
     self._fns, self._params = fns, params
     out, state = transducer.start_predictor(fns, params, 1)
-    self._cache = {(): (out, state)}
+    self._cache = {(): (np.asarray(out), state)}
 
-  def output(self, prefix: tuple[int, ...]):
+  def output(self, prefix: tuple[int, ...]) -> np.ndarray:
+    """``[1, P]`` prediction-network output after ``prefix`` (host copy: the search stacks them)."""
     if prefix not in self._cache:
       self.output(prefix[:-1])
       parent_state = self._cache[prefix[:-1]][1]
-      self._cache[prefix] = _pred_step(self._fns, self._params, np.int32(prefix[-1]), parent_state)
+      out, state = _pred_step(self._fns, self._params, np.int32(prefix[-1]), parent_state)
+      self._cache[prefix] = (np.asarray(out), state)
     return self._cache[prefix][0]
 
 
 def _search_one(fns, params, enc, beam, expand, max_symbols_per_frame, lm=None, lm_weight=0.0, length_bonus=0.0):
   """Beam search over one utterance ``enc [T, D]`` -> list of (labels, score)."""
   cache = _PrefixCache(fns, params)
+  enc = np.asarray(enc)  # per-frame rows are sliced on the host, not dispatched one by one
+
+  def _fuse(lp, prefix):
+    """Label scores of ``prefix`` at a frame: ``lp`` plus, with an LM, λ log P_LM + β off the blank."""
+    if lm is None:
+      return lp
+    if lm.vocab_size != lp.shape[0]:
+      raise ValueError(f"the n-gram LM has {lm.vocab_size} token ids, the model {lp.shape[0]}; "
+                       "train the LM with the model's tokenizer.")
+    fused = lp + lm_weight * lm.log_probs(prefix)[:-1] + length_bonus
+    fused[fns.blank_id] = lp[fns.blank_id]
+    return fused
+
   hyps = {(): 0.0}
   for t in range(enc.shape[0]):
     lp_cache = {}  # prefix -> label scores at this frame: log p(. | prefix, t) (+ LM and bonus off the blank)
 
     def log_probs(t, prefix):
       if prefix not in lp_cache:
-        lp = np.asarray(_log_probs(fns, params, enc[t], cache.output(prefix)), np.float64)
-        if lm is not None:
-          if lm.vocab_size != lp.shape[0]:
-            raise ValueError(f"the n-gram LM has {lm.vocab_size} token ids, the model {lp.shape[0]}; "
-                             "train the LM with the model's tokenizer.")
-          fused = lp + lm_weight * lm.log_probs(prefix)[:-1] + length_bonus
-          fused[fns.blank_id] = lp[fns.blank_id]
-          lp = fused
-        lp_cache[prefix] = lp
+        lp_cache[prefix] = _fuse(np.asarray(_log_probs(fns, params, enc[t], cache.output(prefix)), np.float64),
+                                 prefix)
       return lp_cache[prefix]
 
     prev = hyps
+    # Every hypothesis of the beam is scored at this frame (popped or merged): one
+    # batched joint call, padded to a power of two to bound recompilation.
+    keys = list(prev)
+    outs = [cache.output(y) for y in keys]
+    padded = 1 << max(len(keys) - 1, 0).bit_length()
+    stacked = np.concatenate(outs + [outs[0]] * (padded - len(keys)), axis=0)
+    many = np.asarray(_log_probs_many(fns, params, enc[t], stacked), np.float64)
+    for i, y in enumerate(keys):
+      lp_cache[y] = _fuse(many[i], y)
     # 1. prefix merging, from the start-of-frame scores in `prev`.
     a = {}
     for y, score in prev.items():

@@ -3,7 +3,7 @@ r"""The README main job: embedded corpus -> ConvRNN-T trained on the CPU -> WER 
   python experiments/demo.py --data_dir=data/tfds --workdir=workdirs/demo
 
 1. builds ``espeak_speech/small`` (skipped when already built; ~3 min on 2 cores);
-2. trains ConvRNN-T with ``experiments/configs/convrnnt.py:demo`` -- a 25-minute
+2. trains ConvRNN-T with ``experiments/configs/convrnnt.py:demo`` -- a 28-minute
    training budget that also spans restarts -- and decodes the test split (beam
    search, beam 4: 7.7 points better than greedy on this character model);
 3. decodes the same test split with pocketsphinx and a trigram LM of the training

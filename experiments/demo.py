@@ -4,8 +4,9 @@ r"""The README main job: embedded corpus -> ConvRNN-T trained on the CPU -> WER 
 
 1. builds ``espeak_speech/small`` (skipped when already built; ~3 min on 2 cores);
 2. trains ConvRNN-T with ``experiments/configs/convrnnt.py:demo`` -- a 28-minute
-   training budget that also spans restarts -- and decodes the test split (beam
-   search, beam 4: 7.7 points better than greedy on this character model);
+   training budget that also spans restarts -- and decodes the test split (Graves
+   beam search, beam 16, fused with a character 12-gram LM of the training text:
+   35.4% test WER against greedy's 58.4% on the 25-minute model);
 3. decodes the same test split with pocketsphinx and a trigram LM of the training
    text (~6 min; reused when ``<workdir>/pocketsphinx/results.json`` exists);
 4. prints WER overall and per accent for both systems.

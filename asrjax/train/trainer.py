@@ -280,8 +280,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
   params = jax.device_get(state.params)
   results = {"train_seconds": train_seconds(), "steps": int(state.step), "skipped": int(state.skipped),
              "history": history, "params_digest": params_digest(params)}
-  decoder_options = {**config.eval.decoder_options.to_dict(),
-                     **lm_decoder_options(config, config.eval.decoder, make_lm(config, train_split, tok, workdir))}
+  decoder_options = config.eval.decoder_options.to_dict()
+  if config.eval.splits:  # counting the LM is wasted work when nothing is decoded
+    decoder_options.update(lm_decoder_options(config, config.eval.decoder, make_lm(config, train_split, tok, workdir)))
   for split_name in config.eval.splits:
     split = sources.open_split(config.data.name, split_name, config.data.data_dir)
     ev = evaluation.evaluate(model, params, split, tok, decoder=config.eval.decoder, limit=config.eval.limit,

@@ -52,11 +52,6 @@ def _pred_step(fns, params, label, state):
 
 
 @functools.partial(jax.jit, static_argnames=("fns",))
-def _log_probs(fns, params, enc_t, pred_out):
-  return jax.nn.log_softmax(fns.joint(params, enc_t[None], pred_out).astype(jnp.float32), axis=-1)[0]
-
-
-@functools.partial(jax.jit, static_argnames=("fns",))
 def _log_probs_many(fns, params, enc_t, pred_outs):
   """``[K, P]`` prediction outputs at one frame -> ``[K, V]`` log-probs, in one call."""
   enc = jnp.broadcast_to(enc_t[None], (pred_outs.shape[0],) + enc_t.shape)
@@ -103,8 +98,8 @@ def _search_one(fns, params, enc, beam, expand, max_symbols_per_frame, lm=None, 
 
     def log_probs(t, prefix):
       if prefix not in lp_cache:
-        lp_cache[prefix] = _fuse(np.asarray(_log_probs(fns, params, enc[t], cache.output(prefix)), np.float64),
-                                 prefix)
+        lp = np.asarray(_log_probs_many(fns, params, enc[t], cache.output(prefix)), np.float64)[0]
+        lp_cache[prefix] = _fuse(lp, prefix)
       return lp_cache[prefix]
 
     prev = hyps

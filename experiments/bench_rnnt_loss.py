@@ -64,10 +64,7 @@ def reference_rnnt_loss(logits, frame_lengths, labels, label_lengths, blank_id=0
   ext = jnp.pad(labels, ((0, 0), (0, 1)))
   blank = lp[..., blank_id]
   emit = jnp.take_along_axis(lp, ext[:, None, :, None], axis=-1)[..., 0]
-  t, u = jnp.arange(t_max)[None, :, None], jnp.arange(u1)[None, None, :]
-  in_time = t < frame_lengths[:, None, None]
-  blank = jnp.where(in_time & (u <= label_lengths[:, None, None]), blank, -jnp.inf)
-  emit = jnp.where(in_time & (u < label_lengths[:, None, None]), emit, -jnp.inf)
+  blank, emit = lattice.mask_edges(blank, emit, frame_lengths, label_lengths, dtype=compute_dtype)
   blank_d, emit_d = lattice.skew(blank, -jnp.inf), lattice.skew(emit, -jnp.inf)
 
   def step(a, xs):
@@ -137,9 +134,15 @@ def _peak_mib(fn, args):
   return total / 2**20
 
 
+def paddings(t_len, u_len, t_max: int, u_max: int):
+  """Lengths ``[B]`` -> ``(frame paddings [B, t_max], label paddings [B, u_max])``, 1.0 = padded."""
+  t_pad = (jnp.arange(t_max)[None] >= t_len[:, None]).astype(jnp.float32)
+  u_pad = (jnp.arange(u_max)[None] >= u_len[:, None]).astype(jnp.float32)
+  return t_pad, u_pad
+
+
 def _asrjax_step(logits, t_len, labels, u_len):
-  t_pad = (jnp.arange(logits.shape[1])[None] >= t_len[:, None]).astype(jnp.float32)
-  u_pad = (jnp.arange(labels.shape[1])[None] >= u_len[:, None]).astype(jnp.float32)
+  t_pad, u_pad = paddings(t_len, u_len, logits.shape[1], labels.shape[1])
   return jax.value_and_grad(lambda x: rnnt_loss(x, t_pad, labels, u_pad).sum())(logits)
 
 

@@ -52,19 +52,15 @@ def main(argv):
   print(f"{'B,T,U,V':>18} {'impl':>22} {'max rel |dloss|':>16} {'max |dgrad|':>12} {'mean |dgrad|':>12}")
   for size in SIZES[_SIZE_SET.value]:
     logits, t_len, labels, u_len = bench._inputs(size, jnp.float32)
-    ref64 = jax.jit(jax.value_and_grad(
-        lambda x: bench.reference_rnnt_loss(x, t_len, labels, u_len, compute_dtype=jnp.float64).sum()))
-    l64_each = jax.jit(lambda x: bench.reference_rnnt_loss(x, t_len, labels, u_len, compute_dtype=jnp.float64))(
+    t_pad, u_pad = bench.paddings(t_len, u_len, logits.shape[1], labels.shape[1])
+    l64_each, g64 = _losses_and_grad(
+        lambda x: bench.reference_rnnt_loss(x, t_len, labels, u_len, compute_dtype=jnp.float64),
         logits.astype(jnp.float64))
-    _, g64 = ref64(logits.astype(jnp.float64))
-    l64_each, g64 = np.asarray(l64_each), np.asarray(g64)
-    rows = {}
-    ours_l = jax.jit(lambda x: bench.rnnt_loss(x, *_paddings(t_len, labels, u_len, x.shape[1])))(logits)
-    _, ours_g = jax.jit(bench._asrjax_step)(logits, t_len, labels, u_len)
-    rows["asrjax (hand-written)"] = (ours_l, ours_g)
-    ref_l = jax.jit(lambda x: bench.reference_rnnt_loss(x, t_len, labels, u_len))(logits)
-    _, ref_g = jax.jit(bench._reference_step)(logits, t_len, labels, u_len)
-    rows["reference f32 (autodiff)"] = (ref_l, ref_g)
+    rows = {
+        "asrjax (hand-written)": _losses_and_grad(lambda x: bench.rnnt_loss(x, t_pad, labels, u_pad), logits),
+        "reference f32 (autodiff)": _losses_and_grad(
+            lambda x: bench.reference_rnnt_loss(x, t_len, labels, u_len), logits),
+    }
     if bench._TORCHAUDIO.value:
       rows["torchaudio"] = _torchaudio(logits, t_len, labels, u_len)
     for name, (l, g) in rows.items():
@@ -77,10 +73,11 @@ def main(argv):
       print(f"{str(size):>18} {name:>22} {dl:16.2e} {dg.max():12.2e} {dg.mean():12.2e}")
 
 
-def _paddings(t_len, labels, u_len, t_max):
-  t_pad = (jnp.arange(t_max)[None] >= t_len[:, None]).astype(jnp.float32)
-  u_pad = (jnp.arange(labels.shape[1])[None] >= u_len[:, None]).astype(jnp.float32)
-  return t_pad, labels, u_pad
+def _losses_and_grad(per_utterance, x):
+  """``per_utterance: [B, T, U+1, V] -> [B]`` at ``x`` -> (losses ``[B]``, gradient of their sum), as NumPy."""
+  losses, vjp = jax.vjp(jax.jit(per_utterance), x)
+  (grad,) = vjp(jnp.ones_like(losses))
+  return np.asarray(losses), np.asarray(grad)
 
 
 if __name__ == "__main__":

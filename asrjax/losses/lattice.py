@@ -111,7 +111,7 @@ def _shift_down(x: jax.Array) -> jax.Array:
 
 
 def mask_edges(
-    blank: jax.Array, emit: jax.Array, frame_lengths: jax.Array, label_lengths: jax.Array
+    blank: jax.Array, emit: jax.Array, frame_lengths: jax.Array, label_lengths: jax.Array, dtype=jnp.float32
 ) -> tuple[jax.Array, jax.Array]:
   """Sets edge log-weights outside each utterance's lattice to -inf.
 
@@ -120,17 +120,18 @@ def mask_edges(
     emit: ``[B, T, U1]`` next-label log-probs (``emit[:, :, U]`` is ignored).
     frame_lengths: ``[B]`` int, frames per utterance ``T_b``.
     label_lengths: ``[B]`` int, labels per utterance ``U_b``.
+    dtype: of the result (fp32 for the loss; float64 for a high-precision reference).
 
   Returns:
-    ``(blank, emit)`` in fp32, -inf where ``t >= T_b``, and ``u > U_b`` (blank) or
+    ``(blank, emit)`` in ``dtype``, -inf where ``t >= T_b``, and ``u > U_b`` (blank) or
     ``u >= U_b`` (emit). Uses `where`, so NaN in padded positions cannot leak.
   """
   _, t_max, u1 = blank.shape
   t = jnp.arange(t_max)[None, :, None]
   u = jnp.arange(u1)[None, None, :]
   in_time = t < frame_lengths[:, None, None]
-  blank = jnp.where(in_time & (u <= label_lengths[:, None, None]), blank.astype(jnp.float32), NEG_INF)
-  emit = jnp.where(in_time & (u < label_lengths[:, None, None]), emit.astype(jnp.float32), NEG_INF)
+  blank = jnp.where(in_time & (u <= label_lengths[:, None, None]), blank.astype(dtype), NEG_INF)
+  emit = jnp.where(in_time & (u < label_lengths[:, None, None]), emit.astype(dtype), NEG_INF)
   return blank, emit
 
 

@@ -36,22 +36,25 @@ def _s(x):
   return x.decode() if isinstance(x, bytes) else str(x)
 
 
+def _transcripts(split) -> list[str]:
+  """Every transcript of ``split``, in order."""
+  return [_s(split[i]["text"]) for i in range(len(split))]
+
+
 def make_tokenizer(config, train_split, workdir: str):
   """Loads ``workdir/tokenizer.*`` or trains it on the training transcripts."""
-  texts = None
   if config.data.tokenizer == "char":
     path = os.path.join(workdir, "tokenizer.json")
     if os.path.exists(path):
       return tokenizer_lib.CharTokenizer.load(path)
-    texts = [_s(train_split[i]["text"]) for i in range(len(train_split))]
-    tok = tokenizer_lib.CharTokenizer.build(texts)
+    tok = tokenizer_lib.CharTokenizer.build(_transcripts(train_split))
     tok.save(path)
     return tok
   path = os.path.join(workdir, "tokenizer.model")
   if os.path.exists(path):
     return tokenizer_lib.SentencePieceTokenizer.load(path)
-  texts = [_s(train_split[i]["text"]) for i in range(len(train_split))]
-  return tokenizer_lib.SentencePieceTokenizer.train(texts, path, vocab_size=config.data.vocab_size)
+  return tokenizer_lib.SentencePieceTokenizer.train(_transcripts(train_split), path,
+                                                    vocab_size=config.data.vocab_size)
 
 
 def make_lm(config, train_split, tok, workdir: str):
@@ -72,8 +75,8 @@ def make_lm(config, train_split, tok, workdir: str):
     logging.info("%s was built with other settings; counting it again", path)
   if train_split is None:
     train_split = sources.open_split(config.data.name, "train", config.data.data_dir)
-  texts = (_s(train_split[i]["text"]) for i in range(len(train_split)))
-  lm = ngram_lm.NgramLM.fit((tok.encode(t) for t in texts), tok.vocab_size, lm_cfg.order, lm_cfg.discount)
+  lm = ngram_lm.NgramLM.fit([tok.encode(t) for t in _transcripts(train_split)], tok.vocab_size, lm_cfg.order,
+                            lm_cfg.discount)
   lm.save(path)
   return lm
 

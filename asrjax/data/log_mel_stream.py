@@ -1,8 +1,9 @@
 """Chunk-by-chunk log-mel for streaming: audio arrives in pieces, frames leave as soon as they are complete.
 
-``LogMelStream(batch, **log_mel_options)`` keeps, per stream, the last raw sample (for
-pre-emphasis across the chunk boundary) and the pre-emphasised samples not yet
-covered by a complete frame. ``accept(audio [B, n])`` returns the new frames
+``LogMelStream(batch, **log_mel_options)`` keeps, per stream, the raw samples not yet
+covered by a complete frame and the raw sample just before them; the jitted front end
+pre-emphasises ``[previous, pending...]`` with `features.preemphasize` and drops the
+first output, so pre-emphasis carries across chunk boundaries. ``accept(audio [B, n])`` returns the new frames
 ``[B, T_new, D]``; the concatenation over chunks equals `asrjax.data.features.log_mel`
 of the whole signal (same framing, same pre-emphasis with ``x[-1] = 0``; equal to
 ~1 ulp, since the mel projection is a GEMM whose kernel XLA:CPU picks by row count).
@@ -41,10 +42,11 @@ class LogMelStream:
     self._step = features.samples_per_frame(sample_rate, log_mel_options.get("frame_step_ms", 10.0))
     self._preemphasis = log_mel_options.get("preemphasis", 0.97)
     self._num_mels = log_mel_options.get("num_mels", 80)
-    options = {**log_mel_options, "preemphasis": 0.0}  # applied here, across chunk boundaries
+    options = {**log_mel_options, "preemphasis": 0.0}  # applied below, across chunk boundaries
 
-    def front_end(x):
-      feats, pads = features.log_mel(x, jnp.zeros_like(x), **options)
+    def front_end(x):  # x [B, 1 + n]: the raw sample before the pending ones, then those
+      y = features.preemphasize(x, self._preemphasis)[:, 1:]
+      feats, pads = features.log_mel(y, jnp.zeros_like(y), **options)
       return feats if mean is None else features.global_normalize(feats, pads, mean, std)
 
     self._log_mel = jax.jit(front_end)
@@ -52,7 +54,7 @@ class LogMelStream:
 
   def reset(self) -> None:
     """Starts new streams."""
-    self._prev = np.zeros((self._batch, 1), np.float32)
+    self._prev = np.zeros((self._batch, 1), np.float32)  # x[-1] = 0, as `features.preemphasize`
     self._pending = np.zeros((self._batch, 0), np.float32)
 
   def accept(self, audio) -> np.ndarray:
@@ -61,18 +63,18 @@ class LogMelStream:
     if audio.ndim != 2 or audio.shape[0] != self._batch:
       raise ValueError(f"expected audio [{self._batch}, n]; got {audio.shape}.")
     if audio.shape[1]:
-      previous = np.concatenate([self._prev, audio[:, :-1]], axis=1)
-      emphasized = audio - np.float32(self._preemphasis) * previous  # `features.preemphasize`, carried across chunks
-      self._prev = audio[:, -1:]
-      self._pending = np.concatenate([self._pending, emphasized], axis=1)
+      self._pending = np.concatenate([self._pending, audio], axis=1)
     n = self._pending.shape[1]
     frames = 0 if n < self._window else 1 + (n - self._window) // self._step
     if frames == 0:
       return np.zeros((self._batch, 0, self._num_mels), np.float32)
     used = (frames - 1) * self._step + self._window
-    size = 1 << (used - 1).bit_length()
+    size = 1 << used.bit_length()  # > used: room for the previous sample in front
     buffer = np.zeros((self._batch, size), np.float32)
-    buffer[:, :used] = self._pending[:, :used]
+    buffer[:, :1] = self._prev
+    buffer[:, 1 : used + 1] = self._pending[:, :used]
     out = np.asarray(self._log_mel(buffer))[:, :frames]
-    self._pending = self._pending[:, frames * self._step :]
+    consumed = frames * self._step
+    self._prev = self._pending[:, consumed - 1 : consumed]
+    self._pending = self._pending[:, consumed:]
     return out

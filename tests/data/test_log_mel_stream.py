@@ -32,6 +32,15 @@ def test_preemphasis_crosses_the_chunk_boundary_and_reset_forgets_it():
   first = stream.accept(audio[:, :560])
   second = stream.accept(audio[:, 560:])
   np.testing.assert_allclose(np.concatenate([first, second], axis=1), np.asarray(whole), rtol=1e-5, atol=1e-4)
+  # after 720 samples three frames are complete and 480 samples consumed: the next
+  # frame's first sample follows a 1 (sample 479), which the stream must remember
+  # (a Hamming window, since a Hann window gives a frame's first sample weight 0)
+  audio2 = np.concatenate([np.zeros((1, 400)), np.ones((1, 800))], axis=1).astype(np.float32)
+  whole2, _ = features.log_mel(jnp.asarray(audio2), jnp.zeros((1, 1_200)), window="hamming")
+  stream2 = log_mel_stream.LogMelStream(1, window="hamming")
+  parts = [stream2.accept(audio2[:, :720]), stream2.accept(audio2[:, 720:])]
+  assert parts[0].shape[1] == 3
+  np.testing.assert_allclose(np.concatenate(parts, axis=1), np.asarray(whole2), rtol=1e-5, atol=1e-4)
   stream.reset()
   restarted = stream.accept(audio[:, 400:])  # now x[-1] = 0 again: a different first frame
   alone, _ = features.log_mel(jnp.asarray(audio[:, 400:]), jnp.zeros((1, 400)))

@@ -68,3 +68,25 @@ def rnnt_nll_and_grads(logits: np.ndarray, labels, blank: int = 0, fastemit_lamb
       if u < u1 - 1:
         d_logits[t, u, labels[u]] -= g_emit[t, u]
   return -total, d_logits, -g_blank, -g_emit
+
+
+def rnnt_nll_windowed(logits: np.ndarray, labels, starts, window: int, blank: int = 0) -> float:
+  """``-log`` of the mass of the alignments whose every visited node (t, u) has ``starts[t] <= u < starts[t] + window``.
+
+  Args:
+    logits: ``[T, U+1, V]`` full joint logits (exact lengths).
+    labels: ``U`` label ids.
+    starts: ``T`` window starts.
+    window: window size S.
+
+  Returns:
+    The windowed negative log-likelihood (``inf`` when no alignment fits).
+  """
+  lp = log_softmax(logits)
+  t_max, u1, _ = lp.shape
+  kept = [
+      sum(lp[t, u, blank] if is_blank else lp[t, u, labels[u]] for t, u, is_blank in p)
+      for p in alignments(t_max, u1 - 1)
+      if all(starts[t] <= u < starts[t] + window for t, u, _ in p)
+  ]
+  return -np.logaddexp.reduce(kept) if kept else np.inf

@@ -1,0 +1,162 @@
+"""Pruned RNN-T loss against brute-force enumeration over (windowed) alignments."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from asrjax.losses import pruned_rnnt
+from tests import oracles
+
+
+def _paddings(lengths, size):
+  return (np.arange(size)[None, :] >= np.asarray(lengths)[:, None]).astype(np.float32)
+
+
+def _batch(seed, b=3, t=5, u=4, v=5):
+  rng = np.random.default_rng(seed)
+  t_len = rng.integers(2, t + 1, size=b)
+  t_len[0] = t
+  u_len = rng.integers(0, u + 1, size=b)
+  u_len[-1] = u
+  labels = rng.integers(1, v, size=(b, u))
+  return rng, t_len, labels, u_len
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_simple_loss_gradient_and_occupancy_match_enumeration(seed):
+  rng, t_len, labels, u_len = _batch(seed)
+  b, t, u, v = 3, 5, 4, 5
+  am = rng.normal(size=(b, t, v)).astype(np.float32) * 2
+  lm = rng.normal(size=(b, u + 1, v)).astype(np.float32) * 2
+  args = (_paddings(t_len, t), labels, _paddings(u_len, u))
+  (loss, occ), vjp = jax.vjp(lambda a, m: pruned_rnnt.simple_rnnt_loss(a, m, *args), am, lm)
+  d_am, d_lm = vjp((jnp.ones(b), jnp.zeros_like(occ)))
+  for i in range(b):
+    tb, ub = t_len[i], u_len[i]
+    full = am[i, :tb, None, :] + lm[i, None, : ub + 1, :]  # the trivial joiner, [T, U+1, V]
+    ref, d_logits, neg_blank, neg_emit = oracles.rnnt_nll_and_grads(full, labels[i, :ub])
+    np.testing.assert_allclose(loss[i], ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(d_am[i, :tb], d_logits.sum(1), atol=2e-5)
+    np.testing.assert_allclose(d_lm[i, : ub + 1], d_logits.sum(0), atol=2e-5)
+    np.testing.assert_allclose(d_am[i, tb:], 0.0)
+    np.testing.assert_allclose(d_lm[i, ub + 1:], 0.0)
+    expected_occ = np.zeros((t, u + 1))
+    expected_occ[:tb, : ub + 1] = -(neg_blank + neg_emit)
+    np.testing.assert_allclose(occ[i], expected_occ, atol=2e-5)
+
+
+def _check_ranges(starts, t_len, u_len, s):
+  for i, (tb, ub) in enumerate(zip(t_len, u_len)):
+    st_ = np.asarray(starts[i, :tb])
+    assert st_[0] == 0
+    assert np.all(np.diff(st_) >= 0)
+    assert np.all(np.diff(st_) <= s - 1)
+    assert st_[-1] <= ub <= st_[-1] + s - 1
+    assert np.all(st_ <= max(ub - s + 1, 0))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([2, 3, 4]))
+def test_ranges_always_hold_a_path(seed, s):
+  rng = np.random.default_rng(seed)
+  b, t, u = 4, 7, 9
+  t_len = rng.integers(1, t + 1, size=b)
+  u_len = np.minimum(rng.integers(0, u + 1, size=b), (s - 1) * t_len)  # feasible
+  occ = rng.exponential(size=(b, t, u + 1)).astype(np.float32) ** 3  # peaky, arbitrary
+  starts = pruned_rnnt.prune_ranges(jnp.asarray(occ), jnp.asarray(t_len), jnp.asarray(u_len), s)
+  _check_ranges(starts, t_len, u_len, s)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([2, 3, 5]))
+def test_ranges_keep_a_single_dominant_path(seed, s):
+  # Occupancy concentrated on one alignment with <= S - 1 labels per frame: every
+  # node of that alignment must stay inside its frame's window.
+  rng = np.random.default_rng(seed)
+  t, u = 6, 8
+  u_len = int(rng.integers(0, min(u, (s - 1) * t) + 1))
+  per_frame = np.zeros(t, int)
+  for _ in range(u_len):  # spread labels over frames, at most S - 1 each
+    free = np.nonzero(per_frame < s - 1)[0]
+    per_frame[rng.choice(free)] += 1
+  occ = np.full((1, t, u + 1), 1e-3, np.float32)
+  nodes, pos = [], 0
+  for f in range(t):
+    for k in range(per_frame[f] + 1):
+      nodes.append((f, pos + k))
+      occ[0, f, pos + k] = 1.0
+    pos += per_frame[f]
+  starts = np.asarray(pruned_rnnt.prune_ranges(jnp.asarray(occ), jnp.array([t]), jnp.array([u_len]), s))
+  _check_ranges(starts, [t], [u_len], s)
+  for f, node in nodes:
+    assert starts[0, f] <= node < starts[0, f] + s, (f, node, starts)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([2, 3]), st.sampled_from([0.0, 0.5]))
+def test_pruned_loss_matches_windowed_enumeration(seed, s, fastemit_lambda):
+  rng, t_len, labels, u_len = _batch(seed)
+  b, t, u, v = 3, 5, 4, 5
+  u_len = np.minimum(u_len, (s - 1) * t_len)
+  logits = (rng.normal(size=(b, t, u + 1, v)) * 2).astype(np.float32)
+  occ = rng.exponential(size=(b, t, u + 1)).astype(np.float32)
+  starts = pruned_rnnt.prune_ranges(jnp.asarray(occ), jnp.asarray(t_len), jnp.asarray(u_len), s)
+  # The joint evaluated at the windows only: gather the full logits' rows.
+  pruned = jax.vmap(lambda lg, st_: jax.vmap(lambda row, s0: row[jnp.minimum(s0 + jnp.arange(s), u)])(lg, st_))(
+      jnp.asarray(logits), starts)
+  loss = pruned_rnnt.pruned_rnnt_loss(pruned, starts, _paddings(t_len, t), labels, _paddings(u_len, u),
+                                      fastemit_lambda=fastemit_lambda)
+  for i in range(b):
+    tb, ub = t_len[i], u_len[i]
+    ref = oracles.rnnt_nll_windowed(logits[i, :tb, : ub + 1], labels[i, :ub], np.asarray(starts[i, :tb]), s)
+    assert np.isfinite(ref)
+    np.testing.assert_allclose(loss[i], ref, rtol=1e-5, atol=1e-5)
+    full_ref = oracles.rnnt_nll_and_grads(logits[i, :tb, : ub + 1], labels[i, :ub])[0]
+    assert loss[i] >= full_ref - 1e-5
+
+
+def test_wide_windows_give_the_full_loss_and_gradient():
+  rng, t_len, labels, u_len = _batch(7)
+  b, t, u, v = 3, 5, 4, 5
+  s = u + 1
+  logits = (rng.normal(size=(b, t, u + 1, v)) * 2).astype(np.float32)
+  starts = pruned_rnnt.prune_ranges(jnp.ones((b, t, u + 1)), jnp.asarray(t_len), jnp.asarray(u_len), s)
+  np.testing.assert_array_equal(starts, 0)
+  args = (starts, _paddings(t_len, t), labels, _paddings(u_len, u))
+  loss, vjp = jax.vjp(lambda x: pruned_rnnt.pruned_rnnt_loss(x, *args), jnp.asarray(logits))
+  (grad,) = vjp(jnp.ones(b))
+  for i in range(b):
+    tb, ub = t_len[i], u_len[i]
+    ref, ref_grad, _, _ = oracles.rnnt_nll_and_grads(logits[i, :tb, : ub + 1], labels[i, :ub])
+    np.testing.assert_allclose(loss[i], ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(grad[i, :tb, : ub + 1], ref_grad, atol=2e-5)
+    np.testing.assert_allclose(grad[i, tb:], 0.0)
+
+
+def test_gather_windows_hand_example():
+  x = jnp.arange(4)[None, :, None] * 10  # [1, U+1=4, 1]
+  out = pruned_rnnt.gather_windows(x, jnp.array([[0, 1, 3]]), 2)
+  np.testing.assert_array_equal(out[0, :, :, 0], [[0, 10], [10, 20], [30, 30]])
+
+
+def test_bad_arguments_raise():
+  with pytest.raises(ValueError, match="prune_range must be >= 2"):
+    pruned_rnnt.prune_ranges(jnp.ones((1, 3, 2)), jnp.array([3]), jnp.array([1]), 1)
+  with pytest.raises(ValueError, match=r"\[B, T, S, V\]"):
+    pruned_rnnt.pruned_rnnt_loss(jnp.zeros((1, 3, 2)), jnp.zeros((1, 3), jnp.int32), jnp.zeros((1, 3)),
+                                 jnp.ones((1, 1), jnp.int32), jnp.zeros((1, 1)))
+  with pytest.raises(ValueError, match="U\\+1"):
+    pruned_rnnt.simple_rnnt_loss(jnp.zeros((1, 3, 4)), jnp.zeros((1, 3, 4)), jnp.zeros((1, 3)),
+                                 jnp.ones((1, 1), jnp.int32), jnp.zeros((1, 1)))
+
+
+def test_infeasible_utterance_is_inf_not_wrong():
+  # 4 labels in 2 frames need 2 per frame; a window of 2 allows only 1: no path.
+  starts = pruned_rnnt.prune_ranges(jnp.ones((1, 2, 5)), jnp.array([2]), jnp.array([4]), 2)
+  logits = jnp.zeros((1, 2, 2, 5))
+  loss = pruned_rnnt.pruned_rnnt_loss(logits, starts, jnp.zeros((1, 2)), jnp.array([[1, 2, 3, 4]]),
+                                      jnp.zeros((1, 4)))
+  assert np.isinf(loss[0]) and loss[0] > 0

@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from asrjax.decoding import transducer as decoding
+from asrjax.losses import pruned_rnnt
 from asrjax.nn import causal_cmvn, lstm
 
 
@@ -42,15 +43,32 @@ class Predictor(nn.Module):
 
 
 class Joint(nn.Module):
-  """``enc [..., D], pred [..., P] -> logits [..., V]`` (broadcasting leading dims)."""
+  """``enc [..., D], pred [..., P] -> logits [..., V]`` (broadcasting leading dims).
+
+  ``logits = out(tanh(enc_proj(enc) + pred_proj(pred)))``; `project` and `output`
+  are the two halves, so that a pruned loss can project ``[B, T, D]`` and
+  ``[B, U+1, P]`` once and run `output` on the gathered ``[B, T, S, H]`` only.
+  """
 
   vocab_size: int
   hidden: int = 256
 
-  @nn.compact
+  def setup(self):
+    self.enc_proj = nn.Dense(self.hidden)
+    self.pred_proj = nn.Dense(self.hidden, use_bias=False)
+    self.out = nn.Dense(self.vocab_size)
+
+  def project(self, enc, pred):
+    """``(enc_proj(enc) [..., H], pred_proj(pred) [..., H])``."""
+    return self.enc_proj(enc), self.pred_proj(pred)
+
+  def output(self, hidden):
+    """``[..., H]`` summed projections -> ``[..., V]`` logits."""
+    return self.out(jnp.tanh(hidden))
+
   def __call__(self, enc, pred):
-    h = nn.Dense(self.hidden, name="enc_proj")(enc) + nn.Dense(self.hidden, use_bias=False, name="pred_proj")(pred)
-    return nn.Dense(self.vocab_size, name="out")(jnp.tanh(h))
+    enc_h, pred_h = self.project(enc, pred)
+    return self.output(enc_h + pred_h)
 
 
 class Transducer(nn.Module):
@@ -78,6 +96,9 @@ class Transducer(nn.Module):
   def setup(self):
     self.predictor = Predictor(self.vocab_size, self.embed_dim, self.predictor_hidden, self.predictor_layers)
     self.joint_net = Joint(self.vocab_size, self.joint_hidden)
+    # the pruned loss's trivial joiner; parameters exist only in models initialised by `pruned_losses`
+    self.simple_am = nn.Dense(self.vocab_size)
+    self.simple_lm = nn.Dense(self.vocab_size)
 
   def init_encode_state(self, batch: int) -> dict:
     """The state `encode` carries between chunks, before the first chunk."""
@@ -104,8 +125,8 @@ class Transducer(nn.Module):
   def joint(self, enc, pred):
     return self.joint_net(enc, pred)
 
-  def __call__(self, feats, feat_paddings, labels, label_paddings):
-    """Training logits ``[B, T', U+1, V]`` and ``enc_paddings [B, T']``.
+  def teacher_forced(self, feats, feat_paddings, labels, label_paddings):
+    """``(enc [B, T', D], enc_paddings [B, T'], pred [B, U+1, P])`` for training.
 
     The prediction network sees ``[blank, y_1 .. y_U]`` (teacher forcing).
     """
@@ -114,7 +135,34 @@ class Transducer(nn.Module):
     inputs = jnp.concatenate([jnp.full((b, 1), self.blank_id, labels.dtype), labels], axis=1)
     in_pad = jnp.concatenate([jnp.zeros((b, 1), label_paddings.dtype), label_paddings], axis=1)
     pred, _ = self.predictor(inputs, in_pad, self.predictor.init_state(b))
+    return enc, enc_pad, pred
+
+  def __call__(self, feats, feat_paddings, labels, label_paddings):
+    """Training logits ``[B, T', U+1, V]`` and ``enc_paddings [B, T']`` (for the full RNN-T loss)."""
+    enc, enc_pad, pred = self.teacher_forced(feats, feat_paddings, labels, label_paddings)
     return self.joint_net(enc[:, :, None, :], pred[:, None, :, :]), enc_pad
+
+  def pruned_losses(self, feats, feat_paddings, labels, label_paddings, *, prune_range: int,
+                    fastemit_lambda: float = 0.0):
+    """``(simple [B], pruned [B])`` per-utterance losses of k2's pruned RNN-T (`asrjax.losses.pruned_rnnt`).
+
+    The simple loss uses two extra projections to the vocabulary (``simple_am``,
+    ``simple_lm``, the "trivial joiner"), created when the model is initialised
+    through this method; its node occupancies choose ``prune_range`` label
+    positions per frame, where the joint network runs (``[B, T', S, H]``).
+    FastEmit applies to the pruned loss.
+    """
+    enc, enc_pad, pred = self.teacher_forced(feats, feat_paddings, labels, label_paddings)
+    am, lm = self.simple_am(enc), self.simple_lm(pred)
+    simple, occupancy = pruned_rnnt.simple_rnnt_loss(am, lm, enc_pad, labels, label_paddings, blank_id=self.blank_id)
+    frame_lengths = jnp.sum(1 - enc_pad.astype(jnp.int32), axis=1)
+    label_lengths = jnp.sum(1 - label_paddings.astype(jnp.int32), axis=1)
+    starts = pruned_rnnt.prune_ranges(occupancy, frame_lengths, label_lengths, prune_range)
+    enc_h, pred_h = self.joint_net.project(enc, pred)
+    hidden = enc_h[:, :, None, :] + pruned_rnnt.gather_windows(pred_h, starts, prune_range)  # [B, T', S, H]
+    pruned = pruned_rnnt.pruned_rnnt_loss(self.joint_net.output(hidden), starts, enc_pad, labels, label_paddings,
+                                          blank_id=self.blank_id, fastemit_lambda=fastemit_lambda)
+    return simple, pruned
 
 
 def from_config(encoder_cls, config, vocab_size: int) -> Transducer:

@@ -35,6 +35,11 @@ class StepConfig:
 
   blank_id: int = 0
   fastemit_lambda: float = 0.0
+  # Pruned RNN-T (k2): 0 = the full loss; S > 0 = `Transducer.pruned_losses` with S label
+  # positions per frame, objective ``a * simple + b * pruned`` (see `loss_scales`).
+  prune_range: int = 0
+  simple_loss_scale: float = 0.5
+  pruned_warmup_steps: int = 0
   spec_augment: bool = True
   num_freq_masks: int = 2
   max_freq_mask: int = 27
@@ -73,21 +78,46 @@ def featurize(batch: dict, key: jax.Array, config: StepConfig, train: bool):
   return feats, pads
 
 
-def loss_fn(params, model, batch: dict, key: jax.Array, config: StepConfig):
-  """Mean per-utterance RNN-T loss over utterances that have labels or frames."""
+def loss_scales(step, simple_loss_scale: float, warmup_steps: int):
+  """Weights ``(a, b)`` of the simple and pruned losses at ``step`` (icefall's schedule).
+
+  During the first ``warmup_steps`` the simple loss's weight falls linearly from 1 to
+  ``simple_loss_scale`` and the pruned loss's rises from 0.1 to 1 (its windows come
+  from the simple lattice, meaningless at initialisation); afterwards
+  ``(simple_loss_scale, 1)``.
+  """
+  frac = jnp.minimum(step / max(warmup_steps, 1), 1.0) if warmup_steps > 0 else 1.0
+  return 1.0 - frac * (1.0 - simple_loss_scale), 0.1 + 0.9 * frac
+
+
+def loss_fn(params, model, batch: dict, key: jax.Array, config: StepConfig, step=0):
+  """Mean per-utterance transducer objective, and metrics.
+
+  ``loss`` and ``loss_per_label`` report the full RNN-T loss, or with
+  ``config.prune_range`` the pruned loss (an upper bound of the full one), plus
+  ``simple_loss``; ``step`` drives the pruned loss's warm-up (`loss_scales`).
+  """
   feature_key, dropout_key = jax.random.split(key)
   feats, pads = featurize(batch, feature_key, config, train=True)
   cast = lambda t: jax.tree.map(lambda x: x.astype(config.compute_dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, t)
-  logits, enc_pads = model.apply(cast(params), feats.astype(config.compute_dtype), pads,
-                                 batch["labels"], batch["label_paddings"], rngs={"dropout": dropout_key})
-  per_utt = rnnt_loss(logits, enc_pads, batch["labels"], batch["label_paddings"],
-                      blank_id=config.blank_id, fastemit_lambda=config.fastemit_lambda)
-  num_labels = jnp.sum(1.0 - batch["label_paddings"])
-  return jnp.mean(per_utt), {"loss": jnp.mean(per_utt), "loss_per_label": jnp.sum(per_utt) / jnp.maximum(num_labels, 1.0)}
+  args = (cast(params), feats.astype(config.compute_dtype), pads, batch["labels"], batch["label_paddings"])
+  num_labels = jnp.maximum(jnp.sum(1.0 - batch["label_paddings"]), 1.0)
+  if config.prune_range:
+    simple, per_utt = model.apply(*args, prune_range=config.prune_range, fastemit_lambda=config.fastemit_lambda,
+                                  method=model.pruned_losses, rngs={"dropout": dropout_key})
+    a, b = loss_scales(step, config.simple_loss_scale, config.pruned_warmup_steps)
+    objective = a * jnp.mean(simple) + b * jnp.mean(per_utt)
+    extra = {"simple_loss": jnp.mean(simple)}
+  else:
+    logits, enc_pads = model.apply(*args, rngs={"dropout": dropout_key})
+    per_utt = rnnt_loss(logits, enc_pads, batch["labels"], batch["label_paddings"],
+                        blank_id=config.blank_id, fastemit_lambda=config.fastemit_lambda)
+    objective, extra = jnp.mean(per_utt), {}
+  return objective, {"loss": jnp.mean(per_utt), "loss_per_label": jnp.sum(per_utt) / num_labels, **extra}
 
 
 def train_step(state: TrainState, batch: dict, key: jax.Array, *, model, tx, config: StepConfig):
-  (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, model, batch, key, config)
+  (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, model, batch, key, config, state.step)
   grad_norm = optax.tree.norm(grads)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
   updates, new_opt = tx.update(grads, state.opt_state, state.params)

@@ -126,7 +126,15 @@ def make_feature_stats(config, train_split, workdir: str):
 def make_step_config(config, stats) -> step_lib.StepConfig:
   mean, std = stats if stats is not None else (None, None)
   sa = config.train.spec_augment_options
-  return step_lib.StepConfig(fastemit_lambda=config.train.fastemit_lambda, spec_augment=config.train.spec_augment,
+  t = config.train
+  if t.prune_range and t.prune_range <= config.data.labels_per_frame:
+    raise ValueError(
+        f"train.prune_range={t.prune_range} keeps too few label positions: the data allows "
+        f"data.labels_per_frame={config.data.labels_per_frame} labels per frame, and a window of S positions "
+        f"fits S - 1; use prune_range > {config.data.labels_per_frame} (or 0 for the full loss).")
+  return step_lib.StepConfig(fastemit_lambda=t.fastemit_lambda, spec_augment=t.spec_augment,
+                             prune_range=t.prune_range, simple_loss_scale=t.simple_loss_scale,
+                             pruned_warmup_steps=t.pruned_warmup_steps,
                              num_freq_masks=sa.num_freq_masks, max_freq_mask=sa.max_freq_mask,
                              num_time_masks=sa.num_time_masks, max_time_mask_ratio=sa.max_time_mask_ratio,
                              vtlp_max_warp=config.train.vtlp_max_warp,
@@ -167,8 +175,11 @@ def init_fn(model, tx, config, tok):
   dummy = pipeline.pad_batch([{"audio": np.zeros(pcfg.buckets[0], np.int16), "text": ""}], tok.encode,
                              pcfg.buckets[0], pcfg.label_lengths[0])  # shapes only
   feats, pads = step_lib.featurize(dummy, jax.random.key(0), step_lib.StepConfig(), train=False)
-  return lambda key: step_lib.init_state(
-      model.init(key, feats, pads, jnp.asarray(dummy["labels"]), jnp.asarray(dummy["label_paddings"])), tx)
+  args = (feats, pads, jnp.asarray(dummy["labels"]), jnp.asarray(dummy["label_paddings"]))
+  if config.train.prune_range:  # creates the pruned loss's extra projections too
+    return lambda key: step_lib.init_state(
+        model.init(key, *args, prune_range=config.train.prune_range, method=model.pruned_losses), tx)
+  return lambda key: step_lib.init_state(model.init(key, *args), tx)
 
 
 class Restored(NamedTuple):
@@ -193,7 +204,14 @@ def restore_params(config, workdir: str) -> Restored:
   abstract = jax.eval_shape(init_fn(model, make_optimizer(config), config, tok), jax.random.key(0))
   mesh = sharding.make_mesh(devices=jax.local_devices()[:1])
   ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"))
-  restored = ckpt.restore_latest(checkpoint_lib.abstract_like(abstract, sharding.tree_shardings(mesh, abstract)))
+  try:
+    restored = ckpt.restore_latest(checkpoint_lib.abstract_like(abstract, sharding.tree_shardings(mesh, abstract)))
+  except checkpoint_lib.CheckpointError as e:
+    if "do not match" not in str(e):
+      raise
+    raise checkpoint_lib.CheckpointError(
+        f"{e}\nThe checkpoints hold another parameter tree than this config builds: evaluate with the config "
+        "and overrides the run was trained with (model sizes, train.prune_range, ...).") from e
   if restored is None:
     raise FileNotFoundError(f"no checkpoint under {ckpt.directory}.")
   return Restored(model, restored[0].params, tok, make_step_config(config, make_feature_stats(config, None, workdir)))
@@ -271,9 +289,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
       m = {k: float(v) for k, v in metrics.items()}
       history.append({"step": step_no, **m})
       elapsed = time.time() - start
-      writer.scalars(step_no, {"loss": m["loss"], "loss_per_label": m["loss_per_label"], "grad_norm": m["grad_norm"],
-                               "learning_rate": float(schedule(step_no)), "skipped": int(state.skipped),
-                               "utt_per_s": utts / elapsed, "elapsed_s": elapsed}, prefix="train/")
+      simple = {"simple_loss": m["simple_loss"]} if "simple_loss" in m else {}
+      writer.scalars(step_no, {"loss": m["loss"], "loss_per_label": m["loss_per_label"], **simple,
+                               "grad_norm": m["grad_norm"], "learning_rate": float(schedule(step_no)),
+                               "skipped": int(state.skipped), "utt_per_s": utts / elapsed, "elapsed_s": elapsed},
+                     prefix="train/")
     ckpt.save(int(state.step), state, {**it.state(), "train_seconds": train_seconds()})
   if ckpt.latest_step() != int(state.step):
     ckpt.save(int(state.step), state, {**it.state(), "train_seconds": train_seconds()}, force=True)

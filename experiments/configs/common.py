@@ -47,6 +47,12 @@ def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
       fsdp=1,  # devices per FSDP group (parameters sharded across them)
       compute_dtype="float32",  # "bfloat16" for mixed precision
       fastemit_lambda=0.0,
+      # pruned RNN-T loss (k2, Kuang et al. 2022): 0 = full loss; S = label positions per frame
+      # the joint network runs at (must exceed data.labels_per_frame); the objective is
+      # simple_loss_scale * simple + pruned, with icefall's ramp over pruned_warmup_steps
+      prune_range=0,
+      simple_loss_scale=0.5,
+      pruned_warmup_steps=500,
       spec_augment=True,
       spec_augment_options=dict(num_freq_masks=2, max_freq_mask=27, num_time_masks=5, max_time_mask_ratio=0.05),
       vtlp_max_warp=0.0,  # vocal tract length perturbation, warp factor 1 +- this (0 = off)

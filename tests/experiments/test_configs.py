@@ -48,3 +48,12 @@ def test_encoders_are_size_matched_within_10_percent():
 def test_unknown_variant_is_rejected():
   with pytest.raises(ValueError, match="unknown config variant"):
     load("convrnnt", "huge")
+
+
+def test_prune_range_must_exceed_the_labels_per_frame_limit():
+  config = load("convrnnt", "tiny")
+  config.train.prune_range = config.data.labels_per_frame
+  with pytest.raises(ValueError, match="prune_range"):
+    trainer.make_step_config(config, None)
+  config.train.prune_range = config.data.labels_per_frame + 1
+  assert trainer.make_step_config(config, None).prune_range == config.data.labels_per_frame + 1

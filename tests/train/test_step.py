@@ -131,3 +131,40 @@ def test_training_loss_uses_dropout_from_the_step_key(dropout):
   params = model.init(jax.random.key(1), feats, pads, batch["labels"], batch["label_paddings"])
   losses = {float(step_lib.loss_fn(params, model, batch, jax.random.key(k), config)[0]) for k in range(3)}
   assert len(losses) == (3 if dropout else 1)
+
+
+def test_pruned_objective_with_covering_windows_equals_the_full_loss_and_gradient():
+  # Windows of U+1 positions cover the whole lattice, so the pruned loss must be the
+  # full RNN-T loss, value and gradient (simple-loss weight 0, past the warm-up).
+  _, _, batch = _setup()
+  batch = jax.tree.map(jnp.asarray, batch)
+  model = transducer.Transducer(convrnnt.ConvRNNTEncoder(**TINY), vocab_size=7, embed_dim=8,
+                                predictor_hidden=16, joint_hidden=16)
+  full_cfg = step_lib.StepConfig(spec_augment=False)
+  pruned_cfg = step_lib.StepConfig(spec_augment=False, prune_range=batch["labels"].shape[1] + 1,
+                                   simple_loss_scale=0.0, pruned_warmup_steps=10)
+  feats, pads = step_lib.featurize(batch, jax.random.key(0), full_cfg, train=False)
+  params = model.init(jax.random.key(1), feats, pads, batch["labels"], batch["label_paddings"],
+                      prune_range=pruned_cfg.prune_range, method=model.pruned_losses)
+  assert {"simple_am", "simple_lm"} <= set(params["params"])
+  grad = jax.grad(step_lib.loss_fn, has_aux=True)
+  (full, full_aux) = step_lib.loss_fn(params, model, batch, jax.random.key(2), full_cfg)
+  (pruned, pruned_aux) = step_lib.loss_fn(params, model, batch, jax.random.key(2), pruned_cfg, 10)
+  np.testing.assert_allclose(float(pruned), float(full), rtol=1e-5)
+  np.testing.assert_allclose(float(pruned_aux["loss_per_label"]), float(full_aux["loss_per_label"]), rtol=1e-5)
+  assert float(pruned_aux["simple_loss"]) > 0
+  g_full, _ = grad(params, model, batch, jax.random.key(2), full_cfg)
+  g_pruned, _ = grad(params, model, batch, jax.random.key(2), pruned_cfg, 10)
+  for name in ("encoder", "predictor", "joint_net"):
+    for a, b in zip(jax.tree.leaves(g_full["params"][name]), jax.tree.leaves(g_pruned["params"][name])):
+      np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
+  # During the warm-up the objective mixes in the simple loss: 0.1 pruned + 1.0 simple at step 0.
+  mixed, aux = step_lib.loss_fn(params, model, batch, jax.random.key(2), pruned_cfg, 0)
+  np.testing.assert_allclose(float(mixed), float(aux["simple_loss"]) + 0.1 * float(aux["loss"]), rtol=1e-5)
+
+
+def test_loss_scales_follow_the_warm_up_ramp():
+  assert step_lib.loss_scales(0, 0.5, 100) == (1.0, 0.1)
+  np.testing.assert_allclose(step_lib.loss_scales(50, 0.5, 100), (0.75, 0.55))
+  np.testing.assert_allclose(step_lib.loss_scales(400, 0.5, 100), (0.5, 1.0))
+  assert step_lib.loss_scales(0, 0.25, 0) == (0.25, 1.0)

@@ -1,0 +1,77 @@
+r"""Train-step time of a config's model with the full and the pruned RNN-T loss.
+
+  python experiments/bench_train_step.py --config=experiments/configs/convrnnt.py:demo --prune_ranges=0,4,5
+
+Times the trainer's own jitted `train_step` (log-mel, model, loss, AdamW update) on
+synthetic batches of each audio bucket of the config (random audio, every label
+slot used), best of ``--repeats`` after one compiling call, and prints one table:
+bucket, label slots, prune range (0 = full loss), step ms, utterances/s. Run it on
+a quiet machine; the number of XLA threads is whatever this host gives JAX.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import string
+import time
+
+from absl import app, flags
+import jax
+import numpy as np
+from ml_collections import config_flags
+
+from asrjax.data import tokenizer
+from asrjax.train import step as step_lib, trainer
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Model config (experiments/configs/<name>.py[:variant]).")
+_PRUNE = flags.DEFINE_list("prune_ranges", ["0", "5"], "Prune ranges to time; 0 = the full loss.")
+_BUCKETS = flags.DEFINE_list("buckets", ["1"], "Indices into config.data.buckets to time.")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed steps per setting (the best is reported).")
+
+
+def _batch(rng, batch_size, samples, label_slots, vocab):
+  return {"audio": (rng.normal(size=(batch_size, samples)) * 3000).astype(np.int16),
+          "audio_paddings": np.zeros((batch_size, samples), np.float32),
+          "labels": rng.integers(1, vocab, size=(batch_size, label_slots)).astype(np.int32),
+          "label_paddings": np.zeros((batch_size, label_slots), np.float32)}
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  pcfg = trainer.pipeline_config(config)
+  rng = np.random.default_rng(0)
+  tok = tokenizer.CharTokenizer.build([string.ascii_lowercase + " '"])  # the corpus' characters
+  vocab = tok.vocab_size
+  rows = []
+  for prune in (int(p) for p in _PRUNE.value):
+    config.train.prune_range = prune
+    model = trainer.build_model(config, vocab)
+    tx = trainer.make_optimizer(config)
+    step_cfg = dataclasses.replace(trainer.make_step_config(config, None), spec_augment=False)
+    fn = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, config=step_cfg), donate_argnums=(0,))
+    for i in (int(b) for b in _BUCKETS.value):
+      samples, slots = pcfg.buckets[i], pcfg.label_lengths[i]
+      batch = jax.tree.map(jax.numpy.asarray, _batch(rng, config.data.batch_size, samples, slots, vocab))
+      state = trainer.init_fn(model, tx, config, tok)(jax.random.key(0))
+      state, _ = fn(state, batch, jax.random.key(1))
+      jax.block_until_ready(state)
+      times = []
+      for r in range(_REPEATS.value):
+        start = time.perf_counter()
+        state, metrics = fn(state, batch, jax.random.key(2 + r))
+        jax.block_until_ready((state, metrics))
+        times.append(time.perf_counter() - start)
+      best = min(times)
+      rows.append((samples / 16_000, slots, prune or "full", best * 1e3, config.data.batch_size / best))
+  print(f"\n{config.model.name}, batch {config.data.batch_size}, {jax.devices()[0].platform}")
+  print("| bucket s | label slots | loss (prune range) | step ms | utterances/s |")
+  print("| --- | --- | --- | --- | --- |")
+  for sec, slots, prune, ms, ups in rows:
+    print(f"| {sec:.0f} | {slots} | {prune} | {ms:.0f} | {ups:.1f} |")
+
+
+if __name__ == "__main__":
+  flags.mark_flag_as_required("config")
+  app.run(main)

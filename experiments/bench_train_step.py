@@ -5,8 +5,12 @@ r"""Train-step time of a config's model with the full and the pruned RNN-T loss.
 Times the trainer's own jitted `train_step` (log-mel, model, loss, AdamW update) on
 synthetic batches of each audio bucket of the config (random audio, every label
 slot used), best of ``--repeats`` after one compiling call, and prints one table:
-bucket, label slots, prune range (0 = full loss), step ms, utterances/s. Run it on
-a quiet machine; the number of XLA threads is whatever this host gives JAX.
+bucket, label slots, prune range (0 = full loss), step ms, utterances/s. The batch is
+split over every device of the trainer's mesh, as in training, so on a CPU
+
+  XLA_FLAGS=--xla_force_host_platform_device_count=2 python experiments/bench_train_step.py ...
+
+times data parallelism over two host "devices". Run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import numpy as np
 from ml_collections import config_flags
 
 from asrjax.data import tokenizer
-from asrjax.train import step as step_lib, trainer
+from asrjax.train import sharding, step as step_lib, trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Model config (experiments/configs/<name>.py[:variant]).")
 _PRUNE = flags.DEFINE_list("prune_ranges", ["0", "5"], "Prune ranges to time; 0 = the full loss.")
@@ -50,11 +54,17 @@ def main(argv):
     model = trainer.build_model(config, vocab)
     tx = trainer.make_optimizer(config)
     step_cfg = dataclasses.replace(trainer.make_step_config(config, None), spec_augment=False)
-    fn = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, config=step_cfg), donate_argnums=(0,))
+    mesh = sharding.make_mesh(fsdp=config.train.fsdp)
+    init = trainer.init_fn(model, tx, config, tok)
+    state_sh = sharding.tree_shardings(mesh, jax.eval_shape(init, jax.random.key(0)))
+    batch_sh = sharding.batch_sharding(mesh)
+    fn = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, config=step_cfg),
+                 in_shardings=(state_sh, batch_sh, sharding.replicated(mesh)),
+                 out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=(0,))
     for i in (int(b) for b in _BUCKETS.value):
       samples, slots = pcfg.buckets[i], pcfg.label_lengths[i]
-      batch = jax.tree.map(jax.numpy.asarray, _batch(rng, config.data.batch_size, samples, slots, vocab))
-      state = trainer.init_fn(model, tx, config, tok)(jax.random.key(0))
+      batch = jax.device_put(_batch(rng, config.data.batch_size, samples, slots, vocab), batch_sh)
+      state = jax.jit(init, out_shardings=state_sh)(jax.random.key(0))
       state, _ = fn(state, batch, jax.random.key(1))
       jax.block_until_ready(state)
       times = []
@@ -65,7 +75,8 @@ def main(argv):
         times.append(time.perf_counter() - start)
       best = min(times)
       rows.append((samples / 16_000, slots, prune or "full", best * 1e3, config.data.batch_size / best))
-  print(f"\n{config.model.name}, batch {config.data.batch_size}, {jax.devices()[0].platform}")
+  print(f"\n{config.model.name}, batch {config.data.batch_size}, {jax.device_count()} {jax.devices()[0].platform} "
+        "device(s)")
   print("| bucket s | label slots | loss (prune range) | step ms | utterances/s |")
   print("| --- | --- | --- | --- | --- |")
   for sec, slots, prune, ms, ups in rows:

@@ -7,7 +7,9 @@ variant ``--variant``; the four encoders have ~1.4 M parameters and zero look-ah
 for every seed of ``--seeds`` with the one trainer, then streams test utterances on
 one CPU core (`experiments/bench_streaming.py`, run as a subprocess so that it can pin
 itself to a core). Prints one table: parameters, look-ahead, WER on dev and test,
-streaming RTF on one core, per-chunk latency. A model whose workdir already holds
+streaming RTF on one core, per-chunk latency. WER is greedy by default (the encoders'
+own accuracy; ``--decoder=config`` uses the variant's beam search and LM). A model
+whose workdir already holds
 ``results.json`` is not retrained (delete the workdir to retrain).
 
 References:
@@ -36,6 +38,8 @@ _DATA_DIR = flags.DEFINE_string("data_dir", "data/tfds", "TFDS data directory.")
 _SPLITS = flags.DEFINE_list("splits", ["dev", "test"], "Splits to score.")
 _MAX_SECONDS = flags.DEFINE_integer("max_train_seconds", None, "Override the training time budget per model.")
 _NUM_STEPS = flags.DEFINE_integer("num_steps", None, "Override the number of steps (and cosine decay length).")
+_DECODER = flags.DEFINE_string("decoder", "greedy", "Decoder of the WER columns: greedy (the encoders' own "
+                               "accuracy, no LM) or 'config' (the variant's decoder and LM).")
 _CHUNK_MS = flags.DEFINE_integer("chunk_ms", 160, "Streaming chunk for the latency measurement.")
 _STREAM_UTTERANCES = flags.DEFINE_integer("stream_utterances", 50, "Test utterances streamed for RTF/latency.")
 
@@ -65,6 +69,10 @@ def overrides(config, seed: int, data_dir: str):
     config.train.max_train_seconds = _MAX_SECONDS.value
   if _NUM_STEPS.value is not None:
     config.train.num_steps = _NUM_STEPS.value
+  if _DECODER.value != "config":
+    config.eval.decoder = _DECODER.value
+    config.eval.decoder_options = {}
+    config.eval.lm.order = 0
   return config
 
 
@@ -104,7 +112,8 @@ def main(argv):
   with open(os.path.join(_ROOT.value, "comparison.json"), "w") as f:
     json.dump(rows, f, indent=1)
   wer_cols = [s for s in _SPLITS.value]
-  print(f"variant {_VARIANT.value or 'default'}, corpus {config.data.name}, chunk {_CHUNK_MS.value} ms, "
+  print(f"variant {_VARIANT.value or 'default'}, corpus {config.data.name}, {_DECODER.value} decoding, "
+        f"chunk {_CHUNK_MS.value} ms, "
         f"RTF/latency on one CPU core ({rows[0]['device'] if rows else '-'})")
   print("| model | seed | encoder params | look-ahead ms | steps | train min | "
         + " | ".join(f"WER {s} %" for s in wer_cols) + " | RTF | chunk latency p50/p95 ms |")

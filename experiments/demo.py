@@ -3,9 +3,9 @@ r"""The README main job: embedded corpus -> ConvRNN-T trained on the CPU -> WER 
   python experiments/demo.py --data_dir=data/tfds --workdir=workdirs/demo
 
 1. builds the config's corpus, ``espeak_speech/full`` (speech only; skipped when
-   already built; ~15 min on 2 cores): 416 training voices and 40,000 sentences,
-   because the demo's unseen test speakers need voice and text variety more than
-   epochs (BUILD_NOTES.md);
+   already built; ~15 min on 2 cores): 416 training voices and 40,000 sentences, so
+   that 28 minutes of steps are ~2 epochs rather than ~15 of `small`'s 144 voices
+   (BUILD_NOTES.md);
 2. trains ConvRNN-T with ``experiments/configs/convrnnt.py:demo`` -- a 28-minute
    training budget that also spans restarts, pruned RNN-T loss -- and decodes the
    config's test utterances (the first 800; Graves beam search, beam 16, fused with a

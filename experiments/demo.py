@@ -48,6 +48,8 @@ def _decoding(result: dict) -> str:
   lm = result.get("lm") or {}
   if lm.get("order"):
     text += f" + {lm['order']}-gram token LM of the training text (weight {lm['weight']})"
+  if lm.get("word_order"):
+    text += f" inside a {lm['word_order']}-gram word LM over the training vocabulary (char weight {lm['char_weight']})"
   return text
 
 

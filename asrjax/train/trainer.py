@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from asrjax.data import features, pipeline, sources, tokenizer as tokenizer_lib
-from asrjax.decoding import ngram_lm
+from asrjax.decoding import ngram_lm, word_lm
 from asrjax.train import checkpoint as checkpoint_lib, evaluation, sharding, step as step_lib, summary
 
 
@@ -58,27 +58,46 @@ def make_tokenizer(config, train_split, workdir: str):
 
 
 def make_lm(config, train_split, tok, workdir: str):
-  """The n-gram LM for shallow fusion (``config.eval.lm``), or ``None`` when its order is 0.
+  """The LM for shallow fusion (``config.eval.lm``), or ``None`` when its order is 0.
 
-  Loaded from ``workdir/ngram_lm.json`` when that was built with the same order,
-  discount and vocabulary; otherwise counted over the training transcripts (encoded
-  with the model's tokenizer) and saved there. ``train_split=None`` opens it.
+  The token n-gram is loaded from ``workdir/ngram_lm.json`` when that was built with
+  the same order, discount and vocabulary; otherwise counted over the training
+  transcripts (encoded with the model's tokenizer) and saved there. With
+  ``eval.lm.word_order > 0`` (character tokenizer only) it becomes the character part
+  of a `word_lm.LexiconWordLM`: a word n-gram of that order over the training
+  vocabulary, counted afresh (seconds), interpolated with weight ``eval.lm.char_weight``.
+  ``train_split=None`` opens the split when it is needed.
   """
   lm_cfg = config.eval.lm
+  word_order = lm_cfg.get("word_order", 0)
   if not lm_cfg.order:
+    if word_order:
+      raise ValueError("eval.lm.word_order needs the token n-gram as well (eval.lm.order > 0): it scores the "
+                       "spellings the word vocabulary does not hold.")
     return None
+  if word_order and not isinstance(tok, tokenizer_lib.CharTokenizer):
+    raise ValueError("the lexicon word LM (eval.lm.word_order > 0) spells words in characters: it needs "
+                     "data.tokenizer='char'.")
   path = os.path.join(workdir, "ngram_lm.json")
+  lm = None
   if os.path.exists(path):
     lm = ngram_lm.NgramLM.load(path)
-    if (lm.order, lm.discount, lm.vocab_size) == (lm_cfg.order, lm_cfg.discount, tok.vocab_size):
-      return lm
-    logging.info("%s was built with other settings; counting it again", path)
+    if (lm.order, lm.discount, lm.vocab_size) != (lm_cfg.order, lm_cfg.discount, tok.vocab_size):
+      logging.info("%s was built with other settings; counting it again", path)
+      lm = None
+  if lm is not None and not word_order:
+    return lm
   if train_split is None:
     train_split = sources.open_split(config.data.name, "train", config.data.data_dir)
-  lm = ngram_lm.NgramLM.fit([tok.encode(t) for t in _transcripts(train_split)], tok.vocab_size, lm_cfg.order,
-                            lm_cfg.discount)
-  lm.save(path)
-  return lm
+  transcripts = _transcripts(train_split)
+  if lm is None:
+    lm = ngram_lm.NgramLM.fit([tok.encode(t) for t in transcripts], tok.vocab_size, lm_cfg.order, lm_cfg.discount)
+    lm.save(path)
+  if not word_order:
+    return lm
+  id_to_char = {i: tok.decode([i]) for i in range(2, tok.vocab_size)}
+  return word_lm.LexiconWordLM.fit(transcripts, id_to_char, lm, order=word_order, discount=lm_cfg.discount,
+                                   char_weight=lm_cfg.char_weight)
 
 
 def lm_decoder_options(config, decoder: str, lm) -> dict:

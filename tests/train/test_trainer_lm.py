@@ -37,3 +37,22 @@ def test_lm_is_counted_on_transcripts_cached_and_rebuilt_on_new_settings(tmp_pat
   with pytest.raises(ValueError, match="beam"):
     trainer.lm_decoder_options(_config(2), "greedy", bigram)
   assert trainer.lm_decoder_options(_config(0), "greedy", None) == {}
+
+
+def test_word_lm_wraps_the_cached_character_lm(tmp_path):
+  tok = CharTokenizer.build(TEXTS)
+  split = [{"text": t.encode()} for t in TEXTS]
+  config = _config(3)
+  config.eval.lm.word_order = 2
+  config.eval.lm.char_weight = 0.25
+  lm = trainer.make_lm(config, split, tok, str(tmp_path))
+  assert lm.words == sorted({"set", "a", "timer", "an", "alarm", "play", "some", "music"})
+  assert lm.char_weight == 0.25 and lm.word_lm.order == 2 and lm.char_lm.order == 3
+  assert os.path.exists(os.path.join(tmp_path, "ngram_lm.json"))
+  # "set a" continues with " timer" or "n alarm": the lexicon gives no other letter after "set a t"
+  p = np.exp(lm.log_probs(tok.encode("set a t")))
+  q = np.exp(lm.char_lm.log_probs(tok.encode("set a t")))
+  np.testing.assert_allclose(p[tok.encode("i")[0]], 0.75 + 0.25 * q[tok.encode("i")[0]], rtol=1e-9)
+  config.eval.lm.order = 0
+  with pytest.raises(ValueError, match="word_order needs"):
+    trainer.make_lm(config, split, tok, str(tmp_path))

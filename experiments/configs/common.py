@@ -84,7 +84,7 @@ def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
     # 200 utterances: greedy 60.2, beam 4 50.8, beam 16 48.5, beam 16 + LM 33.8; BUILD_NOTES.md)
     c.eval.decoder = "beam"
     c.eval.decoder_options = dict(beam=16)
-    c.eval.lm = dict(order=12, discount=0.7, weight=0.5, length_bonus=0.5)
+    c.eval.lm.update(dict(order=12, discount=0.7, weight=0.5, length_bonus=0.5))
   if arg == "full":
     c.data.name = "espeak_speech/full"
     c.data.batch_size = 64

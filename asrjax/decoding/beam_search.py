@@ -38,6 +38,7 @@ References:
 from __future__ import annotations
 
 import functools
+import heapq
 
 import jax
 import jax.numpy as jnp
@@ -121,26 +122,31 @@ def _search_one(fns, params, enc, beam, expand, max_symbols_per_frame, lm=None, 
         if start in prev:
           terms.append(prev[start] + sum(log_probs(t, y[:j])[y[j]] for j in range(i, len(y))))
       a[y] = float(np.logaddexp.reduce(terms))
-    depth = {y: 0 for y in a}
-    # 2. best-first expansion.
-    new = {}
-    while a:
-      y = max(a, key=a.get)
-      score = a.pop(y)
+    depth = {y: 0 for y in a}  # labels emitted in this frame
+    # 2. best-first expansion: a max-heap of open prefixes (each prefix has one parent,
+    # so it enters at most once) and a min-heap of the `beam` best finished scores.
+    open_ = [(-score, y) for y, score in a.items()]
+    heapq.heapify(open_)
+    new, kept = {}, []
+    while open_:
+      neg, y = heapq.heappop(open_)
+      score = -neg
       lp = log_probs(t, y)
       new[y] = score + lp[fns.blank_id]
+      if len(kept) < beam:
+        heapq.heappush(kept, new[y])
+      else:
+        heapq.heappushpop(kept, new[y])
       if depth[y] < max_symbols_per_frame:
         order = [int(k) for k in np.argsort(-lp) if k != fns.blank_id][:expand]
         for k in order:
           ext = y + (k,)
           if ext not in prev:
-            a[ext] = score + lp[k]
+            heapq.heappush(open_, (-(score + lp[k]), ext))
             depth[ext] = depth[y] + 1
       # 3. stop once `beam` finished hypotheses beat everything still open.
-      if len(new) >= beam and a:
-        kth = sorted(new.values(), reverse=True)[beam - 1]
-        if kth >= max(a.values()):
-          break
+      if len(kept) >= beam and open_ and kept[0] >= -open_[0][0]:
+        break
     hyps = dict(sorted(new.items(), key=lambda kv: -kv[1])[:beam])
   if lm is not None:
     hyps = {y: s + lm_weight * float(lm.log_probs(y)[lm.eos_id]) for y, s in hyps.items()}

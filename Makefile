@@ -22,7 +22,7 @@ system-deps:
 
 # The main job: build the embedded corpus (`full`, speech only), train ConvRNN-T on the CPU
 # (28-minute budget), decode 800 test utterances and print their WER next to pocketsphinx's
-# (~70 min on 2 cores from scratch).
+# (~75 min on 2 cores from scratch).
 demo: $(STAMP) system-deps
 	$(PY) experiments/demo.py --data_dir=data/tfds --workdir=workdirs/demo
 

@@ -9,13 +9,15 @@ r"""The README main job: embedded corpus -> ConvRNN-T trained on the CPU -> WER 
 2. trains ConvRNN-T with ``experiments/configs/convrnnt.py:demo`` -- a 28-minute
    training budget that also spans restarts, pruned RNN-T loss -- and decodes the
    config's test utterances (the first 800; Graves beam search, beam 16, fused with a
-   character 12-gram LM of the training text);
+   word 4-gram of the training text spelt out per character and a character 12-gram);
 3. decodes the same test utterances with pocketsphinx and a trigram LM of the
    training text (~11 min; reused when ``<workdir>/pocketsphinx/results.json`` exists);
 4. prints WER overall and per accent for both systems.
 
 Each stage is one of the project's launchers run as a subprocess, so a stage can be
-rerun on its own; rerunning the demo resumes where it stopped.
+rerun on its own; rerunning the demo resumes where it stopped. Config overrides
+(``--config.train.seed=1``) need ``--config=`` given explicitly (an ml_collections
+rule); they are passed on to ``train.py``.
 """
 
 import json

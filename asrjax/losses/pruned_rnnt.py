@@ -54,7 +54,8 @@ def simple_log_probs(am: jax.Array, lm: jax.Array, labels: jax.Array, *, blank_i
   matrix product instead of a ``[B, T, U+1, V]`` tensor. Exact unless every term of
   the dot product underflows, i.e. unless the two projections disagree by more than
   ~87 nats on every symbol; the dot product is floored at the smallest normal fp32
-  so that case stays finite (log-probs then slightly overestimated).
+  so that case stays finite (its log-probs are then too low; training never gets near
+  such logits, as the simple loss itself pulls the two projections together).
 
   Args:
     am: ``[B, T, V]`` encoder projection.

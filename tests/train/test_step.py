@@ -164,7 +164,7 @@ def test_pruned_objective_with_covering_windows_equals_the_full_loss_and_gradien
 
 
 def test_loss_scales_follow_the_warm_up_ramp():
-  assert step_lib.loss_scales(0, 0.5, 100) == (1.0, 0.1)
-  np.testing.assert_allclose(step_lib.loss_scales(50, 0.5, 100), (0.75, 0.55))
-  np.testing.assert_allclose(step_lib.loss_scales(400, 0.5, 100), (0.5, 1.0))
-  assert step_lib.loss_scales(0, 0.25, 0) == (0.25, 1.0)
+  np.testing.assert_allclose(step_lib.loss_scales(0, 0.5, 100), (1.0, 0.1), rtol=1e-6)
+  np.testing.assert_allclose(step_lib.loss_scales(50, 0.5, 100), (0.75, 0.55), rtol=1e-6)
+  np.testing.assert_allclose(step_lib.loss_scales(400, 0.5, 100), (0.5, 1.0), rtol=1e-6)
+  np.testing.assert_allclose(step_lib.loss_scales(0, 0.25, 0), (0.25, 1.0), rtol=1e-6)

@@ -41,6 +41,27 @@ def _transcripts(split) -> list[str]:
   return [_s(split[i]["text"]) for i in range(len(split))]
 
 
+def _cached_transcripts(config, train_split, workdir: str) -> list[str]:
+  """The training transcripts, from ``workdir/train_transcripts.json`` when it was written
+  for the same dataset and number of examples; otherwise read from the split (every record,
+  audio included: ~40 s on ``full``) and written there. ``train_split=None`` opens it."""
+  if train_split is None:
+    train_split = sources.open_split(config.data.name, "train", config.data.data_dir)
+  path = os.path.join(workdir, "train_transcripts.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      cached = json.load(f)
+    if cached.get("dataset") == config.data.name and len(cached.get("transcripts", ())) == len(train_split):
+      return cached["transcripts"]
+    logging.info("%s was written for another training split; reading the transcripts again", path)
+  transcripts = _transcripts(train_split)
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump({"dataset": config.data.name, "transcripts": transcripts}, f)
+  os.replace(tmp, path)
+  return transcripts
+
+
 def make_tokenizer(config, train_split, workdir: str):
   """Loads ``workdir/tokenizer.*`` or trains it on the training transcripts."""
   if config.data.tokenizer == "char":
@@ -66,6 +87,7 @@ def make_lm(config, train_split, tok, workdir: str):
   ``eval.lm.word_order > 0`` (character tokenizer only) it becomes the character part
   of a `word_lm.LexiconWordLM`: a word n-gram of that order over the training
   vocabulary, counted afresh (seconds), interpolated with weight ``eval.lm.char_weight``.
+  The transcripts are read once and cached in ``workdir/train_transcripts.json``.
   ``train_split=None`` opens the split when it is needed.
   """
   lm_cfg = config.eval.lm
@@ -87,9 +109,7 @@ def make_lm(config, train_split, tok, workdir: str):
       lm = None
   if lm is not None and not word_order:
     return lm
-  if train_split is None:
-    train_split = sources.open_split(config.data.name, "train", config.data.data_dir)
-  transcripts = _transcripts(train_split)
+  transcripts = _cached_transcripts(config, train_split, workdir)
   if lm is None:
     lm = ngram_lm.NgramLM.fit([tok.encode(t) for t in transcripts], tok.vocab_size, lm_cfg.order, lm_cfg.discount)
     lm.save(path)

@@ -56,3 +56,26 @@ def test_word_lm_wraps_the_cached_character_lm(tmp_path):
   config.eval.lm.order = 0
   with pytest.raises(ValueError, match="word_order needs"):
     trainer.make_lm(config, split, tok, str(tmp_path))
+
+
+class _Unreadable(list):
+  """A split whose records must not be read (the cache should answer)."""
+
+  def __getitem__(self, i):
+    raise AssertionError("the transcripts should come from the workdir cache")
+
+
+def test_word_lm_transcripts_are_cached_and_reread_when_the_split_changes(tmp_path):
+  tok = CharTokenizer.build(TEXTS + ["stop"])
+  config = _config(3)
+  config.eval.lm.word_order = 2
+  trainer.make_lm(config, [{"text": t.encode()} for t in TEXTS], tok, str(tmp_path))
+  # same dataset and size: the cached transcripts are used, no record is read
+  lm = trainer.make_lm(config, _Unreadable(range(len(TEXTS))), tok, str(tmp_path))
+  assert "stop" not in lm.words and "alarm" in lm.words
+  # another number of examples: read again
+  grown = [{"text": t.encode()} for t in TEXTS + ["stop"]]
+  assert "stop" in trainer.make_lm(config, grown, tok, str(tmp_path)).words
+  config.data.name = "espeak_speech/small"  # another dataset of the same size: read again
+  with pytest.raises(AssertionError, match="workdir cache"):
+    trainer.make_lm(config, _Unreadable(range(len(TEXTS) + 1)), tok, str(tmp_path))

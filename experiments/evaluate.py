@@ -7,7 +7,7 @@ r"""Evaluates a trained transducer with any decoder: WER overall and per metadat
 
 With ``config.eval.lm.order > 0`` the beam decoder fuses a token n-gram LM counted on
 the training transcripts (`asrjax.decoding.ngram_lm`, cached as
-``<workdir>/ngram_lm.json``), weighted by ``eval.lm.weight`` with a per-label
+``<workdir>/ngram_lm.npz``), weighted by ``eval.lm.weight`` with a per-label
 ``eval.lm.length_bonus``.
 """
 

@@ -22,26 +22,54 @@ References:
 
 from __future__ import annotations
 
-import collections
-import dataclasses
-import json
 import math
 import os
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
+import zipfile
 
 import numpy as np
 
-BOS = -1  # sentence-start context symbol (never predicted)
-_FORMAT = "asrjax.ngram_lm.v1"
+BOS = 0  # sentence-start digit of a context (id 0, the blank, is never text)
+_FORMAT = "asrjax.ngram_lm.v2"
 
 
-@dataclasses.dataclass
-class _Context:
-  """Counts of the events that follow one context at one order."""
+class _Table(NamedTuple):
+  """Counts of one order: the contexts of length ``n``, sorted by key, and their followers.
 
-  counts: dict[int, float]
-  total: float  # sum of counts
-  types: int  # distinct followers, N1+(h, .)
+  A context ``(h_1 .. h_n)`` (oldest first) has key ``sum_k h_{n+1-k} V^(k-1)``: the most
+  recent token is the lowest base-``V`` digit (``V = vocab_size``; BOS is digit 0).
+  """
+
+  keys: np.ndarray  # [C] int64, sorted
+  offsets: np.ndarray  # [C + 1] int64: followers of context i are [offsets[i], offsets[i+1])
+  words: np.ndarray  # [E] int32 follower ids (end-of-sentence = V)
+  counts: np.ndarray  # [E] float64 counts (raw at the top order, continuation below)
+  totals: np.ndarray  # [C] float64 sum of the context's counts
+
+
+def _table(ctx_keys: np.ndarray, words: np.ndarray, counts: np.ndarray) -> _Table:
+  """Groups unique ``(context key, word)`` pairs (sorted by key, then word) into a `_Table`."""
+  starts = np.flatnonzero(np.r_[True, ctx_keys[1:] != ctx_keys[:-1]]) if len(ctx_keys) else np.zeros(0, np.int64)
+  offsets = np.r_[starts, len(ctx_keys)].astype(np.int64)
+  totals = np.add.reduceat(counts, starts) if len(starts) else np.zeros(0)
+  return _Table(ctx_keys[starts].astype(np.int64), offsets, words.astype(np.int32), counts.astype(np.float64),
+                totals.astype(np.float64))
+
+
+def _unique_pairs(keys: np.ndarray, words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """The distinct ``(key, word)`` pairs sorted by key then word, and how often each occurs."""
+  order = np.lexsort((words, keys))
+  keys, words = keys[order], words[order]
+  first = np.r_[True, (keys[1:] != keys[:-1]) | (words[1:] != words[:-1])] if len(keys) else np.zeros(0, bool)
+  starts = np.flatnonzero(first)
+  return keys[starts], words[starts], np.diff(np.r_[starts, len(keys)])
+
+
+def _check_key_size(order: int, vocab_size: int) -> None:
+  """Raises `ValueError` when contexts of ``order - 1`` ids in base ``vocab_size`` overflow int64 keys."""
+  if order > 1 and vocab_size > 1 and (order - 1) * math.log2(vocab_size) >= 63:
+    raise ValueError(f"an order-{order} context over {vocab_size} ids does not fit a 64-bit key "
+                     f"({vocab_size}^{order - 1} >= 2^63); use a lower order.")
 
 
 class NgramLM:
@@ -49,10 +77,12 @@ class NgramLM:
 
   Events are ids ``1 .. vocab_size - 1`` and end-of-sentence, whose index in the
   vectors `log_probs` returns is ``vocab_size`` (so they have ``vocab_size + 1``
-  entries, entry 0 being the blank's ``-inf``).
+  entries, entry 0 being the blank's ``-inf``). The counts live in sorted numpy
+  arrays (one `_Table` per order, contexts found by binary search), so an order-12
+  character model of 40,000 transcripts takes tens of MB, not GB of Python dicts.
   """
 
-  def __init__(self, order: int, vocab_size: int, discount: float, tables: list[dict[tuple[int, ...], _Context]]):
+  def __init__(self, order: int, vocab_size: int, discount: float, tables: Sequence[_Table]):
     if order < 1:
       raise ValueError(f"order must be >= 1; got {order}.")
     if vocab_size < 2:
@@ -61,8 +91,9 @@ class NgramLM:
       raise ValueError(f"discount must be in [0, 1); got {discount}.")
     if len(tables) != order:
       raise ValueError(f"expected {order} count tables, got {len(tables)}.")
+    _check_key_size(order, vocab_size)
     self.order, self.vocab_size, self.discount = order, vocab_size, discount
-    self._tables = tables  # tables[n][context of length n]
+    self._tables = list(tables)  # tables[n]: contexts of length n
     self._cache: dict[tuple[int, ...], np.ndarray] = {}
 
   @property
@@ -77,43 +108,39 @@ class NgramLM:
     """Counts ``sentences`` (token-id sequences, ids in ``[1, vocab_size)``) into a model.
 
     Raises:
-      ValueError: for an id outside ``[1, vocab_size)`` (the blank is not text), or
-        when there are no sentences.
+      ValueError: for an id outside ``[1, vocab_size)`` (the blank is not text), when
+        there are no sentences, or when ``vocab_size^(order-1)`` overflows the keys.
     """
-    eos = vocab_size
-    raw: dict[tuple[int, ...], collections.Counter] = collections.defaultdict(collections.Counter)
-    left: list[dict[tuple[int, ...], set]] = [collections.defaultdict(set) for _ in range(order)]
-    n_sent = 0
+    _check_key_size(order, vocab_size)
+    v, eos = vocab_size, vocab_size
+    pieces, n_sent = [], 0
     for n_sent, sent in enumerate(sentences, 1):
-      ids = [int(x) for x in sent]
-      bad = [x for x in ids if not 1 <= x < vocab_size]
-      if bad:
-        raise ValueError(f"sentence {n_sent - 1} holds id {bad[0]} outside [1, {vocab_size}) "
+      ids = np.asarray([int(x) for x in sent], np.int64)
+      bad = ids[(ids < 1) | (ids >= v)]
+      if bad.size:
+        raise ValueError(f"sentence {n_sent - 1} holds id {bad[0]} outside [1, {v}) "
                          "(the blank, 0, is not a text token).")
-      padded = [BOS] * (order - 1) + ids + [eos]
-      for i in range(order - 1, len(padded)):
-        hist = tuple(padded[i - order + 1:i])
-        raw[hist][padded[i]] += 1
-        # continuation counts: the distinct tokens preceding (shorter history, w)
-        for n in range(order - 1):  # history length n at the lower orders
-          h = hist[len(hist) - n:] if n else ()
-          prev = hist[len(hist) - n - 1]
-          left[n][(h, padded[i])].add(prev)
+      pieces.append(np.r_[np.full(order - 1, BOS, np.int64), ids, eos])
     if n_sent == 0:
       raise ValueError("no sentences to fit the language model on.")
-    tables: list[dict[tuple[int, ...], _Context]] = [dict() for _ in range(order)]
-    for hist, ctr in raw.items():
-      ctx = tables[order - 1].setdefault(hist, _Context({}, 0.0, 0))
-      for w, c in ctr.items():
-        ctx.counts[w] = ctx.counts.get(w, 0.0) + c
+    seq = np.concatenate(pieces)
+    # every predicted position: all but the order - 1 BOS of each sentence (windows never
+    # cross a sentence, which starts with order - 1 BOS)
+    is_pad = np.concatenate([np.r_[np.ones(order - 1, bool), np.zeros(len(p) - order + 1, bool)] for p in pieces])
+    pos = np.flatnonzero(~is_pad)
+    words = seq[pos]
+    # keys[n]: key of the n tokens before each position (most recent = lowest digit)
+    keys = [np.zeros(len(pos), np.int64)]
+    for n in range(1, order):
+      keys.append(keys[-1] + seq[pos - n] * v ** (n - 1))
+    tables = [None] * order
+    k, w, c = _unique_pairs(keys[order - 1], words)  # raw counts at the top order
+    tables[order - 1] = _table(k, w, c.astype(np.float64))
     for n in range(order - 1):
-      for (h, w), prevs in left[n].items():
-        ctx = tables[n].setdefault(h, _Context({}, 0.0, 0))
-        ctx.counts[w] = ctx.counts.get(w, 0.0) + len(prevs)
-    for table in tables:
-      for ctx in table.values():
-        ctx.total = float(sum(ctx.counts.values()))
-        ctx.types = len(ctx.counts)
+      # N1+(. h w): the distinct (prev, h) contexts of length n + 1 followed by w
+      k1, w1, _ = _unique_pairs(keys[n + 1], words)
+      k, w, c = _unique_pairs(k1 % v ** n if n else np.zeros_like(k1), w1)
+      tables[n] = _table(k, w, c.astype(np.float64))
     return cls(order, vocab_size, discount, tables)
 
   # ------------------------------------------------------------------ scoring
@@ -131,15 +158,17 @@ class NgramLM:
     v = self.vocab_size
     p = np.full(v + 1, 1.0 / v)  # uniform over ids 1..V-1 and eos
     p[0] = 0.0
-    for n in range(self.order):  # lowest order first; history = last n tokens
-      h = hist[len(hist) - n:] if n else ()
-      ctx = self._tables[n].get(h)
-      if ctx is None or ctx.total == 0:
+    key = 0
+    for n in range(self.order):  # lowest order first; context = last n tokens
+      if n:
+        key += hist[len(hist) - n] * v ** (n - 1)
+      t = self._tables[n]
+      i = int(np.searchsorted(t.keys, key))
+      if i == len(t.keys) or t.keys[i] != key or t.totals[i] == 0:
         continue  # unseen context: all mass to the lower order
-      d = self.discount
-      q = (d * ctx.types / ctx.total) * p
-      for w, c in ctx.counts.items():
-        q[w] += max(c - d, 0.0) / ctx.total
+      s, e, total, d = t.offsets[i], t.offsets[i + 1], t.totals[i], self.discount
+      q = (d * (e - s) / total) * p
+      q[t.words[s:e]] += np.maximum(t.counts[s:e] - d, 0.0) / total
       p = q
     with np.errstate(divide="ignore"):
       return np.log(p)
@@ -154,31 +183,34 @@ class NgramLM:
 
   # ------------------------------------------------------------------ files
   def save(self, path: str) -> None:
-    """Writes a JSON file atomically (a temporary file, then a rename): a reader never sees half of it."""
-    tables = [[[list(h), {str(w): c for w, c in ctx.counts.items()}] for h, ctx in t.items()] for t in self._tables]
+    """Writes an ``.npz`` archive atomically (a temporary file, then a rename): a reader never sees half of it."""
+    arrays = {"format": np.array(_FORMAT), "header": np.array([self.order, self.vocab_size]),
+              "discount": np.array(self.discount)}
+    for n, t in enumerate(self._tables):
+      arrays.update({f"{field}_{n}": getattr(t, field) for field in ("keys", "offsets", "words", "counts")})
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-      json.dump({"format": _FORMAT, "order": self.order, "vocab_size": self.vocab_size, "discount": self.discount,
-                 "tables": tables}, f)
+    with open(tmp, "wb") as f:
+      np.savez(f, **arrays)
     os.replace(tmp, path)
 
   @classmethod
   def load(cls, path: str) -> "NgramLM":
-    """Reads `save`'s file; a truncated or foreign file raises `ValueError` naming it."""
+    """Reads `save`'s file; a truncated, inconsistent or foreign file raises `ValueError` naming it."""
     try:
-      with open(path) as f:
-        d = json.load(f)
-      if d.get("format") != _FORMAT:
-        raise ValueError(f"format {d.get('format')!r}, expected {_FORMAT!r}")
-      tables = []
-      for t in d["tables"]:
-        table = {}
-        for h, counts in t:
-          c = {int(w): float(x) for w, x in counts.items()}
-          table[tuple(int(x) for x in h)] = _Context(c, float(sum(c.values())), len(c))
-        tables.append(table)
-      return cls(int(d["order"]), int(d["vocab_size"]), float(d["discount"]), tables)
-    except (OSError, ValueError, KeyError, TypeError) as e:
+      with np.load(path, allow_pickle=False) as d:
+        if "format" not in d or str(d["format"]) != _FORMAT:
+          raise ValueError(f"format {str(d['format']) if 'format' in d else None!r}, expected {_FORMAT!r}")
+        order, vocab_size = (int(x) for x in d["header"])
+        tables = []
+        for n in range(order):
+          keys, offsets, words, counts = (d[f"{f}_{n}"] for f in ("keys", "offsets", "words", "counts"))
+          if (len(offsets) != len(keys) + 1 or offsets[0] != 0 or offsets[-1] != len(words)
+              or len(words) != len(counts) or np.any(np.diff(offsets) < 1) or np.any(np.diff(keys) <= 0)):
+            raise ValueError(f"inconsistent count table of order {n + 1}")
+          tables.append(_Table(keys, offsets, words, counts, np.add.reduceat(counts, offsets[:-1])
+                               if len(keys) else np.zeros(0)))
+        return cls(order, vocab_size, float(d["discount"]), tables)
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
       raise ValueError(f"cannot read the n-gram language model {path}: {e}") from e
 
 

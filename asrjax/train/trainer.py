@@ -81,7 +81,7 @@ def make_tokenizer(config, train_split, workdir: str):
 def make_lm(config, train_split, tok, workdir: str):
   """The LM for shallow fusion (``config.eval.lm``), or ``None`` when its order is 0.
 
-  The token n-gram is loaded from ``workdir/ngram_lm.json`` when that was built with
+  The token n-gram is loaded from ``workdir/ngram_lm.npz`` when that was built with
   the same order, discount and vocabulary; otherwise counted over the training
   transcripts (encoded with the model's tokenizer) and saved there. With
   ``eval.lm.word_order > 0`` (character tokenizer only) it becomes the character part
@@ -100,7 +100,7 @@ def make_lm(config, train_split, tok, workdir: str):
   if word_order and not isinstance(tok, tokenizer_lib.CharTokenizer):
     raise ValueError("the lexicon word LM (eval.lm.word_order > 0) spells words in characters: it needs "
                      "data.tokenizer='char'.")
-  path = os.path.join(workdir, "ngram_lm.json")
+  path = os.path.join(workdir, "ngram_lm.npz")
   lm = None
   if os.path.exists(path):
     lm = ngram_lm.NgramLM.load(path)

@@ -65,19 +65,74 @@ def test_no_discount_gives_relative_frequencies():
     np.testing.assert_allclose(np.exp(tri.log_probs([h1, h2]))[1:], expected, rtol=1e-12, atol=1e-15)
 
 
-def test_save_load_round_trip_and_corrupt_file(tmp_path):
+def test_save_load_round_trip_and_corrupt_files(tmp_path):
   lm = NgramLM.fit(AB_AC * 3 + [[4, 4, 2]], vocab_size=5, order=3, discount=0.4)
-  path = str(tmp_path / "lm.json")
+  path = str(tmp_path / "lm.npz")
   lm.save(path)
   back = NgramLM.load(path)
   for ctx in ([], [2], [4, 4], [3, 2]):
     np.testing.assert_array_equal(back.log_probs(ctx), lm.log_probs(ctx))
-  with open(path) as f:
-    text = f.read()
-  with open(path, "w") as f:
-    f.write(text[: len(text) // 2])
-  with pytest.raises(ValueError, match="lm.json"):
+  with open(path, "rb") as f:
+    data = f.read()
+  with open(path, "wb") as f:
+    f.write(data[: len(data) // 2])
+  with pytest.raises(ValueError, match="lm.npz"):
     NgramLM.load(path)
+  with open(path, "w") as f:
+    f.write('{"format": "asrjax.ngram_lm.v1"}')  # the old JSON format
+  with pytest.raises(ValueError, match="lm.npz"):
+    NgramLM.load(path)
+  # a well-formed archive whose tables disagree (offsets past the followers)
+  lm.save(path)
+  with np.load(path) as d:
+    arrays = dict(d)
+  arrays["offsets_1"] = arrays["offsets_1"] + 1
+  with open(path, "wb") as f:
+    np.savez(f, **arrays)
+  with pytest.raises(ValueError, match="inconsistent count table of order 2"):
+    NgramLM.load(path)
+
+
+def _kneser_ney_reference(sents, v, order, d, context):
+  """Interpolated Kneser-Ney written out with Counters, one order at a time (Chen & Goodman 2.7)."""
+  top = collections.defaultdict(collections.Counter)  # raw counts at the top order
+  left = collections.defaultdict(set)  # (h, w) -> distinct preceding tokens, every shorter h
+  for s in sents:
+    padded = ["<s>"] * (order - 1) + list(s) + ["</s>"]
+    for i in range(order - 1, len(padded)):
+      top[tuple(padded[i - order + 1:i])][padded[i]] += 1
+      for n in range(order - 1):
+        left[(tuple(padded[i - n:i]), padded[i])].add(padded[i - n - 1])
+  events = list(range(1, v)) + ["</s>"]
+  hist = (["<s>"] * (order - 1) + list(context))[len(context):]
+  p = {w: 1.0 / len(events) for w in events}
+  for n in range(order):
+    h = tuple(hist[len(hist) - n:]) if n else ()
+    if n == order - 1:
+      counts = top.get(h, {})
+    else:
+      counts = {w: len(prev) for (hh, w), prev in left.items() if hh == h}
+    total = sum(counts.values())
+    if total:
+      p = {w: max(counts.get(w, 0) - d, 0) / total + d * len(counts) / total * p[w] for w in events}
+  return np.log([p[w] for w in events])
+
+
+@pytest.mark.parametrize("order", [2, 3, 5])
+def test_matches_a_counter_based_kneser_ney_reference(order):
+  rng = np.random.default_rng(10 + order)
+  v = 7
+  sents = [list(rng.integers(1, 4, size=rng.integers(0, 9))) + list(rng.integers(1, v, size=2)) for _ in range(50)]
+  lm = NgramLM.fit(sents, vocab_size=v, order=order, discount=0.65)
+  contexts = [s[:k] for s in sents[:12] for k in range(len(s) + 1)] + [[6, 6, 6, 6, 6], [1, 2]]
+  for ctx in contexts:
+    np.testing.assert_allclose(lm.log_probs(ctx)[1:], _kneser_ney_reference(sents, v, order, 0.65, ctx), rtol=1e-12)
+
+
+def test_keys_must_fit_64_bits():
+  NgramLM.fit([[2, 3]], vocab_size=2 ** 21 - 1, order=4)  # just under 2^63: fits
+  with pytest.raises(ValueError, match="64-bit key"):
+    NgramLM.fit([[2, 3]], vocab_size=2 ** 21, order=4)
 
 
 def test_fit_rejects_the_blank_out_of_range_ids_and_no_data():

@@ -25,7 +25,7 @@ def test_lm_is_counted_on_transcripts_cached_and_rebuilt_on_new_settings(tmp_pat
   workdir = str(tmp_path)
   assert trainer.make_lm(_config(0), split, tok, workdir) is None
   lm = trainer.make_lm(_config(3), split, tok, workdir)
-  assert os.path.exists(os.path.join(workdir, "ngram_lm.json"))
+  assert os.path.exists(os.path.join(workdir, "ngram_lm.npz"))
   # "s" starts two of three transcripts: P(s | <s>) = (2 - D) / 3 + D * 2 / 3 * P_lower(s) > 0.4
   assert np.exp(lm.log_probs([])[tok.encode("s")[0]]) > 0.4
   again = trainer.make_lm(_config(3), None, tok, workdir)  # from the cache: no split needed
@@ -48,7 +48,7 @@ def test_word_lm_wraps_the_cached_character_lm(tmp_path):
   lm = trainer.make_lm(config, split, tok, str(tmp_path))
   assert lm.words == sorted({"set", "a", "timer", "an", "alarm", "play", "some", "music"})
   assert lm.char_weight == 0.25 and lm.word_lm.order == 2 and lm.char_lm.order == 3
-  assert os.path.exists(os.path.join(tmp_path, "ngram_lm.json"))
+  assert os.path.exists(os.path.join(tmp_path, "ngram_lm.npz"))
   # "set a" continues with " timer" or "n alarm": the lexicon gives no other letter after "set a t"
   p = np.exp(lm.log_probs(tok.encode("set a t")))
   q = np.exp(lm.char_lm.log_probs(tok.encode("set a t")))

@@ -70,6 +70,19 @@ def rnnt_nll_and_grads(logits: np.ndarray, labels, blank: int = 0, fastemit_lamb
   return -total, d_logits, -g_blank, -g_emit
 
 
+def rnnt_nll_of_edge_scores(blank_lp: np.ndarray, emit_lp: np.ndarray) -> float:
+  """``-log sum_alignments exp(sum of edge scores)`` for given per-node scores.
+
+  Args:
+    blank_lp: ``[T, U+1]`` score of leaving frame t at label position u.
+    emit_lp: ``[T, U+1]`` score of emitting label u+1 at (t, u) (column U unused).
+  """
+  t_max, u1 = blank_lp.shape
+  path_lp = [sum(blank_lp[t, u] if is_blank else emit_lp[t, u] for t, u, is_blank in p)
+             for p in alignments(t_max, u1 - 1)]
+  return -float(np.logaddexp.reduce(path_lp))
+
+
 def rnnt_nll_windowed(logits: np.ndarray, labels, starts, window: int, blank: int = 0) -> float:
   """``-log`` of the mass of the alignments whose every visited node (t, u) has ``starts[t] <= u < starts[t] + window``.
 

@@ -46,7 +46,8 @@ from asrjax.losses import rnnt as rnnt_lib
 NEG_INF = -jnp.inf
 
 
-def simple_log_probs(am: jax.Array, lm: jax.Array, labels: jax.Array, *, blank_id: int = 0):
+def simple_log_probs(am: jax.Array, lm: jax.Array, labels: jax.Array, *, blank_id: int = 0,
+                     lm_only_scale: float = 0.0, am_only_scale: float = 0.0, lm_row_mask: jax.Array | None = None):
   """Blank and next-label log-probabilities of the trivial joiner ``am[t] + lm[u]``.
 
   The normaliser ``log sum_v exp(am[t, v] + lm[u, v])`` is
@@ -57,12 +58,22 @@ def simple_log_probs(am: jax.Array, lm: jax.Array, labels: jax.Array, *, blank_i
   so that case stays finite (its log-probs are then too low; training never gets near
   such logits, as the simple loss itself pulls the two projections together).
 
+  *Smoothing* (k2's ``rnnt_loss_smoothed``): with ``lm_only_scale`` l and
+  ``am_only_scale`` a, every edge log-probability becomes the log-linear mix
+  ``(1 - l - a) log P(k | t, u) + l log P_lm(k | u) + a log P_am(k | t)``, where
+  ``P_lm = softmax(lm[u])`` and ``P_am ∝ exp(am[t]) * unigram``, the unigram being
+  ``softmax(lm)`` averaged over the batch's rows (the valid ones, ``lm_row_mask``).
+  It keeps the two projections individually meaningful (icefall trains with l = 0.25).
+
   Args:
     am: ``[B, T, V]`` encoder projection.
     lm: ``[B, U+1, V]`` prediction-network projection (row u has seen ``y[:u]``).
     labels: ``[B, U]`` int label ids (padding values are clipped, then ignored by
       the lattice).
     blank_id: blank index.
+    lm_only_scale, am_only_scale: smoothing weights, ``>= 0`` with sum ``<= 1``.
+    lm_row_mask: ``[B, U+1]``, 1.0 = a real row of ``lm`` (for the unigram); all
+      rows when ``None``.
 
   Returns:
     ``(blank [B, T, U+1], emit [B, T, U+1])`` fp32; ``emit[:, :, u]`` scores
@@ -79,7 +90,26 @@ def simple_log_probs(am: jax.Array, lm: jax.Array, labels: jax.Array, *, blank_i
   am_lab = jnp.take_along_axis(am, jnp.broadcast_to(labels_ext[:, None, :], am.shape[:2] + labels_ext.shape[1:]), axis=2)
   lm_lab = jnp.take_along_axis(lm, labels_ext[:, :, None], axis=2)[:, :, 0]  # [B, U1]
   emit = am_lab + lm_lab[:, None, :]
-  return blank - norm, emit - norm
+  blank, emit = blank - norm, emit - norm
+  if lm_only_scale < 0 or am_only_scale < 0 or lm_only_scale + am_only_scale > 1:
+    raise ValueError(f"smoothing scales must be >= 0 with sum <= 1; got lm_only_scale={lm_only_scale}, "
+                     f"am_only_scale={am_only_scale}.")
+  if not (lm_only_scale or am_only_scale):
+    return blank, emit
+  combined = 1.0 - lm_only_scale - am_only_scale
+  blank, emit = combined * blank, combined * emit
+  lm_lp = jax.nn.log_softmax(lm, axis=-1)  # [B, U1, V]
+  if lm_only_scale:
+    blank = blank + lm_only_scale * lm_lp[:, None, :, blank_id]
+    emit = emit + lm_only_scale * jnp.take_along_axis(lm_lp, labels_ext[:, :, None], axis=2)[:, None, :, 0]
+  if am_only_scale:
+    mask = jnp.ones(lm.shape[:2], jnp.float32) if lm_row_mask is None else lm_row_mask.astype(jnp.float32)
+    unigram = jnp.einsum("buv,bu->v", jnp.exp(lm_lp), mask) / jnp.maximum(jnp.sum(mask), 1.0)
+    log_unigram = jnp.log(unigram + jnp.finfo(jnp.float32).tiny)  # [V]
+    am_norm = jax.nn.logsumexp(am + log_unigram, axis=-1)  # [B, T]
+    blank = blank + am_only_scale * (am[:, :, blank_id] + log_unigram[blank_id] - am_norm)[:, :, None]
+    emit = emit + am_only_scale * (am_lab + log_unigram[labels_ext][:, None, :] - am_norm[:, :, None])
+  return blank, emit
 
 
 def simple_rnnt_loss(
@@ -90,6 +120,8 @@ def simple_rnnt_loss(
     label_paddings: jax.Array,
     *,
     blank_id: int = 0,
+    lm_only_scale: float = 0.0,
+    am_only_scale: float = 0.0,
 ):
   """RNN-T loss of the trivial joiner, and the node occupancies `prune_ranges` needs.
 
@@ -98,6 +130,8 @@ def simple_rnnt_loss(
     logit_paddings: ``[B, T]``, 1.0 = padded frame (trailing).
     labels: ``[B, U]`` int; label_paddings: ``[B, U]``, 1.0 = padded (trailing).
     blank_id: blank index.
+    lm_only_scale, am_only_scale: k2's smoothing (`simple_log_probs`); the loss and
+      the occupancies are those of the smoothed lattice, as in k2.
 
   Returns:
     ``(loss [B], occupancy [B, T, U+1])``: ``-log P(y|x)`` under the trivial joiner
@@ -109,11 +143,14 @@ def simple_rnnt_loss(
     raise ValueError(f"am must be [B, T, V] and lm [B, U+1, V]; got {am.shape} and {lm.shape}.")
   if lm.shape[1] != labels.shape[1] + 1:
     raise ValueError(f"lm has {lm.shape[1]} rows; labels {labels.shape} need U+1 = {labels.shape[1] + 1}.")
-  blank, emit = simple_log_probs(am, lm, labels, blank_id=blank_id)
+  label_lengths = rnnt_lib._lengths(label_paddings)
+  lm_row_mask = jnp.arange(lm.shape[1])[None, :] <= label_lengths[:, None]  # rows 0 .. U_b
+  blank, emit = simple_log_probs(am, lm, labels, blank_id=blank_id, lm_only_scale=lm_only_scale,
+                                 am_only_scale=am_only_scale, lm_row_mask=lm_row_mask)
   loss = rnnt_lib.rnnt_loss_from_log_probs(blank, emit, logit_paddings, labels, label_paddings,
                                            vocab_size=vocab, blank_id=blank_id)
   lat = lattice_lib.forward_backward(jax.lax.stop_gradient(blank), jax.lax.stop_gradient(emit),
-                                     rnnt_lib._lengths(logit_paddings), rnnt_lib._lengths(label_paddings))
+                                     rnnt_lib._lengths(logit_paddings), label_lengths)
   return loss, lat.blank_occupancy + lat.emit_occupancy
 
 

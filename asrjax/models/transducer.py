@@ -143,18 +143,20 @@ class Transducer(nn.Module):
     return self.joint_net(enc[:, :, None, :], pred[:, None, :, :]), enc_pad
 
   def pruned_losses(self, feats, feat_paddings, labels, label_paddings, *, prune_range: int,
-                    fastemit_lambda: float = 0.0):
+                    fastemit_lambda: float = 0.0, lm_only_scale: float = 0.0, am_only_scale: float = 0.0):
     """``(simple [B], pruned [B])`` per-utterance losses of k2's pruned RNN-T (`asrjax.losses.pruned_rnnt`).
 
     The simple loss uses two extra projections to the vocabulary (``simple_am``,
     ``simple_lm``, the "trivial joiner"), created when the model is initialised
     through this method; its node occupancies choose ``prune_range`` label
     positions per frame, where the joint network runs (``[B, T', S, H]``).
-    FastEmit applies to the pruned loss.
+    FastEmit applies to the pruned loss; ``lm_only_scale``/``am_only_scale`` smooth
+    the simple one (k2's ``rnnt_loss_smoothed``, `pruned_rnnt.simple_log_probs`).
     """
     enc, enc_pad, pred = self.teacher_forced(feats, feat_paddings, labels, label_paddings)
     am, lm = self.simple_am(enc), self.simple_lm(pred)
-    simple, occupancy = pruned_rnnt.simple_rnnt_loss(am, lm, enc_pad, labels, label_paddings, blank_id=self.blank_id)
+    simple, occupancy = pruned_rnnt.simple_rnnt_loss(am, lm, enc_pad, labels, label_paddings, blank_id=self.blank_id,
+                                                     lm_only_scale=lm_only_scale, am_only_scale=am_only_scale)
     frame_lengths = jnp.sum(1 - enc_pad.astype(jnp.int32), axis=1)
     label_lengths = jnp.sum(1 - label_paddings.astype(jnp.int32), axis=1)
     starts = pruned_rnnt.prune_ranges(occupancy, frame_lengths, label_lengths, prune_range)

@@ -40,6 +40,9 @@ class StepConfig:
   prune_range: int = 0
   simple_loss_scale: float = 0.5
   pruned_warmup_steps: int = 0
+  # k2's smoothing of the simple loss (`pruned_rnnt.simple_log_probs`); icefall uses 0.25 / 0
+  simple_lm_only_scale: float = 0.0
+  simple_am_only_scale: float = 0.0
   spec_augment: bool = True
   num_freq_masks: int = 2
   max_freq_mask: int = 27
@@ -104,6 +107,8 @@ def loss_fn(params, model, batch: dict, key: jax.Array, config: StepConfig, step
   num_labels = jnp.maximum(jnp.sum(1.0 - batch["label_paddings"]), 1.0)
   if config.prune_range:
     simple, per_utt = model.apply(*args, prune_range=config.prune_range, fastemit_lambda=config.fastemit_lambda,
+                                  lm_only_scale=config.simple_lm_only_scale,
+                                  am_only_scale=config.simple_am_only_scale,
                                   method=model.pruned_losses, rngs={"dropout": dropout_key})
     a, b = loss_scales(step, config.simple_loss_scale, config.pruned_warmup_steps)
     objective = a * jnp.mean(simple) + b * jnp.mean(per_utt)

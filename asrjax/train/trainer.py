@@ -174,6 +174,8 @@ def make_step_config(config, stats) -> step_lib.StepConfig:
   return step_lib.StepConfig(fastemit_lambda=t.fastemit_lambda, spec_augment=t.spec_augment,
                              prune_range=t.prune_range, simple_loss_scale=t.simple_loss_scale,
                              pruned_warmup_steps=t.pruned_warmup_steps,
+                             simple_lm_only_scale=t.simple_lm_only_scale,
+                             simple_am_only_scale=t.simple_am_only_scale,
                              num_freq_masks=sa.num_freq_masks, max_freq_mask=sa.max_freq_mask,
                              num_time_masks=sa.num_time_masks, max_time_mask_ratio=sa.max_time_mask_ratio,
                              vtlp_max_warp=config.train.vtlp_max_warp,

@@ -53,6 +53,10 @@ def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
       prune_range=0,
       simple_loss_scale=0.5,
       pruned_warmup_steps=500,
+      # k2's smoothing of the simple loss: log-linear mix with LM-only and AM-only (unigram
+      # LM) log-probs (icefall: 0.25 and 0.0); 0, 0 = the plain trivial joiner
+      simple_lm_only_scale=0.0,
+      simple_am_only_scale=0.0,
       spec_augment=True,
       spec_augment_options=dict(num_freq_masks=2, max_freq_mask=27, num_time_masks=5, max_time_mask_ratio=0.05),
       vtlp_max_warp=0.0,  # vocal tract length perturbation, warp factor 1 +- this (0 = off)

@@ -57,3 +57,13 @@ def test_prune_range_must_exceed_the_labels_per_frame_limit():
     trainer.make_step_config(config, None)
   config.train.prune_range = config.data.labels_per_frame + 1
   assert trainer.make_step_config(config, None).prune_range == config.data.labels_per_frame + 1
+
+
+def test_every_train_option_reaches_the_step_config():
+  config = load("convrnnt", "tiny")
+  config.train.update(prune_range=config.data.labels_per_frame + 2, simple_loss_scale=0.3, pruned_warmup_steps=7,
+                      simple_lm_only_scale=0.25, simple_am_only_scale=0.05, fastemit_lambda=0.01)
+  step_config = trainer.make_step_config(config, None)
+  for name in ("prune_range", "simple_loss_scale", "pruned_warmup_steps", "simple_lm_only_scale",
+               "simple_am_only_scale", "fastemit_lambda"):
+    assert getattr(step_config, name) == config.train[name], name

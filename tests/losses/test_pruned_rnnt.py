@@ -48,6 +48,57 @@ def test_simple_loss_gradient_and_occupancy_match_enumeration(seed):
     np.testing.assert_allclose(occ[i], expected_occ, atol=2e-5)
 
 
+def _smoothed_nll(am, lm, labels, unigram_rows, lm_scale, am_scale):
+  """k2's smoothed simple loss of one utterance, written out in float64 (am ``[T, V]``, lm ``[U+1, V]``).
+
+  unigram_rows: ``[N, V]``, every valid lm row of the batch (the unigram is their mean softmax).
+  """
+  full = oracles.log_softmax(am[:, None, :] + lm[None, :, :])  # [T, U+1, V]
+  lm_only = oracles.log_softmax(lm)[None, :, :]
+  unigram = np.exp(oracles.log_softmax(unigram_rows)).mean(0)
+  am_only = oracles.log_softmax(am + np.log(unigram))[:, None, :]
+  mix = (1 - lm_scale - am_scale) * full + lm_scale * lm_only + am_scale * am_only
+  ext = np.r_[labels, 0]
+  emit = np.take_along_axis(mix, np.broadcast_to(ext[None, :, None], mix.shape[:2] + (1,)), axis=2)[..., 0]
+  return oracles.rnnt_nll_of_edge_scores(mix[..., 0], emit)
+
+
+@pytest.mark.parametrize("lm_scale,am_scale", [(0.25, 0.0), (0.2, 0.3), (0.0, 0.5)])
+def test_smoothed_simple_loss_matches_enumeration_and_finite_differences(lm_scale, am_scale):
+  rng, t_len, labels, u_len = _batch(7)
+  b, t, u, v = 3, 5, 4, 5
+  am = rng.normal(size=(b, t, v)) * 2
+  lm = rng.normal(size=(b, u + 1, v)) * 2
+  args = (_paddings(t_len, t), labels, _paddings(u_len, u))
+  fn = lambda a, m: pruned_rnnt.simple_rnnt_loss(a, m, *args, lm_only_scale=lm_scale, am_only_scale=am_scale)
+  (loss, _), vjp = jax.vjp(fn, am.astype(np.float32), lm.astype(np.float32))
+  d_am, d_lm = vjp((jnp.ones(b), jnp.zeros((b, t, u + 1))))
+
+  def total(am_, lm_):  # the batch's summed reference loss (the unigram couples the utterances)
+    rows = np.concatenate([lm_[i, : u_len[i] + 1] for i in range(b)])
+    return np.array([_smoothed_nll(am_[i, : t_len[i]], lm_[i, : u_len[i] + 1], labels[i, : u_len[i]], rows,
+                                   lm_scale, am_scale) for i in range(b)])
+
+  np.testing.assert_allclose(loss, total(am, lm), rtol=1e-5, atol=1e-5)
+  eps = 1e-5
+  for x, grad, is_am in ((am, d_am, True), (lm, d_lm, False)):
+    expected = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+      hi, lo = x.copy(), x.copy()
+      hi[idx] += eps
+      lo[idx] -= eps
+      plus = total(hi, lm) if is_am else total(am, hi)
+      minus = total(lo, lm) if is_am else total(am, lo)
+      expected[idx] = (plus.sum() - minus.sum()) / (2 * eps)
+    np.testing.assert_allclose(grad, expected, atol=3e-4)
+
+
+def test_smoothing_scales_are_checked():
+  am, lm = jnp.zeros((1, 3, 4)), jnp.zeros((1, 2, 4))
+  with pytest.raises(ValueError, match="smoothing scales"):
+    pruned_rnnt.simple_log_probs(am, lm, jnp.ones((1, 1), jnp.int32), lm_only_scale=0.7, am_only_scale=0.4)
+
+
 def _check_ranges(starts, t_len, u_len, s):
   for i, (tb, ub) in enumerate(zip(t_len, u_len)):
     st_ = np.asarray(starts[i, :tb])

@@ -1,5 +1,6 @@
 """Train step: sharded over a (data, fsdp) mesh equals one device; non-finite steps are skipped."""
 
+import dataclasses
 import functools
 
 import jax
@@ -161,6 +162,12 @@ def test_pruned_objective_with_covering_windows_equals_the_full_loss_and_gradien
   # During the warm-up the objective mixes in the simple loss: 0.1 pruned + 1.0 simple at step 0.
   mixed, aux = step_lib.loss_fn(params, model, batch, jax.random.key(2), pruned_cfg, 0)
   np.testing.assert_allclose(float(mixed), float(aux["simple_loss"]) + 0.1 * float(aux["loss"]), rtol=1e-5)
+  # Smoothing reaches the simple loss: LM-only (scale 1) leaves the acoustic projection without gradient.
+  assert np.abs(np.asarray(grad(params, model, batch, jax.random.key(2), pruned_cfg, 0)[0]["params"]["simple_am"]
+                           ["kernel"])).max() > 1e-6
+  lm_only = dataclasses.replace(pruned_cfg, simple_lm_only_scale=1.0)
+  g_lm_only, _ = grad(params, model, batch, jax.random.key(2), lm_only, 0)
+  np.testing.assert_array_equal(np.asarray(g_lm_only["params"]["simple_am"]["kernel"]), 0.0)
 
 
 def test_loss_scales_follow_the_warm_up_ramp():

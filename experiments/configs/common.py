@@ -7,13 +7,16 @@ the config path:
 
 * (none)  -- ``espeak_speech/small``, 20k steps.
 * ``demo`` -- the README main job: bounded CPU training (28 min) on ``full``, pruned loss.
+* ``cpu_long`` -- the demo recipe run towards convergence on a CPU: 40,000 steps with no
+  time budget (~3.5 h on 2 cores; resumes from its last checkpoint, so it may span
+  several sittings), decoded on the whole ``full`` test split.
 * ``full`` -- ``espeak_speech/full`` with SpecAugment, for a GPU.
 * ``tiny`` -- the tiny corpus and a tiny model: seconds, for smoke tests.
 """
 
 import ml_collections
 
-VARIANTS = ("", "demo", "full", "tiny")
+VARIANTS = ("", "demo", "cpu_long", "full", "tiny")
 
 # prediction + joint networks, shared by every encoder
 TRANSDUCER = dict(embed_dim=64, predictor_hidden=256, predictor_layers=1, joint_hidden=128)
@@ -72,7 +75,7 @@ def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
                 # n-gram over the training vocabulary, spelt out character by character and
                 # interpolated with the token n-gram (weight char_weight); asrjax.decoding.word_lm
                 lm=dict(order=0, discount=0.7, weight=0.0, length_bonus=0.0, word_order=0, char_weight=0.1))
-  if arg == "demo":
+  if arg in ("demo", "cpu_long"):
     # The `full` corpus (416 training voices, 40,000 sentences): 28 min of steps are ~2
     # epochs of it but ~15 of `small`, whose demo models fit their training speakers far
     # better than unseen ones (greedy WER 31% train vs 58% test; BUILD_NOTES.md).
@@ -91,6 +94,10 @@ def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.decoder = "beam"
     c.eval.decoder_options = dict(beam=16)
     c.eval.lm.update(dict(order=12, discount=0.7, weight=0.4, length_bonus=0.3, word_order=4, char_weight=0.1))
+  if arg == "cpu_long":
+    c.train.num_steps = 40_000
+    c.train.max_train_seconds = 0
+    c.eval.limit = 0  # all 4,000 test utterances (~1 h of beam + LM decoding on 2 cores)
   if arg == "full":
     c.data.name = "espeak_speech/full"
     c.data.batch_size = 64

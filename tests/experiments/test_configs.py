@@ -28,7 +28,7 @@ def encoder_params(config):
   return sum(x.size for x in jax.tree.leaves(shapes["params"]["encoder"]))
 
 
-@pytest.mark.parametrize("variant", ["", "demo", "full", "tiny"])
+@pytest.mark.parametrize("variant", ["", "demo", "cpu_long", "full", "tiny"])
 def test_every_config_variant_builds(variant):
   for name in MODELS:
     config = load(name, variant)

@@ -61,18 +61,22 @@ def encoder_facts(config) -> dict:
           "lookahead_ms": enc.lookahead_frames * enc.stack * 10}
 
 
-def overrides(config, seed: int, data_dir: str):
+def overrides(config, *, seed: int, data_dir: str, splits, max_train_seconds=None, num_steps=None,
+              decoder: str = "greedy"):
+  """The comparison's settings on a model config: seed, data, splits, budget, and the decoder
+  (``"greedy"`` or another decoder name: no LM at all; ``"config"``: the variant's own)."""
   config.train.seed = seed
   config.data.data_dir = data_dir
-  config.eval.splits = tuple(_SPLITS.value)
-  if _MAX_SECONDS.value is not None:
-    config.train.max_train_seconds = _MAX_SECONDS.value
-  if _NUM_STEPS.value is not None:
-    config.train.num_steps = _NUM_STEPS.value
-  if _DECODER.value != "config":
-    config.eval.decoder = _DECODER.value
+  config.eval.splits = tuple(splits)
+  if max_train_seconds is not None:
+    config.train.max_train_seconds = max_train_seconds
+  if num_steps is not None:
+    config.train.num_steps = num_steps
+  if decoder != "config":
+    config.eval.decoder = decoder
     config.eval.decoder_options = {}
     config.eval.lm.order = 0
+    config.eval.lm.word_order = 0
   return config
 
 
@@ -93,7 +97,8 @@ def main(argv):
   for model in _MODELS.value:
     for seed in (int(s) for s in _SEEDS.value):
       config, config_arg = load_config(model, _VARIANT.value)
-      config = overrides(config, seed, _DATA_DIR.value)
+      config = overrides(config, seed=seed, data_dir=_DATA_DIR.value, splits=_SPLITS.value,
+                         max_train_seconds=_MAX_SECONDS.value, num_steps=_NUM_STEPS.value, decoder=_DECODER.value)
       workdir = os.path.join(_ROOT.value, f"{model}_seed{seed}")
       results_path = os.path.join(workdir, "results.json")
       if os.path.exists(results_path):

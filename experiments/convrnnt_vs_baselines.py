@@ -9,8 +9,9 @@ one CPU core (`experiments/bench_streaming.py`, run as a subprocess so that it c
 itself to a core). Prints one table: parameters, look-ahead, WER on dev and test,
 streaming RTF on one core, per-chunk latency. WER is greedy by default (the encoders'
 own accuracy; ``--decoder=config`` uses the variant's beam search and LM). A model
-whose workdir already holds
-``results.json`` is not retrained (delete the workdir to retrain).
+whose workdir already holds ``results.json`` is not retrained, nor re-streamed when it
+holds ``stream_bench.json`` (delete them to measure again), so seeds can be added run
+by run.
 
 References:
   Radfar et al., "ConvRNN-T: Convolutional augmented recurrent neural network
@@ -81,6 +82,22 @@ def overrides(config, *, seed: int, data_dir: str, splits, max_train_seconds=Non
 
 
 def stream_bench(config_arg: str, workdir: str, seed: int) -> dict:
+  """`bench_streaming.py`'s result for ``workdir``; cached in ``workdir/stream_bench.json`` for the
+  same chunk and number of utterances (delete it to measure again)."""
+  path = os.path.join(workdir, "stream_bench.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      cached = json.load(f)
+    if (cached.get("chunk_ms"), cached.get("utterances")) == (_CHUNK_MS.value, _STREAM_UTTERANCES.value):
+      logging.info("%s: reusing %s", workdir, path)
+      return cached
+  result = _run_stream_bench(config_arg, workdir, seed)
+  with open(path, "w") as f:
+    json.dump(result, f)
+  return result
+
+
+def _run_stream_bench(config_arg: str, workdir: str, seed: int) -> dict:
   cmd = [sys.executable, os.path.join(_HERE, "bench_streaming.py"), f"--config={config_arg}", f"--workdir={workdir}",
          f"--config.data.data_dir={_DATA_DIR.value}", f"--config.train.seed={seed}", f"--chunk_ms={_CHUNK_MS.value}",
          f"--utterances={_STREAM_UTTERANCES.value}"]

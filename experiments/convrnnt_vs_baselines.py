@@ -81,11 +81,11 @@ def overrides(config, *, seed: int, data_dir: str, splits, max_train_seconds=Non
   return config
 
 
-def stream_bench(config_arg: str, workdir: str, seed: int) -> dict:
+def stream_bench(config_arg: str, workdir: str, seed: int, *, fresh: bool) -> dict:
   """`bench_streaming.py`'s result for ``workdir``; cached in ``workdir/stream_bench.json`` for the
-  same chunk and number of utterances (delete it to measure again)."""
+  same chunk and number of utterances, unless ``fresh`` (the model was just trained)."""
   path = os.path.join(workdir, "stream_bench.json")
-  if os.path.exists(path):
+  if os.path.exists(path) and not fresh:
     with open(path) as f:
       cached = json.load(f)
     if (cached.get("chunk_ms"), cached.get("utterances")) == (_CHUNK_MS.value, _STREAM_UTTERANCES.value):
@@ -118,16 +118,17 @@ def main(argv):
                          max_train_seconds=_MAX_SECONDS.value, num_steps=_NUM_STEPS.value, decoder=_DECODER.value)
       workdir = os.path.join(_ROOT.value, f"{model}_seed{seed}")
       results_path = os.path.join(workdir, "results.json")
-      if os.path.exists(results_path):
+      trained = not os.path.exists(results_path)
+      if trained:
+        results = trainer.train_and_evaluate(config, workdir)
+      else:
         logging.info("%s: reusing %s", model, results_path)
         with open(results_path) as f:
           results = json.load(f)
-      else:
-        results = trainer.train_and_evaluate(config, workdir)
       row = {"model": model, "seed": seed, **encoder_facts(config), "steps": results["steps"],
              "train_minutes": results["train_seconds"] / 60,
              **{f"{s}_wer": results[s]["wer"] for s in _SPLITS.value if s in results}}
-      row.update(stream_bench(config_arg, workdir, seed))
+      row.update(stream_bench(config_arg, workdir, seed, fresh=trained))
       rows.append(row)
       logging.info("%s", row)
   os.makedirs(_ROOT.value, exist_ok=True)

@@ -205,7 +205,8 @@ class NgramLM:
         for n in range(order):
           keys, offsets, words, counts = (d[f"{f}_{n}"] for f in ("keys", "offsets", "words", "counts"))
           if (len(offsets) != len(keys) + 1 or offsets[0] != 0 or offsets[-1] != len(words)
-              or len(words) != len(counts) or np.any(np.diff(offsets) < 1) or np.any(np.diff(keys) <= 0)):
+              or len(words) != len(counts) or np.any(np.diff(offsets) < 1) or np.any(np.diff(keys) <= 0)
+              or (len(words) and (words.min() < 1 or words.max() > vocab_size))):
             raise ValueError(f"inconsistent count table of order {n + 1}")
           tables.append(_Table(keys, offsets, words, counts, np.add.reduceat(counts, offsets[:-1])
                                if len(keys) else np.zeros(0)))

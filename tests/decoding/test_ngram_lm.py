@@ -91,6 +91,12 @@ def test_save_load_round_trip_and_corrupt_files(tmp_path):
     np.savez(f, **arrays)
   with pytest.raises(ValueError, match="inconsistent count table of order 2"):
     NgramLM.load(path)
+  arrays["offsets_1"] = arrays["offsets_1"] - 1
+  arrays["words_2"] = arrays["words_2"] + 10  # follower ids past end-of-sentence
+  with open(path, "wb") as f:
+    np.savez(f, **arrays)
+  with pytest.raises(ValueError, match="inconsistent count table of order 3"):
+    NgramLM.load(path)
 
 
 def _kneser_ney_reference(sents, v, order, d, context):

@@ -26,7 +26,9 @@ pruning a final score is exactly ``log P(y|x) + λ log P_LM(y </s>) + β |y|`` (
 against brute force).
 
 The search is inherently sequential; it runs on the host and calls jit-compiled
-prediction/joint steps, caching the prediction network output per prefix. Use
+prediction/joint steps, caching the prediction network output per prefix. Each frame
+costs one batched joint call for the prefixes known at its start plus one call per
+new extension taken out of A (predictor step and joint fused). Use
 `modified_beam_search` for a batched, jit-compiled search.
 
 References:
@@ -48,15 +50,31 @@ from asrjax.decoding import transducer
 
 
 @functools.partial(jax.jit, static_argnames=("fns",))
-def _pred_step(fns, params, label, state):
-  return fns.predictor_step(params, jnp.reshape(label, (1,)), state)
+def _start(fns, params):
+  """The prediction network primed with blank, for one hypothesis: ``(out [1, P], state)``."""
+  return transducer.start_predictor(fns, params, 1)
+
+
+def _joint_log_probs(fns, params, enc_t, pred_outs):
+  """``enc_t [D]`` and ``[K, P]`` prediction outputs -> ``[K, V]`` log-probs."""
+  enc = jnp.broadcast_to(enc_t[None], (pred_outs.shape[0],) + enc_t.shape)
+  return jax.nn.log_softmax(fns.joint(params, enc, pred_outs).astype(jnp.float32), axis=-1)
 
 
 @functools.partial(jax.jit, static_argnames=("fns",))
 def _log_probs_many(fns, params, enc_t, pred_outs):
   """``[K, P]`` prediction outputs at one frame -> ``[K, V]`` log-probs, in one call."""
-  enc = jnp.broadcast_to(enc_t[None], (pred_outs.shape[0],) + enc_t.shape)
-  return jax.nn.log_softmax(fns.joint(params, enc, pred_outs).astype(jnp.float32), axis=-1)
+  return _joint_log_probs(fns, params, enc_t, pred_outs)
+
+
+@functools.partial(jax.jit, static_argnames=("fns",))
+def _extend_and_score(fns, params, label, state, enc_t):
+  """One label appended to a prefix and the result scored at a frame, in one call.
+
+  Returns ``(out [1, P], state, log_probs [1, V])``.
+  """
+  out, state = fns.predictor_step(params, jnp.reshape(label, (1,)), state)
+  return out, state, _joint_log_probs(fns, params, enc_t, out)
 
 
 class _PrefixCache:
@@ -64,17 +82,22 @@ class _PrefixCache:
 
   def __init__(self, fns, params):
     self._fns, self._params = fns, params
-    out, state = transducer.start_predictor(fns, params, 1)
+    out, state = _start(fns, params)
     self._cache = {(): (np.asarray(out), state)}
 
   def output(self, prefix: tuple[int, ...]) -> np.ndarray:
-    """``[1, P]`` prediction-network output after ``prefix`` (host copy: the search stacks them)."""
-    if prefix not in self._cache:
-      self.output(prefix[:-1])
-      parent_state = self._cache[prefix[:-1]][1]
-      out, state = _pred_step(self._fns, self._params, np.int32(prefix[-1]), parent_state)
-      self._cache[prefix] = (np.asarray(out), state)
+    """``[1, P]`` prediction-network output after the cached ``prefix`` (host copy: the search stacks them)."""
     return self._cache[prefix][0]
+
+  def __contains__(self, prefix: tuple[int, ...]) -> bool:
+    return prefix in self._cache
+
+  def extend_and_score(self, prefix: tuple[int, ...], enc_t: np.ndarray) -> np.ndarray:
+    """Caches ``prefix`` (one label past a cached prefix) and returns its ``[V]`` log-probs at ``enc_t``."""
+    parent_state = self._cache[prefix[:-1]][1]
+    out, state, lp = _extend_and_score(self._fns, self._params, np.int32(prefix[-1]), parent_state, enc_t)
+    self._cache[prefix] = (np.asarray(out), state)
+    return np.asarray(lp, np.float64)[0]
 
 
 def _search_one(fns, params, enc, beam, expand, max_symbols_per_frame, lm=None, lm_weight=0.0, length_bonus=0.0):
@@ -98,15 +121,17 @@ def _search_one(fns, params, enc, beam, expand, max_symbols_per_frame, lm=None, 
     lp_cache = {}  # prefix -> label scores at this frame: log p(. | prefix, t) (+ LM and bonus off the blank)
 
     def log_probs(t, prefix):
-      if prefix not in lp_cache:
-        lp = np.asarray(_log_probs_many(fns, params, enc[t], cache.output(prefix)), np.float64)[0]
-        lp_cache[prefix] = _fuse(lp, prefix)
+      if prefix not in lp_cache:  # an extension made in this frame: predictor step and joint in one call
+        lp_cache[prefix] = _fuse(cache.extend_and_score(prefix, enc[t]), prefix)
       return lp_cache[prefix]
 
     prev = hyps
-    # Every hypothesis of the beam is scored at this frame (popped or merged): one
-    # batched joint call, padded to a power of two to bound recompilation.
+    # Every hypothesis of the beam is scored at this frame (popped or merged), and so is
+    # every prefix that prefix merging walks through; all of them are cached, so one
+    # batched joint call scores them, padded to a power of two to bound recompilation.
     keys = list(prev)
+    walked = {y[:j] for y in prev for i in range(len(y)) if y[:i] in prev for j in range(i, len(y))}
+    keys += sorted(walked.difference(prev))
     outs = [cache.output(y) for y in keys]
     padded = 1 << max(len(keys) - 1, 0).bit_length()
     stacked = np.concatenate(outs + [outs[0]] * (padded - len(keys)), axis=0)

@@ -41,7 +41,7 @@ def _transcripts(split) -> list[str]:
   return [_s(split[i]["text"]) for i in range(len(split))]
 
 
-def _cached_transcripts(config, train_split, workdir: str) -> list[str]:
+def train_transcripts(config, train_split, workdir: str) -> list[str]:
   """The training transcripts, from ``workdir/train_transcripts.json`` when it was written
   for the same dataset and number of examples; otherwise read from the split (every record,
   audio included: ~40 s on ``full``) and written there. ``train_split=None`` opens it."""
@@ -109,7 +109,7 @@ def make_lm(config, train_split, tok, workdir: str):
       lm = None
   if lm is not None and not word_order:
     return lm
-  transcripts = _cached_transcripts(config, train_split, workdir)
+  transcripts = train_transcripts(config, train_split, workdir)
   if lm is None:
     lm = ngram_lm.NgramLM.fit([tok.encode(t) for t in transcripts], tok.vocab_size, lm_cfg.order, lm_cfg.discount)
     lm.save(path)

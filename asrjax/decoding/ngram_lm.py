@@ -22,6 +22,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from typing import Iterable, NamedTuple, Sequence
@@ -94,7 +95,9 @@ class NgramLM:
     _check_key_size(order, vocab_size)
     self.order, self.vocab_size, self.discount = order, vocab_size, discount
     self._tables = list(tables)  # tables[n]: contexts of length n
-    self._cache: dict[tuple[int, ...], np.ndarray] = {}
+    # the most recent contexts' vectors: a bounded cache, as decoding a whole test split
+    # meets millions of distinct contexts
+    self._cached_log_probs = functools.lru_cache(maxsize=200_000)(self._log_probs)
 
   @property
   def eos_id(self) -> int:
@@ -150,9 +153,7 @@ class NgramLM:
     Entry 0 (blank) is ``-inf``; entry ``vocab_size`` is end-of-sentence.
     """
     hist = tuple([BOS] * (self.order - 1) + [int(x) for x in context])[len(context):] if self.order > 1 else ()
-    if hist not in self._cache:
-      self._cache[hist] = self._log_probs(hist)
-    return self._cache[hist]
+    return self._cached_log_probs(hist)
 
   def _log_probs(self, hist: tuple[int, ...]) -> np.ndarray:
     v = self.vocab_size

@@ -26,6 +26,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (checkpoints, 
 _SPLIT = flags.DEFINE_string("split", "dev", "Split to decode.")
 _UTTERANCES = flags.DEFINE_integer("utterances", 64, "Utterances decoded per decoder.")
 _WARMUP = flags.DEFINE_integer("warmup", 16, "Utterances decoded untimed first, per decoder.")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest readable one).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -43,10 +44,10 @@ def main(argv):
   config = _CONFIG.value
   if _UTTERANCES.value < 1 or _WARMUP.value < 0:
     raise app.UsageError("--utterances must be >= 1 and --warmup >= 0.")
-  model, params, tok, step_config = trainer.restore_params(config, _WORKDIR.value)
+  model, params, tok, step_config, step = trainer.restore_params(config, _WORKDIR.value, _STEP.value)
   split = sources.open_split(config.data.name, _SPLIT.value, config.data.data_dir)
   lm = trainer.make_lm(config, None, tok, _WORKDIR.value) if config.eval.lm.order else None
-  print(f"{config.data.name} {_SPLIT.value}, first {min(_UTTERANCES.value, len(split))} utterances")
+  print(f"{config.data.name} {_SPLIT.value}, first {min(_UTTERANCES.value, len(split))} utterances, step {step}")
   print("| decoder | WER % | RTF |\n| --- | --- | --- |")
   results = {}
   for name, decoder, options in settings(config, lm):

@@ -48,7 +48,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def measure(config, workdir: str, chunk_ms: int, utterances: int, split_name: str = "test") -> dict:
-  model, params, _, step_config = trainer.restore_params(config, workdir)
+  model, params, _, step_config, _ = trainer.restore_params(config, workdir)
   if step_config.feature_mean is None:
     raise ValueError("streaming needs global feature statistics (data.normalization='global'); per-utterance "
                      "CMVN reads the whole utterance.")

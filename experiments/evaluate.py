@@ -5,6 +5,9 @@ r"""Evaluates a trained transducer with any decoder: WER overall and per metadat
   python experiments/evaluate.py --config=experiments/configs/convrnnt.py:demo --workdir=workdirs/demo \
       --split=dev --decoder=beam --config.eval.lm.order=8 --config.eval.lm.weight=0.5
 
+``--step=N`` evaluates checkpoint N instead of the newest (the workdir keeps
+``train.keep_checkpoints`` of them; the output file name then carries the step).
+
 With ``config.eval.lm.order > 0`` the beam decoder fuses a token n-gram LM counted on
 the training transcripts (`asrjax.decoding.ngram_lm`, cached as
 ``<workdir>/ngram_lm.npz``), weighted by ``eval.lm.weight`` with a per-label
@@ -27,13 +30,14 @@ _SPLIT = flags.DEFINE_string("split", "test", "Split to decode.")
 _DECODER = flags.DEFINE_enum("decoder", "greedy", ["greedy", "beam", "modified_beam"], "Decoder.")
 _OPTIONS = flags.DEFINE_string("decoder_options", "{}", "JSON keyword options of the decoder.")
 _LIMIT = flags.DEFINE_integer("limit", 0, "Decode only N utterances (0 = all).")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the newest readable one).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
   del argv
   config = _CONFIG.value
-  model, params, tok, step_config = trainer.restore_params(config, _WORKDIR.value)
+  model, params, tok, step_config, step = trainer.restore_params(config, _WORKDIR.value, _STEP.value)
   split = sources.open_split(config.data.name, _SPLIT.value, config.data.data_dir)
   options = {}
   if config.eval.lm.order and _DECODER.value != "beam":
@@ -46,12 +50,14 @@ def main(argv):
   options.update(json.loads(_OPTIONS.value))
   ev = evaluation.evaluate(model, params, split, tok, decoder=_DECODER.value, decoder_options=options,
                            limit=_LIMIT.value, step_config=step_config)
-  print(f"{config.data.name} {_SPLIT.value}, {_DECODER.value}: WER {100 * ev['wer']:.2f}%, RTF {ev['rtf']:.3f}")
+  print(f"{config.data.name} {_SPLIT.value}, {_DECODER.value}, step {step}: WER {100 * ev['wer']:.2f}%, "
+        f"RTF {ev['rtf']:.3f}")
   for field, counts in ev["errors"].items():
     print(wer.wer_table(counts, field))
-  out = os.path.join(_WORKDIR.value, f"eval_{_SPLIT.value}_{_DECODER.value}.json")
+  name = f"eval_{_SPLIT.value}_{_DECODER.value}" + ("" if _STEP.value is None else f"_step{step}")
+  out = os.path.join(_WORKDIR.value, name + ".json")
   with open(out, "w") as f:
-    json.dump({"wer": ev["wer"], "rtf": ev["rtf"], "utterances": len(ev["references"]),
+    json.dump({"step": step, "wer": ev["wer"], "rtf": ev["rtf"], "utterances": len(ev["references"]),
                "decoder_options": {k: v for k, v in options.items() if k != "lm"},
                "lm": config.eval.lm.to_dict() if "lm" in options else None,
                "per_group": {g: {k: v.wer for k, v in c.items()} for g, c in ev["errors"].items()},

@@ -5,7 +5,8 @@ mesh from an abstract target) and the input pipeline's state (its step, JSON).
 `restore_latest` walks back from the newest step: a checkpoint that cannot be read
 (truncated, corrupt, half-written) is reported by path and the previous one is used;
 if none can be read, the error names every failure -- training never silently
-starts from scratch over a broken directory.
+starts from scratch over a broken directory. `restore` reads one given step (for
+evaluating an earlier checkpoint) and never substitutes another.
 """
 
 from __future__ import annotations
@@ -50,6 +51,26 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
+  def restore(self, abstract_state: Any, step: int) -> tuple[Any, dict]:
+    """``(state, data_state)`` of checkpoint ``step``, with no fallback: the caller asked for it.
+
+    Raises:
+      CheckpointError: ``step`` is not in the directory (the error lists those that
+        are) or cannot be read.
+    """
+    steps = sorted(self._manager.all_steps())
+    if step not in steps:
+      raise CheckpointError(f"no checkpoint of step {step} under {self.directory}; it holds steps {steps}.")
+    try:
+      restored = self._manager.restore(step, args=self._restore_args(abstract_state))
+    except Exception as e:  # orbax/tensorstore raise many types for damaged files
+      raise CheckpointError(f"{self.directory}/{step}: {type(e).__name__}: {e}") from e
+    return restored["state"], dict(restored["data"])
+
+  @staticmethod
+  def _restore_args(abstract_state: Any):
+    return ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore())
+
   def restore_latest(self, abstract_state: Any) -> tuple[Any, dict, int] | None:
     """``(state, data_state, step)`` of the newest readable checkpoint, or None if there is none.
 
@@ -61,8 +82,7 @@ class Checkpointer:
     failures = []
     for step in steps:
       try:
-        restored = self._manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+        restored = self._manager.restore(step, args=self._restore_args(abstract_state))
         if failures:
           logging.warning("restored step %d after unreadable checkpoints: %s", step, "; ".join(failures))
         return restored["state"], dict(restored["data"]), step

@@ -228,13 +228,17 @@ class Restored(NamedTuple):
   params: Any
   tokenizer: Any
   step_config: step_lib.StepConfig  # the feature front end the model was trained with
+  step: int  # the checkpoint's training step
 
 
-def restore_params(config, workdir: str) -> Restored:
-  """Model, parameters, tokenizer and front end from the newest readable checkpoint of ``workdir``.
+def restore_params(config, workdir: str, step: int | None = None) -> Restored:
+  """Model, parameters, tokenizer and front end from a checkpoint of ``workdir``: checkpoint
+  ``step``, or the newest readable one when ``step`` is None.
 
   Raises:
     FileNotFoundError: no tokenizer or no checkpoint in ``workdir``.
+    checkpoint_lib.CheckpointError: ``step`` is not there or unreadable, or the
+      checkpoints hold another parameter tree than ``config`` builds.
   """
   tok_path = os.path.join(workdir, "tokenizer.json" if config.data.tokenizer == "char" else "tokenizer.model")
   if not os.path.exists(tok_path):
@@ -246,7 +250,8 @@ def restore_params(config, workdir: str) -> Restored:
   mesh = sharding.make_mesh(devices=jax.local_devices()[:1])
   ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"))
   try:
-    restored = ckpt.restore_latest(checkpoint_lib.abstract_like(abstract, sharding.tree_shardings(mesh, abstract)))
+    target = checkpoint_lib.abstract_like(abstract, sharding.tree_shardings(mesh, abstract))
+    restored = ckpt.restore_latest(target) if step is None else (*ckpt.restore(target, step), step)
   except checkpoint_lib.CheckpointError as e:
     if "do not match" not in str(e):
       raise
@@ -255,7 +260,8 @@ def restore_params(config, workdir: str) -> Restored:
         "and overrides the run was trained with (model sizes, train.prune_range, ...).") from e
   if restored is None:
     raise FileNotFoundError(f"no checkpoint under {ckpt.directory}.")
-  return Restored(model, restored[0].params, tok, make_step_config(config, make_feature_stats(config, None, workdir)))
+  return Restored(model, restored[0].params, tok, make_step_config(config, make_feature_stats(config, None, workdir)),
+                  restored[2])
 
 
 def params_digest(params) -> str:

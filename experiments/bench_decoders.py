@@ -44,10 +44,10 @@ def main(argv):
   config = _CONFIG.value
   if _UTTERANCES.value < 1 or _WARMUP.value < 0:
     raise app.UsageError("--utterances must be >= 1 and --warmup >= 0.")
-  model, params, tok, step_config, step = trainer.restore_params(config, _WORKDIR.value, _STEP.value)
+  model, params, tok, step_config, steps = trainer.restore_params(config, _WORKDIR.value, _STEP.value)
   split = sources.open_split(config.data.name, _SPLIT.value, config.data.data_dir)
   lm = trainer.make_lm(config, None, tok, _WORKDIR.value) if config.eval.lm.order else None
-  print(f"{config.data.name} {_SPLIT.value}, first {min(_UTTERANCES.value, len(split))} utterances, step {step}")
+  print(f"{config.data.name} {_SPLIT.value}, first {min(_UTTERANCES.value, len(split))} utterances, step {steps[0]}")
   print("| decoder | WER % | RTF |\n| --- | --- | --- |")
   results = {}
   for name, decoder, options in settings(config, lm):

@@ -6,7 +6,9 @@ r"""Evaluates a trained transducer with any decoder: WER overall and per metadat
       --split=dev --decoder=beam --config.eval.lm.order=8 --config.eval.lm.weight=0.5
 
 ``--step=N`` evaluates checkpoint N instead of the newest (the workdir keeps
-``train.keep_checkpoints`` of them; the output file name then carries the step).
+``train.keep_checkpoints`` of them; the output file name then carries the step);
+``--average=K`` decodes with the mean parameters of the K newest checkpoints up to
+it (icefall's ``--avg``).
 
 With ``config.eval.lm.order > 0`` the beam decoder fuses a token n-gram LM counted on
 the training transcripts (`asrjax.decoding.ngram_lm`, cached as
@@ -31,13 +33,17 @@ _DECODER = flags.DEFINE_enum("decoder", "greedy", ["greedy", "beam", "modified_b
 _OPTIONS = flags.DEFINE_string("decoder_options", "{}", "JSON keyword options of the decoder.")
 _LIMIT = flags.DEFINE_integer("limit", 0, "Decode only N utterances (0 = all).")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the newest readable one).")
+_AVERAGE = flags.DEFINE_integer("average", 1, "Decode with the mean parameters of this many newest checkpoints "
+                                "(up to --step).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
   del argv
   config = _CONFIG.value
-  model, params, tok, step_config, step = trainer.restore_params(config, _WORKDIR.value, _STEP.value)
+  model, params, tok, step_config, steps = trainer.restore_params(config, _WORKDIR.value, _STEP.value,
+                                                                  _AVERAGE.value)
+  step = steps[-1]
   split = sources.open_split(config.data.name, _SPLIT.value, config.data.data_dir)
   options = {}
   if config.eval.lm.order and _DECODER.value != "beam":
@@ -50,14 +56,16 @@ def main(argv):
   options.update(json.loads(_OPTIONS.value))
   ev = evaluation.evaluate(model, params, split, tok, decoder=_DECODER.value, decoder_options=options,
                            limit=_LIMIT.value, step_config=step_config)
-  print(f"{config.data.name} {_SPLIT.value}, {_DECODER.value}, step {step}: WER {100 * ev['wer']:.2f}%, "
+  print(f"{config.data.name} {_SPLIT.value}, {_DECODER.value}, step {step}"
+        + (f" (mean of steps {list(steps)})" if len(steps) > 1 else "") + f": WER {100 * ev['wer']:.2f}%, "
         f"RTF {ev['rtf']:.3f}")
   for field, counts in ev["errors"].items():
     print(wer.wer_table(counts, field))
-  name = f"eval_{_SPLIT.value}_{_DECODER.value}" + ("" if _STEP.value is None else f"_step{step}")
+  name = (f"eval_{_SPLIT.value}_{_DECODER.value}" + ("" if _STEP.value is None else f"_step{step}")
+          + ("" if len(steps) == 1 else f"_avg{len(steps)}"))
   out = os.path.join(_WORKDIR.value, name + ".json")
   with open(out, "w") as f:
-    json.dump({"step": step, "wer": ev["wer"], "rtf": ev["rtf"], "utterances": len(ev["references"]),
+    json.dump({"steps": list(steps), "wer": ev["wer"], "rtf": ev["rtf"], "utterances": len(ev["references"]),
                "decoder_options": {k: v for k, v in options.items() if k != "lm"},
                "lm": config.eval.lm.to_dict() if "lm" in options else None,
                "per_group": {g: {k: v.wer for k, v in c.items()} for g, c in ev["errors"].items()},

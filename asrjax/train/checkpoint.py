@@ -51,6 +51,10 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
+  def all_steps(self) -> list[int]:
+    """The steps held, ascending."""
+    return sorted(self._manager.all_steps())
+
   def restore(self, abstract_state: Any, step: int) -> tuple[Any, dict]:
     """``(state, data_state)`` of checkpoint ``step``, with no fallback: the caller asked for it.
 
@@ -58,7 +62,7 @@ class Checkpointer:
       CheckpointError: ``step`` is not in the directory (the error lists those that
         are) or cannot be read.
     """
-    steps = sorted(self._manager.all_steps())
+    steps = self.all_steps()
     if step not in steps:
       raise CheckpointError(f"no checkpoint of step {step} under {self.directory}; it holds steps {steps}.")
     try:

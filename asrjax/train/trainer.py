@@ -25,7 +25,7 @@ import optax
 
 from asrjax.data import features, pipeline, sources, tokenizer as tokenizer_lib
 from asrjax.decoding import ngram_lm, word_lm
-from asrjax.train import checkpoint as checkpoint_lib, evaluation, sharding, step as step_lib, summary
+from asrjax.train import averaging, checkpoint as checkpoint_lib, evaluation, sharding, step as step_lib, summary
 
 
 class TrainingDiverged(RuntimeError):
@@ -228,17 +228,22 @@ class Restored(NamedTuple):
   params: Any
   tokenizer: Any
   step_config: step_lib.StepConfig  # the feature front end the model was trained with
-  step: int  # the checkpoint's training step
+  steps: tuple[int, ...]  # the checkpoints the parameters come from (several: their mean)
 
 
-def restore_params(config, workdir: str, step: int | None = None) -> Restored:
-  """Model, parameters, tokenizer and front end from a checkpoint of ``workdir``: checkpoint
-  ``step``, or the newest readable one when ``step`` is None.
+def restore_params(config, workdir: str, step: int | None = None, average: int = 1) -> Restored:
+  """Model, parameters, tokenizer and front end from the checkpoints of ``workdir``.
+
+  The parameters are those of checkpoint ``step``, or of the newest readable one when
+  ``step`` is None; with ``average = N > 1``, the element-wise mean of the N newest
+  checkpoints up to ``step`` (icefall's ``--avg``; `averaging.average_trees`).
 
   Raises:
     FileNotFoundError: no tokenizer or no checkpoint in ``workdir``.
-    checkpoint_lib.CheckpointError: ``step`` is not there or unreadable, or the
-      checkpoints hold another parameter tree than ``config`` builds.
+    ValueError: (averaging) ``step`` is not there or fewer than ``average``
+      checkpoints up to it (`averaging.select_steps`).
+    checkpoint_lib.CheckpointError: ``step`` is not there or a checkpoint is
+      unreadable, or the checkpoints hold another parameter tree than ``config`` builds.
   """
   tok_path = os.path.join(workdir, "tokenizer.json" if config.data.tokenizer == "char" else "tokenizer.model")
   if not os.path.exists(tok_path):
@@ -249,19 +254,23 @@ def restore_params(config, workdir: str, step: int | None = None) -> Restored:
   abstract = jax.eval_shape(init_fn(model, make_optimizer(config), config, tok), jax.random.key(0))
   mesh = sharding.make_mesh(devices=jax.local_devices()[:1])
   ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"))
+  target = checkpoint_lib.abstract_like(abstract, sharding.tree_shardings(mesh, abstract))
   try:
-    target = checkpoint_lib.abstract_like(abstract, sharding.tree_shardings(mesh, abstract))
-    restored = ckpt.restore_latest(target) if step is None else (*ckpt.restore(target, step), step)
+    if average == 1:
+      restored = ckpt.restore_latest(target) if step is None else (*ckpt.restore(target, step), step)
+      if restored is None:
+        raise FileNotFoundError(f"no checkpoint under {ckpt.directory}.")
+      params, steps = restored[0].params, (restored[2],)
+    else:
+      steps = averaging.select_steps(ckpt.all_steps(), step, average)
+      params = averaging.average_trees([ckpt.restore(target, s)[0].params for s in steps])
   except checkpoint_lib.CheckpointError as e:
     if "do not match" not in str(e):
       raise
     raise checkpoint_lib.CheckpointError(
         f"{e}\nThe checkpoints hold another parameter tree than this config builds: evaluate with the config "
         "and overrides the run was trained with (model sizes, train.prune_range, ...).") from e
-  if restored is None:
-    raise FileNotFoundError(f"no checkpoint under {ckpt.directory}.")
-  return Restored(model, restored[0].params, tok, make_step_config(config, make_feature_stats(config, None, workdir)),
-                  restored[2])
+  return Restored(model, params, tok, make_step_config(config, make_feature_stats(config, None, workdir)), steps)
 
 
 def params_digest(params) -> str:

@@ -89,9 +89,6 @@ class _PrefixCache:
     """``[1, P]`` prediction-network output after the cached ``prefix`` (host copy: the search stacks them)."""
     return self._cache[prefix][0]
 
-  def __contains__(self, prefix: tuple[int, ...]) -> bool:
-    return prefix in self._cache
-
   def extend_and_score(self, prefix: tuple[int, ...], enc_t: np.ndarray) -> np.ndarray:
     """Caches ``prefix`` (one label past a cached prefix) and returns its ``[V]`` log-probs at ``enc_t``."""
     parent_state = self._cache[prefix[:-1]][1]

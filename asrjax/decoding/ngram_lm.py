@@ -96,7 +96,8 @@ class NgramLM:
     self.order, self.vocab_size, self.discount = order, vocab_size, discount
     self._tables = list(tables)  # tables[n]: contexts of length n
     # the most recent contexts' vectors, bounded: beam search meets ~500 new contexts per
-    # utterance (a 16-utterance profile), ~0.2 MB each: unbounded, 4,000 would hold ~1 GB
+    # utterance (a 16-utterance profile), ~0.2 MB per utterance: unbounded, a 4,000-utterance
+    # test split would hold ~1 GB
     self._cached_log_probs = functools.lru_cache(maxsize=200_000)(self._log_probs)
 
   @property

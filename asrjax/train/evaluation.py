@@ -12,7 +12,10 @@ from asrjax.metrics import wer
 from asrjax.models import transducer
 from asrjax.train import step as step_lib
 
-GROUP_FIELDS = ("accent", "gender", "region", "age_band", "difficulty")
+# metadata fields WER is broken down by, where a corpus has them: speaker attributes,
+# then recording conditions (the espeak corpus' noise type and SNR, telephone-band
+# limiting) and the sentence kind (read / assistant)
+GROUP_FIELDS = ("accent", "gender", "region", "age_band", "difficulty", "noise", "snr_db", "band_limited", "kind")
 
 
 def _s(x):

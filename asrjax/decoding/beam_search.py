@@ -127,7 +127,9 @@ def _search_one(fns, params, enc, beam, expand, max_symbols_per_frame, lm=None, 
     # every prefix that prefix merging walks through; all of them are cached, so one
     # batched joint call scores them, padded to a power of two to bound recompilation.
     keys = list(prev)
-    walked = {y[:j] for y in prev for i in range(len(y)) if y[:i] in prev for j in range(i, len(y))}
+    # merge_starts[y]: the lengths i < |y| at which y[:i] is itself in the beam
+    merge_starts = {y: [i for i in range(len(y)) if y[:i] in prev] for y in prev}
+    walked = {y[:j] for y, starts in merge_starts.items() if starts for j in range(starts[0], len(y))}
     keys += sorted(walked.difference(prev))
     outs = [cache.output(y) for y in keys]
     padded = 1 << max(len(keys) - 1, 0).bit_length()
@@ -139,10 +141,8 @@ def _search_one(fns, params, enc, beam, expand, max_symbols_per_frame, lm=None, 
     a = {}
     for y, score in prev.items():
       terms = [score]
-      for i in range(len(y)):
-        start = y[:i]
-        if start in prev:
-          terms.append(prev[start] + sum(log_probs(t, y[:j])[y[j]] for j in range(i, len(y))))
+      for i in merge_starts[y]:
+        terms.append(prev[y[:i]] + sum(log_probs(t, y[:j])[y[j]] for j in range(i, len(y))))
       a[y] = float(np.logaddexp.reduce(terms))
     depth = {y: 0 for y in a}  # labels emitted in this frame
     # 2. best-first expansion: a max-heap of open prefixes (each prefix has one parent,

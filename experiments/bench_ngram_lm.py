@@ -22,7 +22,7 @@ from absl import app, flags
 from ml_collections import config_flags
 import numpy as np
 
-from asrjax.data import sources, tokenizer as tokenizer_lib
+from asrjax.data import catalog, sources, tokenizer as tokenizer_lib
 from asrjax.decoding import ngram_lm
 from asrjax.train import trainer
 
@@ -62,7 +62,7 @@ def main(argv):
   transcripts = [tok.encode(t) for t in trainer.train_transcripts(config, None, _WORKDIR.value)]
   dev = sources.open_split(config.data.name, "dev", config.data.data_dir)
   texts = [dev[j]["text"] for j in range(min(_SENTENCES.value, len(dev)))]
-  encoded = [tok.encode(t.decode() if isinstance(t, bytes) else str(t)) for t in texts]
+  encoded = [tok.encode(catalog.as_text(t)) for t in texts]
   contexts = [ids[:i] for ids in encoded for i in range(len(ids) + 1)]
 
   t = time.perf_counter()

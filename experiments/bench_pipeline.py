@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from asrjax.data import features, pipeline, sources, spec_augment, tokenizer
+from asrjax.data import catalog, features, pipeline, sources, spec_augment, tokenizer
 
 _CORPUS = flags.DEFINE_string("corpus", "small", "espeak_speech config.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data/tfds", "TFDS data directory.")
@@ -24,14 +24,10 @@ _BATCH = flags.DEFINE_integer("batch_size", 32, "Global batch size.")
 _STEPS = flags.DEFINE_integer("steps", 50, "Batches timed.")
 
 
-def _s(x):
-  return x.decode() if isinstance(x, bytes) else str(x)
-
-
 def main(argv):
   del argv
   split = sources.open_split(f"espeak_speech/{_CORPUS.value}", "train", _DATA_DIR.value)
-  texts = [_s(split[i]["text"]) for i in range(len(split))]
+  texts = [catalog.as_text(split[i]["text"]) for i in range(len(split))]
   tok = tokenizer.CharTokenizer.build(texts)
   start = time.time()
   index = pipeline.build_index(split, tok.encode)

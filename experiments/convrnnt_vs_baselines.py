@@ -28,6 +28,7 @@ from absl import app, flags, logging
 import jax
 import jax.numpy as jnp
 
+from asrjax import atomic_file
 from asrjax.train import trainer
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -92,7 +93,7 @@ def stream_bench(config_arg: str, workdir: str, seed: int, *, fresh: bool) -> di
       logging.info("%s: reusing %s", workdir, path)
       return cached
   result = _run_stream_bench(config_arg, workdir, seed)
-  with open(path, "w") as f:
+  with atomic_file.open(path) as f:
     json.dump(result, f)
   return result
 
@@ -132,7 +133,7 @@ def main(argv):
       rows.append(row)
       logging.info("%s", row)
   os.makedirs(_ROOT.value, exist_ok=True)
-  with open(os.path.join(_ROOT.value, "comparison.json"), "w") as f:
+  with atomic_file.open(os.path.join(_ROOT.value, "comparison.json")) as f:
     json.dump(rows, f, indent=1)
   wer_cols = [s for s in _SPLITS.value]
   print(f"variant {_VARIANT.value or 'default'}, corpus {config.data.name}, {_DECODER.value} decoding, "

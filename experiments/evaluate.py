@@ -8,7 +8,8 @@ r"""Evaluates a trained transducer with any decoder: WER overall and per metadat
 ``--step=N`` evaluates checkpoint N instead of the newest (the workdir keeps
 ``train.keep_checkpoints`` of them; the output file name then carries the step);
 ``--average=K`` decodes with the mean parameters of the K newest checkpoints up to
-it (icefall's ``--avg``).
+it (icefall's ``--avg``). ``--out`` names the JSON (for sweeps of decoder settings, which
+the default name does not carry); `experiments/error_breakdown.py` reads it.
 
 With ``config.eval.lm.order > 0`` the beam decoder fuses a token n-gram LM counted on
 the training transcripts (`asrjax.decoding.ngram_lm`, cached as
@@ -22,6 +23,7 @@ import os
 from absl import app, flags
 from ml_collections import config_flags
 
+from asrjax import atomic_file
 from asrjax.data import sources
 from asrjax.metrics import wer
 from asrjax.train import evaluation, trainer
@@ -35,6 +37,8 @@ _LIMIT = flags.DEFINE_integer("limit", 0, "Decode only N utterances (0 = all).")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the newest readable one).")
 _AVERAGE = flags.DEFINE_integer("average", 1, "Decode with the mean parameters of this many newest checkpoints "
                                 "(up to --step).")
+_OUT = flags.DEFINE_string("out", None, "Where the JSON of results, references and hypotheses goes (default: "
+                           "<workdir>/eval_<split>_<decoder>[_step<N>][_avg<K>].json).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -63,8 +67,8 @@ def main(argv):
     print(wer.wer_table(counts, field))
   name = (f"eval_{_SPLIT.value}_{_DECODER.value}" + ("" if _STEP.value is None else f"_step{step}")
           + ("" if len(steps) == 1 else f"_avg{len(steps)}"))
-  out = os.path.join(_WORKDIR.value, name + ".json")
-  with open(out, "w") as f:
+  out = _OUT.value or os.path.join(_WORKDIR.value, name + ".json")
+  with atomic_file.open(out) as f:
     json.dump({"steps": list(steps), "wer": ev["wer"], "rtf": ev["rtf"], "utterances": len(ev["references"]),
                "decoder_options": {k: v for k, v in options.items() if k != "lm"},
                "lm": config.eval.lm.to_dict() if "lm" in options else None,

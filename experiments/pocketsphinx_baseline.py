@@ -16,8 +16,9 @@ import time
 
 from absl import app, flags
 
+from asrjax import atomic_file
 from asrjax.baselines import pocketsphinx_asr
-from asrjax.data import sources
+from asrjax.data import catalog, sources
 from asrjax.metrics import wer
 
 _CORPUS = flags.DEFINE_string("corpus", "small", "espeak_speech config.")
@@ -42,22 +43,18 @@ def _decode(args):
   return _recognizers[name].recognize(audio)
 
 
-def _s(x):
-  return x.decode() if isinstance(x, bytes) else str(x)
-
-
 def main(argv):
   del argv
   os.makedirs(_WORKDIR.value, exist_ok=True)
   name = f"espeak_speech/{_CORPUS.value}"
   train = sources.open_split(name, "train", _DATA_DIR.value)
   lm_path = pocketsphinx_asr.build_arpa_lm(
-      [_s(train[i]["text"]) for i in range(len(train))], os.path.join(_WORKDIR.value, "train_text.arpa"))
+      [catalog.as_text(train[i]["text"]) for i in range(len(train))], os.path.join(_WORKDIR.value, "train_text.arpa"))
   split = sources.open_split(name, _SPLIT.value, _DATA_DIR.value)
   n = len(split) if not _LIMIT.value else min(_LIMIT.value, len(split))
   examples = [split[i] for i in range(n)]
-  refs = [_s(e["text"]) for e in examples]
-  accents = [_s(e["accent"]) for e in examples]
+  refs = [catalog.as_text(e["text"]) for e in examples]
+  accents = [catalog.as_text(e["accent"]) for e in examples]
   unknown = set(_LMS.value) - {"default_lm", "train_text_lm"}
   if unknown:
     raise app.UsageError(f"unknown --lms {sorted(unknown)}; choose from default_lm, train_text_lm.")
@@ -80,7 +77,7 @@ def main(argv):
           "per_accent": {k: v.wer for k, v in per_accent.items()},
           "hypotheses": hyps,
       }
-  with open(os.path.join(_WORKDIR.value, "results.json"), "w") as f:
+  with atomic_file.open(os.path.join(_WORKDIR.value, "results.json")) as f:
     json.dump({"references": refs, "accents": accents, **results}, f, indent=1)
 
 

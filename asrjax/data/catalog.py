@@ -36,7 +36,8 @@ KNOWN: dict[str, Fields] = {
 }
 
 
-def _s(x) -> str:
+def as_text(x) -> str:
+  """A record's string field as ``str`` (array_record sources return ``bytes``)."""
   return x.decode("utf-8") if isinstance(x, bytes) else str(x)
 
 
@@ -69,11 +70,11 @@ class Standardized(Sequence):
       audio = audio.astype(np.int16)
     ex["audio"] = audio
     if f.text is not None:
-      text = _s(ex.pop(f.text))
+      text = as_text(ex.pop(f.text))
       ex["text"] = " ".join(text.lower().split()) if f.lowercase else text
     if f.speaker is not None:
-      ex["speaker_id"] = _s(ex.pop(f.speaker))
-    ex["id"] = _s(ex.pop(f.id)) if f.id is not None else str(i)
+      ex["speaker_id"] = as_text(ex.pop(f.speaker))
+    ex["id"] = as_text(ex.pop(f.id)) if f.id is not None else str(i)
     return ex
 
 

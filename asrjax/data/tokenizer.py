@@ -54,6 +54,8 @@ import sentencepiece as spm
 from google.protobuf import message as protobuf_message
 from sentencepiece import sentencepiece_model_pb2
 
+from asrjax import atomic_file
+
 BLANK_ID = 0
 UNK_ID = 1
 UNK_SURFACE = "\u2047"  # "⁇", SentencePiece's unknown surface without its padding spaces.
@@ -111,10 +113,8 @@ def _unknown_char_error(text: str, position: int) -> ValueError:
 
 
 def _write_atomic(path: PathLike, data: bytes) -> None:
-  tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
-  with open(tmp, "wb") as f:
+  with atomic_file.open(path, "wb") as f:
     f.write(data)
-  os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from typing import Iterable, NamedTuple, Sequence
 import zipfile
 
 import numpy as np
+
+from asrjax import atomic_file
 
 BOS = 0  # sentence-start digit of a context (id 0, the blank, is never text)
 _FORMAT = "asrjax.ngram_lm.v2"
@@ -190,10 +191,8 @@ class NgramLM:
               "discount": np.array(self.discount)}
     for n, t in enumerate(self._tables):
       arrays.update({f"{field}_{n}": getattr(t, field) for field in ("keys", "offsets", "words", "counts")})
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
+    with atomic_file.open(path, "wb") as f:
       np.savez(f, **arrays)
-    os.replace(tmp, path)
 
   @classmethod
   def load(cls, path: str) -> "NgramLM":

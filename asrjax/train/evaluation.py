@@ -7,19 +7,25 @@ import time
 import jax
 
 from asrjax import decoding
-from asrjax.data import pipeline
+from asrjax.data import catalog, conditions, pipeline
 from asrjax.metrics import wer
 from asrjax.models import transducer
 from asrjax.train import step as step_lib
 
-# metadata fields WER is broken down by, where a corpus has them: speaker attributes,
-# then recording conditions (the espeak corpus' noise type and SNR, telephone-band
-# limiting) and the sentence kind (read / assistant)
-GROUP_FIELDS = ("accent", "gender", "region", "age_band", "difficulty", "noise", "snr_db", "band_limited", "kind")
+# metadata fields WER is broken down by, where a corpus has them: speaker attributes
+# (with the espeak voice variant), then recording conditions (the espeak corpus' noise
+# type and SNR, telephone-band limiting) and the sentence kind (read / assistant)
+GROUP_FIELDS = ("accent", "gender", "region", "age_band", "difficulty", "variant", "noise", "snr_db",
+                "band_limited", "kind")
 
 
-def _s(x):
-  return x.decode() if isinstance(x, bytes) else str(x)
+def example_groups(example) -> dict:
+  """``{field: label}`` of an example for the `GROUP_FIELDS` it has, plus ``"condition"``
+  (`asrjax.data.conditions.recording_condition`) when it has the fields that needs."""
+  groups = {f: catalog.as_text(example[f]) for f in GROUP_FIELDS if f in example}
+  if all(f in example for f in conditions.FIELDS):
+    groups["condition"] = conditions.recording_condition(example)
+  return groups
 
 
 def evaluate(model, params, split, tok, *, batch_size: int = 16, buckets=(32_000, 64_000, 96_000, 160_000, 320_000),
@@ -52,17 +58,16 @@ def evaluate(model, params, split, tok, *, batch_size: int = 16, buckets=(32_000
     enc, enc_pads = encode_fn(params, feats, pads)
     out = decode(fns, params, enc, enc_pads, **(decoder_options or {})).to_lists()
     for i, e, o in zip(ids, exs, out):
-      refs[i] = _s(e["text"])
+      refs[i] = catalog.as_text(e["text"])
       hyps[i] = tok.decode(o[0][0]) if o else ""
-      meta[i] = {f: _s(e[f]) for f in GROUP_FIELDS if f in e}
+      meta[i] = example_groups(e)
       audio_seconds += len(e["audio"]) / 16_000
   elapsed = time.time() - start
   keys = sorted(refs)
   r, h = [refs[k] for k in keys], [hyps[k] for k in keys]
   errors = {}
-  for field in GROUP_FIELDS:
-    if keys and field in meta[keys[0]]:
-      errors[field] = wer.grouped_errors(r, h, [meta[k][field] for k in keys])
+  for field in meta[keys[0]] if keys else ():
+    errors[field] = wer.grouped_errors(r, h, [meta[k][field] for k in keys])
   total = wer.corpus_errors(r, h)
   return {"wer": total.wer, "total": total, "errors": errors, "rtf": elapsed / max(audio_seconds, 1e-9),
           "hypotheses": h, "references": r}

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from asrjax.data import features, pipeline, sources, tokenizer as tokenizer_lib
+from asrjax import atomic_file
+from asrjax.data import catalog, features, pipeline, sources, tokenizer as tokenizer_lib
 from asrjax.decoding import ngram_lm, word_lm
 from asrjax.train import averaging, checkpoint as checkpoint_lib, evaluation, sharding, step as step_lib, summary
 
@@ -32,13 +33,9 @@ class TrainingDiverged(RuntimeError):
   """Too many consecutive non-finite steps."""
 
 
-def _s(x):
-  return x.decode() if isinstance(x, bytes) else str(x)
-
-
 def _transcripts(split) -> list[str]:
   """Every transcript of ``split``, in order."""
-  return [_s(split[i]["text"]) for i in range(len(split))]
+  return [catalog.as_text(split[i]["text"]) for i in range(len(split))]
 
 
 def train_transcripts(config, train_split, workdir: str) -> list[str]:
@@ -55,10 +52,8 @@ def train_transcripts(config, train_split, workdir: str) -> list[str]:
       return cached["transcripts"]
     logging.info("%s was written for another training split; reading the transcripts again", path)
   transcripts = _transcripts(train_split)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
+  with atomic_file.open(path) as f:
     json.dump({"dataset": config.data.name, "transcripts": transcripts}, f)
-  os.replace(tmp, path)
   return transcripts
 
 
@@ -157,7 +152,7 @@ def make_feature_stats(config, train_split, workdir: str):
   mean = total / count
   std = np.sqrt(np.maximum(squares / count - mean**2, 1e-10))
   if jax.process_index() == 0:
-    with open(path, "w") as f:
+    with atomic_file.open(path) as f:
       json.dump({"mean": mean.tolist(), "std": std.tolist(), "utterances": n}, f)
   return tuple(float(x) for x in mean), tuple(float(x) for x in std)
 
@@ -373,6 +368,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
     writer.scalars(int(state.step), {f"{split_name}_wer": ev["wer"], f"{split_name}_rtf": ev["rtf"]}, prefix="eval/")
   writer.close()
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, "results.json"), "w") as f:
+    with atomic_file.open(os.path.join(workdir, "results.json")) as f:
       json.dump(results, f, indent=1)
   return results

@@ -42,3 +42,9 @@ def test_tfds_librispeech_mock_data_feeds_the_pipeline():
     ex = next(std[i] for i in range(len(std)) if std[i]["id"] == uid)
     n = len(ex["audio"])
     assert np.array_equal(batch["audio"][row, :n], ex["audio"])
+
+
+def test_as_text_decodes_utf8_bytes_and_passes_other_values():
+  assert catalog.as_text("café".encode("utf-8")) == "café"  # latin-1 would give 'cafÃ©'
+  assert catalog.as_text("already") == "already"
+  assert catalog.as_text(5.0) == "5.0" and catalog.as_text(False) == "False"

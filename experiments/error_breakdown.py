@@ -1,0 +1,84 @@
+r"""Where the errors of a decoded split are: recording condition, voice variant, unseen words.
+
+  python experiments/evaluate.py --config=experiments/configs/convrnnt.py:cpu_long \
+      --workdir=workdirs/cpu_long --split=test --decoder=beam
+  python experiments/error_breakdown.py --config=experiments/configs/convrnnt.py:cpu_long \
+      --workdir=workdirs/cpu_long --split=test --eval_json=workdirs/cpu_long/eval_test_beam.json
+
+Reads the references and hypotheses that `evaluate.py` wrote (in split order: its
+first ``utterances`` examples) and the metadata of the same examples (checking that the
+transcripts agree, so a JSON from another split is refused), then prints:
+
+* the composition of the decoded examples: recording condition
+  (`asrjax.data.conditions`), noise type x SNR, reverberation, telephone band;
+* WER per recording condition and per espeak voice variant;
+* out-of-vocabulary words (reference words absent from the training transcripts,
+  ``<workdir>/train_transcripts.json``) and WER with and without them.
+"""
+
+import collections
+import json
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from asrjax.data import catalog, sources
+from asrjax.metrics import oov, wer
+from asrjax.train import evaluation, trainer
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "The training configuration.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (cached training transcripts).")
+_SPLIT = flags.DEFINE_string("split", "test", "The split the eval JSON was decoded from.")
+_EVAL_JSON = flags.DEFINE_string("eval_json", None, "A JSON written by experiments/evaluate.py.")
+flags.mark_flags_as_required(["config", "workdir", "eval_json"])
+
+
+def _count_table(counts: collections.Counter, title: str) -> str:
+  total = sum(counts.values())
+  rows = [f"| {title} | utterances | % |", "| --- | --- | --- |"]
+  rows += [f"| {k} | {v} | {100 * v / total:.1f} |" for k, v in sorted(counts.items(), key=lambda kv: str(kv[0]))]
+  return "\n".join(rows)
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  with open(_EVAL_JSON.value) as f:
+    ev = json.load(f)
+  refs, hyps = ev["references"], ev["hypotheses"]
+  split = sources.open_split(config.data.name, _SPLIT.value, config.data.data_dir)
+  if len(refs) > len(split):
+    raise app.UsageError(f"{_EVAL_JSON.value} has {len(refs)} utterances; {_SPLIT.value} has {len(split)}.")
+  groups, reverb = [], []
+  for i, ref in enumerate(refs):
+    example = split[i]
+    if catalog.as_text(example["text"]) != ref:
+      raise app.UsageError(f"{_EVAL_JSON.value} was not decoded from {config.data.name} {_SPLIT.value}: "
+                           f"reference {i} is {ref!r}, the split's transcript {catalog.as_text(example['text'])!r}.")
+    groups.append(evaluation.example_groups(example))
+    reverb.append(int(example.get("reverb", 0)) > 0)
+  total = wer.corpus_errors(refs, hyps)
+  print(f"{config.data.name} {_SPLIT.value}: {len(refs)} utterances, steps {ev.get('steps')}, "
+        f"WER {100 * total.wer:.2f}%")
+  if "condition" in groups[0]:
+    print(_count_table(collections.Counter(g["condition"] for g in groups), "condition"))
+    print(_count_table(collections.Counter(f"{g['noise']} {g['snr_db']} dB" if g["noise"] != "none" else "none"
+                                           for g in groups), "noise, SNR"))
+    print(_count_table(collections.Counter(
+        ("reverb" if r else "dry") + (", telephone band" if g["band_limited"] == "True" else "")
+        for r, g in zip(reverb, groups)), "reverberation, band"))
+  for field in ("condition", "variant"):
+    if field in groups[0]:
+      print(wer.wer_table(wer.grouped_errors(refs, hyps, [g[field] for g in groups]), field))
+  vocab = oov.vocabulary(trainer.train_transcripts(config, None, _WORKDIR.value))
+  unseen = [oov.oov_words(r, vocab) for r in refs]
+  words = sum(len(r.split()) for r in refs)
+  print(f"out-of-vocabulary: {sum(map(len, unseen))} of {words} reference words "
+        f"({100 * sum(map(len, unseen)) / max(words, 1):.2f}%), in {sum(map(bool, unseen))} utterances; "
+        f"{len(set(w for u in unseen for w in u))} distinct")
+  print(wer.wer_table(wer.grouped_errors(refs, hyps, ["with OOV" if u else "no OOV" for u in unseen]),
+                      "utterances"))
+
+
+if __name__ == "__main__":
+  app.run(main)

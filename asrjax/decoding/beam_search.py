@@ -89,8 +89,12 @@ class _PrefixCache:
     """``[1, P]`` prediction-network output after the cached ``prefix`` (host copy: the search stacks them)."""
     return self._cache[prefix][0]
 
-  def extend_and_score(self, prefix: tuple[int, ...], enc_t: np.ndarray) -> np.ndarray:
-    """Caches ``prefix`` (one label past a cached prefix) and returns its ``[V]`` log-probs at ``enc_t``."""
+  def score(self, prefix: tuple[int, ...], enc_t: np.ndarray) -> np.ndarray:
+    """``[V]`` log-probs of ``prefix`` at ``enc_t``: a joint call when it is cached (an
+    extension made in an earlier frame), else one fused predictor step + joint that caches
+    it (``prefix`` must then be one label past a cached prefix)."""
+    if prefix in self._cache:
+      return np.asarray(_log_probs_many(self._fns, self._params, enc_t, self._cache[prefix][0]), np.float64)[0]
     parent_state = self._cache[prefix[:-1]][1]
     out, state, lp = _extend_and_score(self._fns, self._params, np.int32(prefix[-1]), parent_state, enc_t)
     self._cache[prefix] = (np.asarray(out), state)
@@ -118,8 +122,8 @@ def _search_one(fns, params, enc, beam, expand, max_symbols_per_frame, lm=None, 
     lp_cache = {}  # prefix -> label scores at this frame: log p(. | prefix, t) (+ LM and bonus off the blank)
 
     def log_probs(t, prefix):
-      if prefix not in lp_cache:  # an extension made in this frame: predictor step and joint in one call
-        lp_cache[prefix] = _fuse(cache.extend_and_score(prefix, enc[t]), prefix)
+      if prefix not in lp_cache:  # reached by expansion in this frame
+        lp_cache[prefix] = _fuse(cache.score(prefix, enc[t]), prefix)
       return lp_cache[prefix]
 
     prev = hyps

@@ -131,3 +131,17 @@ def test_decoders_share_interface_and_reject_bad_shapes():
       decoder(toy.FNS, params, enc[0], np.zeros((4,)))
     with pytest.raises(ValueError, match="enc_paddings"):
       decoder(toy.FNS, params, enc, np.zeros((2, 5)))
+
+
+def test_prefix_cache_scores_new_and_earlier_prefixes_like_the_reference():
+  """A prefix extended at one frame and scored again at a later one (the cached path) gets
+  the reference model's log-probs at each frame."""
+  import importlib
+  beam_lib = importlib.import_module("asrjax.decoding.beam_search")  # the package exports the function by that name
+  v, d, t = 4, 3, 3
+  params = toy.make_params(5, d, v)
+  enc = np.random.default_rng(6).normal(size=(t, d)).astype(np.float32)
+  model = toy.NumpyModel(params, enc)
+  cache = beam_lib._PrefixCache(toy.FNS, params)
+  for frame, prefix in [(0, (2,)), (0, (2, 1)), (1, (2,)), (2, (2, 1)), (2, (3,))]:
+    np.testing.assert_allclose(cache.score(prefix, enc[frame]), model.log_probs(frame, prefix), rtol=1e-5, atol=1e-6)

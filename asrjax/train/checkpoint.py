@@ -82,16 +82,16 @@ class Checkpointer:
       abstract_state: pytree of `jax.ShapeDtypeStruct` with shardings (e.g. from
         `jax.eval_shape` + the mesh shardings) describing where arrays go.
     """
-    steps = sorted(self._manager.all_steps(), reverse=True)
     failures = []
-    for step in steps:
+    for step in reversed(self.all_steps()):
       try:
-        restored = self._manager.restore(step, args=self._restore_args(abstract_state))
-        if failures:
-          logging.warning("restored step %d after unreadable checkpoints: %s", step, "; ".join(failures))
-        return restored["state"], dict(restored["data"]), step
-      except Exception as e:  # orbax/tensorstore raise many types for damaged files
-        failures.append(f"{self.directory}/{step}: {type(e).__name__}: {e}")
+        state, data = self.restore(abstract_state, step)
+      except CheckpointError as e:
+        failures.append(str(e))
+        continue
+      if failures:
+        logging.warning("restored step %d after unreadable checkpoints: %s", step, "; ".join(failures))
+      return state, data, step
     if failures:
       raise CheckpointError("no checkpoint could be restored:\n" + "\n".join(failures))
     return None

@@ -235,10 +235,11 @@ def restore_params(config, workdir: str, step: int | None = None, average: int =
 
   Raises:
     FileNotFoundError: no tokenizer or no checkpoint in ``workdir``.
-    ValueError: (averaging) ``step`` is not there or fewer than ``average``
-      checkpoints up to it (`averaging.select_steps`).
-    checkpoint_lib.CheckpointError: ``step`` is not there or a checkpoint is
-      unreadable, or the checkpoints hold another parameter tree than ``config`` builds.
+    ValueError: ``step`` is not there, or fewer than ``average`` checkpoints are
+      held up to it (`averaging.select_steps`, which lists the steps held).
+    checkpoint_lib.CheckpointError: a checkpoint asked for is unreadable (or, with
+      ``step`` None and ``average`` 1, every one is), or the checkpoints hold another
+      parameter tree than ``config`` builds.
   """
   tok_path = os.path.join(workdir, "tokenizer.json" if config.data.tokenizer == "char" else "tokenizer.model")
   if not os.path.exists(tok_path):
@@ -251,14 +252,15 @@ def restore_params(config, workdir: str, step: int | None = None, average: int =
   ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"))
   target = checkpoint_lib.abstract_like(abstract, sharding.tree_shardings(mesh, abstract))
   try:
-    if average == 1:
-      restored = ckpt.restore_latest(target) if step is None else (*ckpt.restore(target, step), step)
+    if step is None and average == 1:  # the newest readable checkpoint, past damaged ones
+      restored = ckpt.restore_latest(target)
       if restored is None:
         raise FileNotFoundError(f"no checkpoint under {ckpt.directory}.")
-      params, steps = restored[0].params, (restored[2],)
-    else:
+      trees, steps = [restored[0].params], (restored[2],)
+    else:  # exactly the steps asked for, never substitutes
       steps = averaging.select_steps(ckpt.all_steps(), step, average)
-      params = averaging.average_trees([ckpt.restore(target, s)[0].params for s in steps])
+      trees = [ckpt.restore(target, s)[0].params for s in steps]
+    params = trees[0] if len(trees) == 1 else averaging.average_trees(trees)
   except checkpoint_lib.CheckpointError as e:
     if "do not match" not in str(e):
       raise

@@ -87,3 +87,35 @@ def test_killed_and_resumed_run_ends_bitwise_equal(tmp_path, data_dir):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   events = [f for f in os.listdir(os.path.join(straight, "tensorboard")) if f.startswith("events.out.tfevents")]
   assert events and os.path.getsize(os.path.join(straight, "tensorboard", events[0])) > 100  # scalars were written
+  _check_restore_params(straight, data_dir, steps)
+
+
+def _check_restore_params(workdir, data_dir, last):
+  """`trainer.restore_params` against orbax read directly: a given step, the newest, a mean of two."""
+  import jax
+  from asrjax.train import trainer
+  from tests.experiments.test_configs import load
+  config = load("convrnnt", "tiny")
+  config.data.data_dir = data_dir
+  newest = trainer.restore_params(config, workdir)
+  assert newest.steps == (last,)
+  for a, b in zip(jax.tree.leaves(newest.params), _orbax_params(workdir, last)):
+    np.testing.assert_array_equal(np.asarray(a), b)
+  earlier = trainer.restore_params(config, workdir, step=last - 2)
+  assert earlier.steps == (last - 2,)
+  for a, b in zip(jax.tree.leaves(earlier.params), _orbax_params(workdir, last - 2)):
+    np.testing.assert_array_equal(np.asarray(a), b)
+  mean = trainer.restore_params(config, workdir, average=2)
+  assert mean.steps == (last - 2, last)
+  for a, b, c in zip(jax.tree.leaves(mean.params), _orbax_params(workdir, last - 2), _orbax_params(workdir, last)):
+    np.testing.assert_allclose(np.asarray(a), (b.astype(np.float64) + c) / 2, rtol=1e-6)
+  with pytest.raises(ValueError, match=rf"no checkpoint of step {last - 1}"):
+    trainer.restore_params(config, workdir, step=last - 1)
+
+
+def _orbax_params(workdir, step):
+  import jax
+  import orbax.checkpoint as ocp
+  mngr = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))
+  restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(), data=ocp.args.JsonRestore()))
+  return [np.asarray(x) for x in jax.tree.leaves(restored["state"]["params"])]

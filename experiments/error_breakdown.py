@@ -47,6 +47,8 @@ def main(argv):
     ev = json.load(f)
   refs, hyps = ev["references"], ev["hypotheses"]
   split = sources.open_split(config.data.name, _SPLIT.value, config.data.data_dir)
+  if not refs:
+    raise app.UsageError(f"{_EVAL_JSON.value} holds no decoded utterances.")
   if len(refs) > len(split):
     raise app.UsageError(f"{_EVAL_JSON.value} has {len(refs)} utterances; {_SPLIT.value} has {len(split)}.")
   groups, reverb = [], []

@@ -3,7 +3,7 @@ r"""Where the errors of a decoded split are: recording condition, voice variant,
   python experiments/evaluate.py --config=experiments/configs/convrnnt.py:cpu_long \
       --workdir=workdirs/cpu_long --split=test --decoder=beam
   python experiments/error_breakdown.py --config=experiments/configs/convrnnt.py:cpu_long \
-      --workdir=workdirs/cpu_long --split=test --eval_json=workdirs/cpu_long/eval_test_beam.json
+      --workdir=workdirs/cpu_long --eval_json=workdirs/cpu_long/eval_test_beam.json
 
 Reads the references and hypotheses that `evaluate.py` wrote (in split order: its
 first ``utterances`` examples) and the metadata of the same examples (checking that the
@@ -28,7 +28,8 @@ from asrjax.train import evaluation, trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "The training configuration.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (cached training transcripts).")
-_SPLIT = flags.DEFINE_string("split", "test", "The split the eval JSON was decoded from.")
+_SPLIT = flags.DEFINE_string("split", None, "The split the eval JSON was decoded from (default: the one it "
+                             "records; JSONs written before it recorded one need this flag).")
 _EVAL_JSON = flags.DEFINE_string("eval_json", None, "A JSON written by experiments/evaluate.py.")
 flags.mark_flags_as_required(["config", "workdir", "eval_json"])
 
@@ -46,21 +47,28 @@ def main(argv):
   with open(_EVAL_JSON.value) as f:
     ev = json.load(f)
   refs, hyps = ev["references"], ev["hypotheses"]
-  split = sources.open_split(config.data.name, _SPLIT.value, config.data.data_dir)
+  for key, flag in (("split", _SPLIT.value), ("dataset", config.data.name)):
+    if flag is not None and ev.get(key, flag) != flag:
+      raise app.UsageError(f"{_EVAL_JSON.value} was decoded from {key} {ev[key]!r}, not {flag!r}.")
+  split_name = _SPLIT.value or ev.get("split")
+  if split_name is None:
+    raise app.UsageError(f"{_EVAL_JSON.value} does not record its split (written before evaluate.py did): "
+                         "pass --split.")
+  split = sources.open_split(config.data.name, split_name, config.data.data_dir)
   if not refs:
     raise app.UsageError(f"{_EVAL_JSON.value} holds no decoded utterances.")
   if len(refs) > len(split):
-    raise app.UsageError(f"{_EVAL_JSON.value} has {len(refs)} utterances; {_SPLIT.value} has {len(split)}.")
+    raise app.UsageError(f"{_EVAL_JSON.value} has {len(refs)} utterances; {split_name} has {len(split)}.")
   groups, reverb = [], []
   for i, ref in enumerate(refs):
     example = split[i]
     if catalog.as_text(example["text"]) != ref:
-      raise app.UsageError(f"{_EVAL_JSON.value} was not decoded from {config.data.name} {_SPLIT.value}: "
+      raise app.UsageError(f"{_EVAL_JSON.value} was not decoded from {config.data.name} {split_name}: "
                            f"reference {i} is {ref!r}, the split's transcript {catalog.as_text(example['text'])!r}.")
     groups.append(evaluation.example_groups(example))
     reverb.append(int(example.get("reverb", 0)) > 0)
   total = wer.corpus_errors(refs, hyps)
-  print(f"{config.data.name} {_SPLIT.value}: {len(refs)} utterances, steps {ev.get('steps')}, "
+  print(f"{config.data.name} {split_name}: {len(refs)} utterances, steps {ev.get('steps')}, "
         f"WER {100 * total.wer:.2f}%")
   if "condition" in groups[0]:
     print(_count_table(collections.Counter(g["condition"] for g in groups), "condition"))

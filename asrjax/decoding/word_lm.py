@@ -39,6 +39,7 @@ from typing import Sequence
 import numpy as np
 
 from asrjax.decoding import ngram_lm
+from asrjax.metrics import oov
 
 UNK_WORD = 1  # word id of an out-of-vocabulary word (0 is never used, like the blank)
 
@@ -83,7 +84,7 @@ class LexiconWordLM:
   def fit(cls, transcripts: Sequence[str], id_to_char: dict[int, str], char_lm: ngram_lm.NgramLM,
           order: int = 4, discount: float = 0.7, char_weight: float = 0.1) -> "LexiconWordLM":
     """Counts a word n-gram on ``transcripts`` (their words are the vocabulary) and wraps it."""
-    words = sorted({w for t in transcripts for w in t.split()})
+    words = sorted(oov.vocabulary(transcripts))
     word_id = {w: i + 2 for i, w in enumerate(words)}
     word_lm = ngram_lm.NgramLM.fit([[word_id[w] for w in t.split()] for t in transcripts], len(words) + 2, order,
                                    discount)

@@ -6,7 +6,8 @@ from typing import Iterable
 
 
 def vocabulary(transcripts: Iterable[str]) -> frozenset:
-  """The set of whitespace-separated words of ``transcripts``."""
+  """The set of whitespace-separated words of ``transcripts`` (also the closed vocabulary
+  of `asrjax.decoding.word_lm`)."""
   return frozenset(w for t in transcripts for w in t.split())
 
 

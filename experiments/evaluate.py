@@ -69,7 +69,8 @@ def main(argv):
           + ("" if len(steps) == 1 else f"_avg{len(steps)}"))
   out = _OUT.value or os.path.join(_WORKDIR.value, name + ".json")
   with atomic_file.open(out) as f:
-    json.dump({"dataset": config.data.name, "split": _SPLIT.value, "steps": list(steps), "wer": ev["wer"], "rtf": ev["rtf"], "utterances": len(ev["references"]),
+    json.dump({"dataset": config.data.name, "split": _SPLIT.value, "steps": list(steps), "wer": ev["wer"],
+               "rtf": ev["rtf"], "utterances": len(ev["references"]),
                "decoder_options": {k: v for k, v in options.items() if k != "lm"},
                "lm": config.eval.lm.to_dict() if "lm" in options else None,
                "per_group": {g: {k: v.wer for k, v in c.items()} for g, c in ev["errors"].items()},

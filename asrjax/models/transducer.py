@@ -18,6 +18,7 @@ References:
 from __future__ import annotations
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from asrjax.decoding import transducer as decoding
@@ -94,6 +95,9 @@ class Transducer(nn.Module):
   num_features: int = 80
 
   def setup(self):
+    if self.vocab_size < 2 or not 0 <= self.blank_id < self.vocab_size:
+      raise ValueError(f"vocab_size must be >= 2 (blank and at least one label) with 0 <= blank_id < vocab_size; "
+                       f"got vocab_size={self.vocab_size}, blank_id={self.blank_id}.")
     self.predictor = Predictor(self.vocab_size, self.embed_dim, self.predictor_hidden, self.predictor_layers)
     self.joint_net = Joint(self.vocab_size, self.joint_hidden)
     # the pruned loss's trivial joiner; parameters exist only in models initialised by `pruned_losses`
@@ -108,9 +112,20 @@ class Transducer(nn.Module):
     return state
 
   def encode(self, feats, paddings, state=None):
-    """``[B, T, F] -> (enc [B, T', D], enc_paddings, state)``; ``state=None`` starts fresh."""
+    """``[B, T, F] -> (enc [B, T', D], enc_paddings, state)``; ``state=None`` starts fresh.
+
+    Raises:
+      ValueError: ``feats`` is not a ``[B, T, F]`` float array, ``paddings`` is not
+        ``[B, T]``, or ``state`` was made for another batch size.
+    """
+    check_features(feats, paddings)
     if state is None:
       state = self.init_encode_state(feats.shape[0])
+    else:
+      batches = {x.shape[0] for x in jax.tree.leaves(state["encoder"]) if getattr(x, "ndim", 0)}
+      if batches and batches != {feats.shape[0]}:
+        raise ValueError(f"state was made for batch size {sorted(batches)}, but feats has {feats.shape[0]} rows: "
+                         "start each stream with init_encode_state(batch) of its own batch size.")
     new_state = {}
     if self.causal_cmvn_frames > 0:
       if feats.shape[-1] != self.num_features:
@@ -132,6 +147,11 @@ class Transducer(nn.Module):
     """
     enc, enc_pad, _ = self.encode(feats, feat_paddings)
     b = labels.shape[0]
+    if labels.ndim != 2 or label_paddings.shape != labels.shape or b != feats.shape[0]:
+      raise ValueError(f"labels and label_paddings must both be [B, U] with B = {feats.shape[0]} (feats' batch); "
+                       f"got labels {labels.shape} and label_paddings {label_paddings.shape}.")
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+      raise ValueError(f"labels must be integer token ids; got dtype {labels.dtype}.")
     inputs = jnp.concatenate([jnp.full((b, 1), self.blank_id, labels.dtype), labels], axis=1)
     in_pad = jnp.concatenate([jnp.zeros((b, 1), label_paddings.dtype), label_paddings], axis=1)
     pred, _ = self.predictor(inputs, in_pad, self.predictor.init_state(b))
@@ -165,6 +185,21 @@ class Transducer(nn.Module):
     pruned = pruned_rnnt.pruned_rnnt_loss(self.joint_net.output(hidden), starts, enc_pad, labels, label_paddings,
                                           blank_id=self.blank_id, fastemit_lambda=fastemit_lambda)
     return simple, pruned
+
+
+def check_features(feats, paddings) -> None:
+  """Raises `ValueError` unless ``feats`` is a float ``[B, T, F]`` array and ``paddings`` ``[B, T]``.
+
+  Shapes are static, so this runs under ``jit`` too; it catches what would otherwise
+  surface as a reshape or parameter-shape error deep inside an encoder.
+  """
+  if getattr(feats, "ndim", None) != 3:
+    raise ValueError(f"feats must be [B, T, F] (batch, frames, features); got shape {getattr(feats, 'shape', None)}.")
+  if not jnp.issubdtype(feats.dtype, jnp.floating):
+    raise ValueError(f"feats must be a float array (log-mel features); got dtype {feats.dtype}.")
+  if getattr(paddings, "shape", None) != feats.shape[:2]:
+    raise ValueError(f"paddings must be [B, T] = {feats.shape[:2]} to match feats {feats.shape}; "
+                     f"got {getattr(paddings, 'shape', None)}.")
 
 
 def from_config(encoder_cls, config, vocab_size: int) -> Transducer:

@@ -1,0 +1,129 @@
+"""Checks a training config before any work is done: every field a run reads, by name.
+
+`validate(config)` raises one `ValueError` naming each bad field (``train.num_steps``,
+``data.batch_size``, ...) and what it expects, so that a typo on the command line
+fails in a second with a message, not minutes later inside XLA or the input
+pipeline (``modulo by zero``), and never as a run that trains on a silently
+different setting. The trainer and the evaluation launcher call it first.
+
+Only what a run reads is checked; other fields are left to the code that owns them
+(the decoder options, for one, are checked by each decoder).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import pkgutil
+
+_DTYPES = ("float32", "bfloat16")
+
+
+def _get(config, path: str):
+  node = config
+  for part in path.split("."):
+    if part not in node:
+      raise ValueError(f"config has no field {path!r}: is it a config made by experiments/configs/common.get_base?")
+    node = node[part]
+  return node
+
+
+def _is_int(x) -> bool:
+  return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x) -> bool:
+  return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def model_names() -> tuple[str, ...]:
+  """The model modules under `asrjax.models` that export ``build(config, vocab_size)``."""
+  import asrjax.models as models
+  names = []
+  for info in pkgutil.iter_modules(models.__path__):
+    if hasattr(importlib.import_module(f"asrjax.models.{info.name}"), "build"):
+      names.append(info.name)
+  return tuple(sorted(names))
+
+
+def problems(config) -> list[str]:
+  """Every problem of ``config`` as ``"field: what is wrong"`` (empty when it is valid)."""
+  out = []
+
+  def need(path, ok, expected):
+    try:
+      value = _get(config, path)
+    except ValueError as e:
+      out.append(str(e))
+      return
+    try:
+      good = ok(value)
+    except Exception:  # noqa: BLE001 -- a value of the wrong type fails its test
+      good = False
+    if not good:
+      out.append(f"{path}={value!r}: expected {expected}")
+
+  pos_int = lambda x: _is_int(x) and x > 0
+  nonneg_int = lambda x: _is_int(x) and x >= 0
+  nonneg = lambda x: _is_number(x) and x >= 0
+  need("data.name", lambda x: isinstance(x, str) and "/" in x, "a TFDS 'dataset/config' name")
+  need("data.tokenizer", lambda x: x in ("char", "sentencepiece"), "'char' or 'sentencepiece'")
+  need("data.vocab_size", lambda x: _is_int(x) and x >= 3, "an integer >= 3 (blank, unknown, one symbol)")
+  need("data.normalization", lambda x: x in ("global", "utterance"), "'global' or 'utterance'")
+  need("data.stats_utterances", pos_int, "a positive integer")
+  need("data.batch_size", pos_int, "a positive integer")
+  need("data.buckets", lambda x: len(x) > 0 and all(pos_int(b) for b in x) and list(x) == sorted(set(x)),
+       "a non-empty, strictly increasing tuple of positive sample counts")
+  need("data.max_labels",
+       lambda x: pos_int(x) or (len(x) == len(_get(config, "data.buckets")) and all(pos_int(m) for m in x)),
+       "a positive integer, or one positive integer per bucket")
+  need("data.labels_per_frame", pos_int, "a positive integer")
+  need("model.name", lambda x: x in model_names(), f"one of {model_names()}")
+  need("optimizer.learning_rate", lambda x: _is_number(x) and x > 0, "a finite number > 0")
+  need("optimizer.end_learning_rate", nonneg, "a finite number >= 0")
+  need("optimizer.warmup_steps", nonneg_int, "an integer >= 0")
+  need("optimizer.weight_decay", nonneg, "a finite number >= 0")
+  need("optimizer.clip_norm", lambda x: _is_number(x) and x > 0, "a finite number > 0")
+  need("optimizer.grad_accum_steps", pos_int, "a positive integer")
+  need("train.num_steps", nonneg_int, "an integer >= 0")
+  need("train.max_train_seconds", nonneg, "a finite number of seconds >= 0 (0 = no budget)")
+  need("train.seed", _is_int, "an integer")
+  need("train.fsdp", pos_int, "a positive integer (devices per FSDP group)")
+  need("train.compute_dtype", lambda x: x in _DTYPES, f"one of {_DTYPES}")
+  need("train.fastemit_lambda", nonneg, "a finite number >= 0")
+  need("train.prune_range", nonneg_int, "an integer >= 0 (0 = the full loss)")
+  need("train.simple_loss_scale", nonneg, "a finite number >= 0")
+  need("train.pruned_warmup_steps", nonneg_int, "an integer >= 0")
+  need("train.simple_lm_only_scale", lambda x: _is_number(x) and 0 <= x <= 1, "a number in [0, 1]")
+  need("train.simple_am_only_scale", lambda x: _is_number(x) and 0 <= x <= 1, "a number in [0, 1]")
+  need("train.spec_augment", lambda x: isinstance(x, bool), "True or False")
+  for k in ("num_freq_masks", "max_freq_mask", "num_time_masks"):
+    need(f"train.spec_augment_options.{k}", nonneg_int, "an integer >= 0")
+  need("train.spec_augment_options.max_time_mask_ratio", lambda x: _is_number(x) and 0 <= x <= 1,
+       "a number in [0, 1]")
+  need("train.vtlp_max_warp", lambda x: _is_number(x) and 0 <= x < 1, "a number in [0, 1)")
+  need("train.log_every", pos_int, "a positive integer")
+  need("train.checkpoint_every", pos_int, "a positive integer")
+  need("train.keep_checkpoints", pos_int, "a positive integer")
+  need("train.max_consecutive_nonfinite", pos_int, "a positive integer")
+  need("eval.splits", lambda x: isinstance(x, (tuple, list)) and all(isinstance(s, str) and s for s in x),
+       "a tuple of split names")
+  need("eval.decoder", lambda x: x in _decoders(), f"one of {_decoders()}")
+  need("eval.limit", nonneg_int, "an integer >= 0 (0 = all)")
+  need("eval.lm.order", nonneg_int, "an integer >= 0 (0 = no LM)")
+  need("eval.lm.discount", lambda x: _is_number(x) and 0 < x < 1, "a number in (0, 1)")
+  need("eval.lm.weight", nonneg, "a finite number >= 0")
+  need("eval.lm.length_bonus", _is_number, "a finite number")
+  return out
+
+
+def _decoders() -> tuple[str, ...]:
+  from asrjax import decoding
+  return tuple(decoding.DECODERS)
+
+
+def validate(config) -> None:
+  """Raises `ValueError` listing every bad field of ``config`` (see `problems`)."""
+  found = problems(config)
+  if found:
+    raise ValueError("invalid config:\n  " + "\n  ".join(found))

@@ -1,0 +1,196 @@
+"""Bad-input sweep: the encoders and the transducer around them, and the training config.
+
+References: shapes and errors by hand; "correct" streaming cases against the same
+model run on the whole utterance (the streaming contract), padded-frame cases
+against the clean input.
+"""
+
+import importlib.util
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from asrjax.models import transducer
+from asrjax.train import config_check, trainer
+from tests.sweep import cases
+from tests.sweep.cases import Case
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODELS = ("convrnnt", "lstm_rnnt", "conformer", "contextnet")
+F, V, B = 20, 7, 2
+
+
+def _config(name, variant="tiny"):
+  spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "experiments/configs", f"{name}.py"))
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod.get_config(variant)
+
+
+_BUILT = {}
+
+
+def _built(name):
+  """``(model, params, T)`` of the tiny model ``name``, T = 4 streaming chunks."""
+  if name not in _BUILT:
+    model = trainer.build_model(_config(name), V)
+    t = 4 * model.encoder.chunk_multiple
+    feats, pads = jnp.ones((B, t, F)), jnp.zeros((B, t))
+    labels, lpads = jnp.ones((B, 3), jnp.int32), jnp.zeros((B, 3))
+    _BUILT[name] = (model, model.init(jax.random.key(0), feats, pads, labels, lpads), t)
+  return _BUILT[name]
+
+
+def _feats(t, key=1):
+  return jax.random.normal(jax.random.key(key), (B, t, F))
+
+
+def _encode(name, feats, pads, state=None):
+  model, params, _ = _built(name)
+  return model.apply(params, feats, pads, state, method=transducer.Transducer.encode)
+
+
+def _streamed_equals_whole(name):
+  model, params, t = _built(name)
+  x, p = _feats(t), jnp.zeros((B, t))
+  whole = _encode(name, x, p)[0]
+  state, outs, c = model.apply(params, B, method=transducer.Transducer.init_encode_state), [], t // 4
+  for i in range(4):
+    out, _, state = _encode(name, x[:, i * c:(i + 1) * c], p[:, i * c:(i + 1) * c], state)
+    outs.append(out)
+  return np.allclose(np.concatenate(outs, 1), whole, atol=1e-5)
+
+
+def _nan_in_padding_is_ignored(name):
+  _, _, t = _built(name)
+  x = _feats(t)
+  p = jnp.zeros((B, t)).at[1, t // 2:].set(1.0)
+  clean = _encode(name, x, p)
+  dirty = _encode(name, x.at[1, t // 2:].set(jnp.nan), p)
+  valid = np.asarray(clean[1]) == 0
+  return bool(np.isfinite(np.asarray(dirty[0])).all()) and np.allclose(np.asarray(dirty[0])[valid],
+                                                                        np.asarray(clean[0])[valid])
+
+
+def _nan_in_valid_frame_is_loud(name):
+  _, _, t = _built(name)
+  out = _encode(name, _feats(t).at[0, 1].set(jnp.nan), jnp.zeros((B, t)))[0]
+  return bool(np.isnan(np.asarray(out)[0]).any())
+
+
+def _other_batch_state(name):
+  model, params, t = _built(name)
+  state = model.apply(params, B + 1, method=transducer.Transducer.init_encode_state)
+  return _encode(name, _feats(t), jnp.zeros((B, t)), state)
+
+
+def _teacher_forced(name, labels, lpads):
+  model, params, t = _built(name)
+  return model.apply(params, _feats(t), jnp.zeros((B, t)), labels, lpads)
+
+
+def _model_cases(name):
+  t = lambda: _built(name)[2]
+  return [
+      Case(f"models/{name}/feats-rank-2", lambda: _encode(name, jnp.ones((B, t())), jnp.zeros((B, t()))),
+           raises=ValueError, match=r"feats must be \[B, T, F\]"),
+      Case(f"models/{name}/feats-rank-4", lambda: _encode(name, jnp.ones((B, t(), F, 1)), jnp.zeros((B, t()))),
+           raises=ValueError, match=r"feats must be \[B, T, F\]"),
+      Case(f"models/{name}/feats-int", lambda: _encode(name, jnp.ones((B, t(), F), jnp.int32), jnp.zeros((B, t()))),
+           raises=ValueError, match="feats must be a float"),
+      Case(f"models/{name}/paddings-shape", lambda: _encode(name, _feats(t()), jnp.zeros((B, t() + 1))),
+           raises=ValueError, match=r"paddings must be \[B, T\]"),
+      Case(f"models/{name}/state-other-batch", lambda: _other_batch_state(name), raises=ValueError,
+           match="state was made for batch size"),
+      Case(f"models/{name}/streamed-equals-whole", lambda: name, check=_streamed_equals_whole),
+      Case(f"models/{name}/nan-in-padded-frames", lambda: name, check=_nan_in_padding_is_ignored),
+      Case(f"models/{name}/nan-in-valid-frame-is-nan", lambda: name, check=_nan_in_valid_frame_is_loud),
+      Case(f"models/{name}/labels-float", lambda: _teacher_forced(name, jnp.ones((B, 3)), jnp.zeros((B, 3))),
+           raises=ValueError, match="labels must be integer"),
+      Case(f"models/{name}/labels-other-batch",
+           lambda: _teacher_forced(name, jnp.ones((B + 1, 3), jnp.int32), jnp.zeros((B + 1, 3))),
+           raises=ValueError, match=r"labels and label_paddings must both be \[B, U\]"),
+      Case(f"models/{name}/label-paddings-shape",
+           lambda: _teacher_forced(name, jnp.ones((B, 3), jnp.int32), jnp.zeros((B, 4))),
+           raises=ValueError, match=r"labels and label_paddings must both be \[B, U\]"),
+      Case(f"models/{name}/vocab-1", lambda: trainer.build_model(_config(name), 1).init(
+          jax.random.key(0), jnp.ones((1, 12, F)), jnp.zeros((1, 12)), jnp.ones((1, 2), jnp.int32), jnp.zeros((1, 2))),
+           raises=ValueError, match="vocab_size must be >= 2"),
+  ]
+
+
+def _with(path, value, base="convrnnt"):
+  c = _config(base, "tiny")
+  node = c
+  *parents, leaf = path.split(".")
+  for p in parents:
+    node = node[p]
+  node[leaf] = value
+  return c
+
+
+BAD_FIELDS = [
+    ("data.tokenizer", "bpe"), ("data.vocab_size", 1), ("data.normalization", "none"), ("data.batch_size", 0),
+    ("data.batch_size", -4), ("data.buckets", ()), ("data.buckets", (64_000, 32_000)),
+    ("data.buckets", (32_000, 32_000)), ("data.buckets", (0,)), ("data.max_labels", (56,)), ("data.max_labels", (0, 0, 0, 0)),
+    ("data.labels_per_frame", 0), ("data.stats_utterances", 0), ("data.name", "espeak_speech"),
+    ("model.name", "transformer"), ("optimizer.learning_rate", 0.0), ("optimizer.learning_rate", float("nan")),
+    ("optimizer.end_learning_rate", -1e-5), ("optimizer.warmup_steps", -1), ("optimizer.weight_decay", float("inf")),
+    ("optimizer.clip_norm", 0.0), ("optimizer.grad_accum_steps", 0), ("train.num_steps", -1),
+    ("train.max_train_seconds", -1), ("train.fsdp", 0), ("train.compute_dtype", "float16"),
+    ("train.fastemit_lambda", -0.1), ("train.fastemit_lambda", float("nan")), ("train.prune_range", -1),
+    ("train.simple_loss_scale", -1.0), ("train.simple_lm_only_scale", 1.5), ("train.spec_augment_options.num_freq_masks", -1), ("train.spec_augment_options.max_time_mask_ratio", 2.0),
+    ("train.vtlp_max_warp", 1.0), ("train.log_every", 0), ("train.checkpoint_every", 0), ("train.keep_checkpoints", 0),
+    ("train.max_consecutive_nonfinite", 0), ("eval.decoder", "viterbi"), ("eval.limit", -1),
+    ("eval.lm.order", -1), ("eval.lm.discount", 1.0), ("eval.lm.weight", float("nan")),
+]
+
+
+def _no_field():
+  c = _config("convrnnt", "tiny")
+  del c.train["keep_checkpoints"]
+  return c
+
+
+# values of another type are refused by the ConfigDict itself, as a command-line override would be
+WRONG_TYPES = [("data.batch_size", 2.5), ("train.num_steps", 10.5), ("train.spec_augment", "yes"),
+               ("train.seed", "zero"), ("eval.limit", "all")]
+
+CONFIG_CASES = [
+    Case(f"config/{path}={value!r}", lambda path=path, value=value: config_check.validate(_with(path, value)),
+         raises=ValueError, match=r"invalid config:\s+" + path.replace(".", r"\.") + "=")
+    for path, value in BAD_FIELDS
+] + [
+    Case(f"config/{path}={value!r}", lambda path=path, value=value: config_check.validate(_with(path, value)),
+         raises=TypeError, match=f"Could not override field '{path.split('.')[-1]}'")
+    for path, value in WRONG_TYPES
+] + [
+    Case(f"config/valid/{name}:{variant}", lambda name=name, variant=variant: config_check.problems(
+        _config(name, variant)), check=lambda found: found == [])
+    for name in MODELS for variant in ("", "demo", "tiny")
+] + [
+    Case("config/missing-field", lambda: config_check.validate(_no_field()), raises=ValueError,
+         match="no field 'train.keep_checkpoints'"),
+    Case("config/two-bad-fields-both-named", lambda: config_check.validate(_two_bad()), raises=ValueError,
+         match=r"data\.batch_size=0.*train\.log_every=0"),
+    Case("config/not-a-config", lambda: config_check.validate(ml_collections.ConfigDict()), raises=ValueError,
+         match="config has no field"),
+]
+
+
+def _two_bad():
+  c = _with("data.batch_size", 0)
+  c.train.log_every = 0
+  return c
+
+
+CASES = [c for name in MODELS for c in _model_cases(name)] + CONFIG_CASES
+
+
+@pytest.mark.parametrize("case", CASES, ids=cases.ids(CASES))
+def test_sweep(case):
+  cases.assert_case(case)

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from asrjax import atomic_file
-from asrjax.train import trainer
+from asrjax.train import config_check, trainer
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _MODELS = flags.DEFINE_list("models", ["convrnnt", "lstm_rnnt", "conformer", "contextnet"], "Configs to compare.")
@@ -109,29 +109,52 @@ def _run_stream_bench(config_arg: str, workdir: str, seed: int) -> dict:
   return json.loads(line[len("RESULT "):])
 
 
+def planned_runs(models, variant: str, seeds, **settings) -> list:
+  """``[(model, seed, config, config_arg)]`` of the comparison, every config checked first.
+
+  Raises `ValueError` before anything is trained (each model trains for minutes) for an
+  unknown model, a seed that is not an integer, or any invalid config field
+  (`asrjax.train.config_check`).
+  """
+  known = config_check.model_names()
+  unknown = [m for m in models if m not in known]
+  if unknown or not models:
+    raise ValueError(f"--models: unknown {unknown or 'empty list'}; choose from {list(known)}.")
+  try:
+    seeds = [int(s) for s in seeds]
+  except ValueError:
+    raise ValueError(f"--seeds must be integers; got {list(seeds)}.") from None
+  runs = []
+  for model in models:
+    for seed in seeds:
+      config, config_arg = load_config(model, variant)
+      config = overrides(config, seed=seed, **settings)
+      config_check.validate(config)
+      runs.append((model, seed, config, config_arg))
+  return runs
+
+
 def main(argv):
   del argv
   rows = []
-  for model in _MODELS.value:
-    for seed in (int(s) for s in _SEEDS.value):
-      config, config_arg = load_config(model, _VARIANT.value)
-      config = overrides(config, seed=seed, data_dir=_DATA_DIR.value, splits=_SPLITS.value,
-                         max_train_seconds=_MAX_SECONDS.value, num_steps=_NUM_STEPS.value, decoder=_DECODER.value)
-      workdir = os.path.join(_ROOT.value, f"{model}_seed{seed}")
-      results_path = os.path.join(workdir, "results.json")
-      trained = not os.path.exists(results_path)
-      if trained:
-        results = trainer.train_and_evaluate(config, workdir)
-      else:
-        logging.info("%s: reusing %s", model, results_path)
-        with open(results_path) as f:
-          results = json.load(f)
-      row = {"model": model, "seed": seed, **encoder_facts(config), "steps": results["steps"],
-             "train_minutes": results["train_seconds"] / 60,
-             **{f"{s}_wer": results[s]["wer"] for s in _SPLITS.value if s in results}}
-      row.update(stream_bench(config_arg, workdir, seed, fresh=trained))
-      rows.append(row)
-      logging.info("%s", row)
+  runs = planned_runs(_MODELS.value, _VARIANT.value, _SEEDS.value, data_dir=_DATA_DIR.value, splits=_SPLITS.value,
+                      max_train_seconds=_MAX_SECONDS.value, num_steps=_NUM_STEPS.value, decoder=_DECODER.value)
+  for model, seed, config, config_arg in runs:
+    workdir = os.path.join(_ROOT.value, f"{model}_seed{seed}")
+    results_path = os.path.join(workdir, "results.json")
+    trained = not os.path.exists(results_path)
+    if trained:
+      results = trainer.train_and_evaluate(config, workdir)
+    else:
+      logging.info("%s: reusing %s", model, results_path)
+      with open(results_path) as f:
+        results = json.load(f)
+    row = {"model": model, "seed": seed, **encoder_facts(config), "steps": results["steps"],
+           "train_minutes": results["train_seconds"] / 60,
+           **{f"{s}_wer": results[s]["wer"] for s in _SPLITS.value if s in results}}
+    row.update(stream_bench(config_arg, workdir, seed, fresh=trained))
+    rows.append(row)
+    logging.info("%s", row)
   os.makedirs(_ROOT.value, exist_ok=True)
   with atomic_file.open(os.path.join(_ROOT.value, "comparison.json")) as f:
     json.dump(rows, f, indent=1)

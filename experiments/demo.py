@@ -29,6 +29,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from asrjax.metrics import wer
+from asrjax.train import config_check
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _DATA_DIR = flags.DEFINE_string("data_dir", "data/tfds", "TFDS data directory.")
@@ -60,6 +61,7 @@ def main(argv):
   model_dir = os.path.join(_WORKDIR.value, "convrnnt")
   ps_dir = os.path.join(_WORKDIR.value, "pocketsphinx")
   config = _CONFIG.value
+  config_check.validate(config)  # before the corpus build and the training, each many minutes
   dataset, corpus = config.data.name.split("/")
   if dataset != "espeak_speech":
     raise ValueError(f"the demo runs on the embedded espeak_speech corpus; the config names {config.data.name}.")

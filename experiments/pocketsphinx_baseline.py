@@ -45,6 +45,12 @@ def _decode(args):
 
 def main(argv):
   del argv
+  unknown = set(_LMS.value) - {"default_lm", "train_text_lm"}
+  if unknown or not _LMS.value:  # checked before minutes of reading and decoding
+    raise app.UsageError(f"unknown --lms {sorted(unknown) or 'empty list'}; choose from default_lm, train_text_lm.")
+  if _LIMIT.value < 0 or _WORKERS.value < 1:
+    raise app.UsageError(f"--limit must be >= 0 (0 = all) and --workers >= 1; got {_LIMIT.value} and "
+                         f"{_WORKERS.value}.")
   os.makedirs(_WORKDIR.value, exist_ok=True)
   name = f"espeak_speech/{_CORPUS.value}"
   train = sources.open_split(name, "train", _DATA_DIR.value)
@@ -55,9 +61,6 @@ def main(argv):
   examples = [split[i] for i in range(n)]
   refs = [catalog.as_text(e["text"]) for e in examples]
   accents = [catalog.as_text(e["accent"]) for e in examples]
-  unknown = set(_LMS.value) - {"default_lm", "train_text_lm"}
-  if unknown:
-    raise app.UsageError(f"unknown --lms {sorted(unknown)}; choose from default_lm, train_text_lm.")
   lm_paths = {k: v for k, v in {"default_lm": None, "train_text_lm": lm_path}.items() if k in _LMS.value}
   results = {}
   ctx = multiprocessing.get_context("spawn")

@@ -1,0 +1,95 @@
+"""Bad-input sweep: every launcher under experiments/ with wrong flags, as a user types them.
+
+Each case runs the launcher in a subprocess (no corpus is built, nothing is trained):
+a clear error is a non-zero exit whose last lines say what is wrong, with no chained
+traceback ("During handling of the above exception") burying it; and it must come
+before any long work (the corpus build, the training).
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.sweep import cases
+from tests.sweep.cases import Case
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIG = os.path.join(ROOT, "experiments/configs/convrnnt.py")
+
+
+class LaunchFailed(Exception):
+  """A launcher exited non-zero; the message is the tail of what it printed."""
+
+
+def launch(script, *args, timeout=240):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
+  out = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", script), *args], capture_output=True,
+                       text=True, env=env, timeout=timeout, cwd=ROOT)
+  text = out.stdout + out.stderr
+  if out.returncode == 0:
+    return text
+  if "During handling of the above exception" in text:
+    raise RuntimeError("chained traceback:\n" + text[-3000:])
+  raise LaunchFailed("\n".join(text.strip().splitlines()[-15:]))
+
+
+def _case(id_, script, args, match):
+  return Case(f"launchers/{script}/{id_}", lambda: launch(script, *args), raises=LaunchFailed, match=match)
+
+
+def _read_only_dir(tmp):
+  os.makedirs(tmp, exist_ok=True)
+  os.chmod(tmp, 0o555)
+  return tmp
+
+
+CASES = [
+    _case("no-workdir", "train.py", [f"--config={CONFIG}:tiny"], "--workdir must have a value"),
+    _case("unknown-variant", "train.py", [f"--config={CONFIG}:tinny", "--workdir=/tmp/x"],
+          "unknown config variant 'tinny'"),
+    _case("batch-size-0", "train.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/sweep_wd",
+                                       "--config.data.batch_size=0"], r"data\.batch_size=0: expected a positive"),
+    _case("num-steps-negative", "train.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/sweep_wd",
+                                             "--config.train.num_steps=-5"], r"train\.num_steps=-5"),
+    _case("unknown-model", "train.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/sweep_wd",
+                                        "--config.model.name=transformer"], r"model\.name='transformer'"),
+    _case("typo-field", "train.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/sweep_wd",
+                                     "--config.train.num_step=5"], "num_step"),
+    _case("no-corpus", "train.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/sweep_wd",
+                                    "--config.data.data_dir=/nonexistent/tfds"], r"/nonexistent/tfds.*build_corpus"),
+    _case("not-a-workdir", "evaluate.py", [f"--config={CONFIG}:tiny", "--workdir=/nonexistent/wd"],
+          "no tokenizer at /nonexistent/wd"),
+    _case("unknown-decoder", "evaluate.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/x", "--decoder=viterbi"],
+          "--decoder"),
+    _case("negative-limit", "evaluate.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/x", "--limit=-1"],
+          "--limit"),
+    _case("options-not-json", "evaluate.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/x",
+                                              "--decoder_options={beam: 4"], "--decoder_options"),
+    _case("average-0", "evaluate.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/x", "--average=0"], "--average"),
+    _case("bad-config-field", "evaluate.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/x",
+                                              "--config.eval.lm.discount=1.5"], r"eval\.lm\.discount=1\.5"),
+    _case("unknown-corpus", "build_corpus.py", ["--config=tinny", "--data_dir=/tmp/x"], "tiny"),
+    _case("unknown-dataset", "build_corpus.py", ["--datasets=speach", "--data_dir=/tmp/x"], "speech"),
+    _case("bad-config-before-corpus", "demo.py", [f"--config={CONFIG}:demo", "--data_dir=/tmp/x",
+                                                  "--config.data.batch_size=0"], r"data\.batch_size=0"),
+    _case("unknown-lm", "pocketsphinx_baseline.py", ["--lms=neural_lm", "--data_dir=/tmp/x"], "neural_lm"),
+    _case("negative-limit", "pocketsphinx_baseline.py", ["--limit=-3", "--data_dir=/tmp/x"], "--limit must be >= 0"),
+    _case("workers-0", "pocketsphinx_baseline.py", ["--workers=0", "--data_dir=/tmp/x"], "--workers >= 1"),
+    _case("unknown-model", "convrnnt_vs_baselines.py", ["--models=transformer", "--workdir_root=/tmp/x"],
+          "--models: unknown.*transformer"),
+    _case("seed-not-int", "convrnnt_vs_baselines.py", ["--models=convrnnt", "--seeds=zero", "--workdir_root=/tmp/x"],
+          "--seeds must be integers"),
+    _case("unknown-decoder", "convrnnt_vs_baselines.py", ["--models=convrnnt", "--decoder=viterbi",
+                                                          "--workdir_root=/tmp/x"], r"eval\.decoder='viterbi'"),
+    _case("unknown-sizes", "bench_rnnt_loss.py", ["--sizes=huge"], "--sizes"),
+    _case("no-eval-json", "error_breakdown.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/x",
+                                             "--eval_json=/nonexistent.json"],
+          "/nonexistent.json"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=cases.ids(CASES))
+def test_sweep(case):
+  cases.assert_case(case)

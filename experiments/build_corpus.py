@@ -8,10 +8,14 @@ r"""Builds the embedded espeak-ng corpus (TFDS, array_record) under --data_dir.
 Builds ``espeak_speech`` and ``espeak_multitalker`` (``--datasets`` picks), then records each split's
 utterance lengths (samples) in the dataset metadata so the input pipeline can
 bucket by length without reading audio, and prints a summary table.
+
+An unknown ``--config`` or a missing espeak-ng/sox ends the run at once with one line
+on stderr (exit status 1) saying what to do, before anything is written.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 
 from absl import app, flags, logging
@@ -28,6 +32,13 @@ _BUILDERS = {"speech": espeak_corpus.EspeakSpeech, "multitalker": espeak_corpus.
 
 def main(argv):
   del argv
+  try:
+    espeak_corpus.check_config(_CONFIG.value)
+    if _WORKERS.value is not None and _WORKERS.value < 1:
+      raise ValueError(f"--workers must be >= 1 (or left out for all cores); got {_WORKERS.value}.")
+    espeak_corpus.require_tools()
+  except (ValueError, RuntimeError) as e:
+    sys.exit(f"build_corpus: {e}")
   for builder_cls in (_BUILDERS[name] for name in dict.fromkeys(_DATASETS.value)):
     builder = builder_cls(config=_CONFIG.value, data_dir=_DATA_DIR.value, num_workers=_WORKERS.value)
     start = time.time()

@@ -37,6 +37,11 @@ class CorpusConfig:
     mixtures: two-talker mixtures per split (train from train speakers, test from
       test speakers).
     seed: corpus seed; every random draw derives from it.
+
+  Every field is checked at construction (`ValueError` naming it): at least 3
+  speakers per accent (one each for train, dev and test), at least one utterance per
+  ASR split and two in a split that has mixtures, counts >= 0, split fractions >= 0
+  summing to 1, seed >= 0.
   """
 
   name: str
@@ -46,6 +51,31 @@ class CorpusConfig:
   mixtures: dict
   speaker_split: tuple = (0.7, 0.1, 0.2)
   seed: int = 20_221_018
+
+  def __post_init__(self):
+    def integer(field, value, minimum):
+      if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"CorpusConfig.{field} must be an integer >= {minimum}; got {value!r}.")
+
+    if not isinstance(self.name, str) or not self.name:
+      raise ValueError(f"CorpusConfig.name must be a non-empty string; got {self.name!r}.")
+    integer("speakers_per_accent", self.speakers_per_accent, 3)
+    integer("trials_per_group", self.trials_per_group, 0)
+    integer("seed", self.seed, 0)
+    for field, splits in (("utterances", ASR_SPLITS), ("mixtures", MIX_SPLITS)):
+      value = getattr(self, field)
+      if not isinstance(value, dict) or set(value) != set(splits):
+        raise ValueError(f"CorpusConfig.{field} must map exactly {splits} to counts; got {value!r}.")
+    for split in ASR_SPLITS:
+      needed = 2 if self.mixtures.get(split, 0) else 1
+      integer(f"utterances[{split!r}]", self.utterances[split], needed)
+    for split in MIX_SPLITS:
+      integer(f"mixtures[{split!r}]", self.mixtures[split], 0)
+    fractions = tuple(self.speaker_split) if isinstance(self.speaker_split, (tuple, list)) else ()
+    if (len(fractions) != 3 or not all(isinstance(f, (int, float)) and 0.0 <= f <= 1.0 for f in fractions)
+        or abs(sum(fractions) - 1.0) > 1e-6):
+      raise ValueError(f"CorpusConfig.speaker_split must be 3 fractions in [0, 1] (train, dev, test) summing to 1; "
+                       f"got {self.speaker_split!r}.")
 
   @property
   def num_speakers(self) -> int:

@@ -20,7 +20,9 @@ depend on the number of workers.
 
 from __future__ import annotations
 
+import difflib
 import functools
+import importlib.util
 import multiprocessing
 import os
 import re
@@ -32,7 +34,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import shuffle as tfds_shuffle
 
-from asrjax.data import corpus_plan, mixing, speakers as speakers_lib, synthesis
+from asrjax.data import corpus_plan, mixing, speakers as speakers_lib, synthesis, system_tools
 
 _RAM_BUFFER_BYTES = 16 << 30
 
@@ -56,6 +58,38 @@ def tool_versions() -> dict:
   sox = subprocess.run([synthesis.require_sox(), "--version"], capture_output=True, text=True).stdout
   sox_version = re.search(r"SoX v\S+", sox)
   return {"espeak_ng": espeak.split("Data at")[0].strip(), "sox": sox_version.group(0) if sox_version else sox.strip()}
+
+
+def check_config(name) -> str:
+  """``name`` if it is a corpus config (``tiny``, ``small``, ``full``), else a `ValueError` suggesting the closest."""
+  valid = list(corpus_plan.CONFIGS)
+  if isinstance(name, str) and name in corpus_plan.CONFIGS:
+    return name
+  close = difflib.get_close_matches(name.lower(), valid, n=1, cutoff=0.5) if isinstance(name, str) else []
+  hint = f" Did you mean {close[0]!r}?" if close else ""
+  raise ValueError(f"unknown corpus config {name!r}: choose one of {'|'.join(valid)}.{hint}")
+
+
+def missing_tools() -> list[str]:
+  """The external programs the corpus build needs (espeak-ng, sox) that are not on ``PATH``."""
+  missing = []
+  for tool in ("espeak-ng", "sox"):
+    try:
+      system_tools.require(tool)
+    except RuntimeError:
+      missing.append(tool)
+  return missing
+
+
+def require_tools() -> None:
+  """A short `RuntimeError` with the install command unless espeak-ng and sox are both installed."""
+  missing = missing_tools()
+  if missing:
+    names = " and ".join(missing)
+    raise RuntimeError(
+        f"{names} {'is' if len(missing) == 1 else 'are'} not installed; the embedded corpus is synthesised with "
+        f"espeak-ng and sox. Install with `sudo apt-get install {' '.join(missing)}` (Debian/Ubuntu) or "
+        f"`make system-deps`.")
 
 
 def _speech_example(spec: corpus_plan.UtteranceSpec) -> tuple[str, dict]:
@@ -111,6 +145,11 @@ class _EspeakBuilder(tfds.core.GeneratorBasedBuilder):
   DEFAULT_CONFIG_NAME = "tiny"
 
   def __init__(self, *, num_workers: int | None = None, **kwargs):
+    if isinstance(kwargs.get("config"), str):
+      check_config(kwargs["config"])
+    if num_workers is not None and (isinstance(num_workers, bool) or not isinstance(num_workers, int)
+                                    or num_workers < 1):
+      raise ValueError(f"num_workers must be None (all cores) or an integer >= 1; got {num_workers!r}.")
     self._num_workers = num_workers or os.cpu_count() or 1
     super().__init__(**kwargs)
 
@@ -125,10 +164,14 @@ class _EspeakBuilder(tfds.core.GeneratorBasedBuilder):
     TFDS's writer sorts a split through a shuffler that spills to disk with
     `tf.io.gfile` once the split exceeds 1 GiB. Without TensorFlow the buffer is
     raised to ``_RAM_BUFFER_BYTES`` instead (the ``full`` train split needs ~5 GiB).
+
+    Raises:
+      RuntimeError: before anything is written, when the dataset still has to be
+        built and espeak-ng or sox is missing (the message gives the install command).
     """
-    try:
-      import tensorflow  # noqa: F401
-    except ImportError:
+    if not self.is_prepared():
+      require_tools()
+    if importlib.util.find_spec("tensorflow") is None:
       with mock.patch.object(tfds_shuffle, "MAX_MEM_BUFFER_SIZE", _RAM_BUFFER_BYTES):
         return super().download_and_prepare(*args, **kwargs)
     return super().download_and_prepare(*args, **kwargs)

@@ -119,6 +119,9 @@ def mel_filterbank(
   Returns:
     A read-only ``[K, M]`` float32 array, ``K = fft_size // 2 + 1`` FFT bins.
   """
+  for arg, value, minimum in (("sample_rate", sample_rate, 1), ("fft_size", fft_size, 2), ("num_mels", num_mels, 1)):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+      raise ValueError(f"{arg} must be an integer >= {minimum}, got {value!r}.")
   if upper_edge_hz is None:
     upper_edge_hz = sample_rate / 2.0
   if not 0.0 <= lower_edge_hz < upper_edge_hz <= sample_rate / 2.0:
@@ -135,6 +138,12 @@ def mel_filterbank(
   rising = -offsets[:-2] / widths[:-1, None]
   falling = offsets[2:] / widths[1:, None]
   weights = np.maximum(0.0, np.minimum(rising, falling))  # [M, K]
+  empty = np.nonzero(~np.any(weights > 0.0, axis=1))[0]
+  if empty.size:
+    raise ValueError(
+        f"num_mels={num_mels} is too many for fft_size={fft_size} at {sample_rate} Hz between {lower_edge_hz} and "
+        f"{upper_edge_hz} Hz: mel filters {empty[:8].tolist()}{'...' if empty.size > 8 else ''} cover no FFT bin "
+        f"(their output would be constant); use fewer mels, a larger fft_size or a wider band.")
   if mel_norm == "slaney":
     weights *= (2.0 / (corners[2:] - corners[:-2]))[:, None]
   out = np.ascontiguousarray(weights.T, dtype=np.float32)
@@ -184,23 +193,55 @@ def frame(signal: jax.Array, frame_length: int, frame_step: int) -> jax.Array:
 # ----------------------------------------------------------------------------
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=(
-        "sample_rate",
-        "num_mels",
-        "frame_length_ms",
-        "frame_step_ms",
-        "fft_size",
-        "preemphasis",
-        "window",
-        "mel_floor",
-        "lower_edge_hz",
-        "upper_edge_hz",
-        "mel_scale",
-        "mel_norm",
-    ),
-)
+def _is_traced(*xs) -> bool:
+  return any(isinstance(x, jax.core.Tracer) for x in xs)
+
+
+def _check_dtype(arg: str, x) -> None:
+  dtype = np.dtype(x.dtype)
+  if dtype.kind not in "iuf" + ("b" if arg.endswith("paddings") else ""):
+    raise ValueError(f"{arg} must be a real numeric array, got dtype {dtype}.")
+
+
+@functools.partial(jax.jit, static_argnames="xp")
+def _value_problems(audio: jax.Array, paddings: jax.Array, xp=jnp) -> jax.Array:
+  """``[3]`` int32 counts: non-finite valid samples, paddings not 0/1, valid-after-padded positions."""
+  p = paddings.astype(xp.float32)
+  valid = p == 0.0
+  nonfinite = xp.sum(valid & ~xp.isfinite(audio.astype(xp.float32)))
+  not_binary = xp.sum((p != 0.0) & (p != 1.0))
+  not_trailing = xp.sum(valid[:, 1:] & ~valid[:, :-1])
+  return xp.stack([nonfinite, not_binary, not_trailing]).astype(xp.int32)
+
+
+def check_padded_inputs(audio, audio_paddings, *, arg: str = "audio") -> None:
+  """Raises `ValueError` unless ``audio [B, N]`` is finite where valid and ``audio_paddings`` is 0/1 and trailing.
+
+  `log_mel` runs this itself when called outside `jax.jit` on concrete arrays;
+  under `jax.jit` it cannot (the values are not known when the function is traced),
+  so call it on the host batch there. Without it, NaN or infinite valid samples give
+  NaN features (loud in any loss), and fractional or non-trailing paddings are read
+  as ``round(sum(1 - paddings))`` leading valid samples.
+  """
+  if isinstance(audio, np.ndarray) and isinstance(audio_paddings, np.ndarray):  # host batch: no device round trip
+    counts = np.asarray(_value_problems.__wrapped__(audio, audio_paddings, xp=np))
+  else:
+    counts = np.asarray(_value_problems(audio, audio_paddings))
+  if not counts.any():
+    return
+  x, p = np.asarray(audio, np.float32), np.asarray(audio_paddings, np.float32)
+  if counts[0]:
+    b, i = np.argwhere((p == 0.0) & ~np.isfinite(x))[0]
+    raise ValueError(f"{arg} has {counts[0]} non-finite valid sample(s), first {x[b, i]} at [{b}, {i}]; "
+                     f"audio must be finite where {arg}_paddings is 0.")
+  if counts[1]:
+    b, i = np.argwhere((p != 0.0) & (p != 1.0))[0]
+    raise ValueError(f"{arg}_paddings must be 0.0 (valid) or 1.0 (padded); got {p[b, i]} at [{b}, {i}].")
+  b = int(np.argwhere((p[:, 1:] == 0.0) & (p[:, :-1] != 0.0))[0, 0])
+  raise ValueError(f"{arg}_paddings must be trailing (valid samples, then padding); row {b} has a valid sample "
+                   f"after a padded one.")
+
+
 def log_mel(
     audio: jax.Array,
     audio_paddings: jax.Array,
@@ -222,9 +263,14 @@ def log_mel(
 
   Args:
     audio: ``[B, N]`` waveforms (any real dtype, computed in float32), in ``[-1, 1]``
-      or int16-scaled.
+      or int16-scaled; finite wherever they are valid.
     audio_paddings: ``[B, N]``; 1.0 marks a padded sample (trailing), 0.0 a valid one.
       Padded samples never influence the output, whatever their values (NaN included).
+      Called eagerly (outside `jax.jit`) the values are checked (`check_padded_inputs`):
+      a non-finite valid sample, a padding that is not 0/1, or a valid sample after a
+      padded one is a `ValueError`. Under `jax.jit` they cannot be; there a NaN valid
+      sample gives NaN features, and paddings are read as ``round(sum(1 - paddings))``
+      leading valid samples -- check the host batch with `check_padded_inputs`.
     sample_rate: Hz.
     num_mels: Number of mel filters ``D``.
     frame_length_ms: Window length; ``round(sample_rate * ms / 1000)`` samples (400).
@@ -246,12 +292,38 @@ def log_mel(
     hold zeros.
 
   Raises:
-    ValueError: for non-``[B, N]`` inputs, mismatched shapes or bad options.
+    ValueError: for non-``[B, N]`` inputs, mismatched shapes, non-numeric dtypes, bad
+      options, or (eagerly) invalid values as above.
   """
+  if not hasattr(audio, "ndim"):
+    audio = np.asarray(audio)
+  if not hasattr(audio_paddings, "ndim"):
+    audio_paddings = np.asarray(audio_paddings)
   if audio.ndim != 2 or audio_paddings.shape != audio.shape:
     raise ValueError(
         f"audio and audio_paddings must both be [B, N], got {audio.shape} and {audio_paddings.shape}."
     )
+  _check_dtype("audio", audio)
+  _check_dtype("audio_paddings", audio_paddings)
+  options = dict(
+      sample_rate=sample_rate, num_mels=num_mels, frame_length_ms=frame_length_ms, frame_step_ms=frame_step_ms,
+      fft_size=fft_size, preemphasis=preemphasis, window=window, mel_floor=mel_floor, lower_edge_hz=lower_edge_hz,
+      upper_edge_hz=upper_edge_hz, mel_scale=mel_scale, mel_norm=mel_norm)
+  _log_mel_options(**options)  # option errors before any value is looked at
+  if not _is_traced(audio, audio_paddings) and audio.size:
+    check_padded_inputs(audio, audio_paddings)
+  return _log_mel(audio, audio_paddings, **options)
+
+
+def _log_mel_options(*, sample_rate, num_mels, frame_length_ms, frame_step_ms, fft_size, preemphasis, window,
+                     mel_floor, lower_edge_hz, upper_edge_hz, mel_scale, mel_norm):
+  """Checked static options: ``(frame_length, frame_step, fft_size, filters [K, D], taper [W])``."""
+  if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate < 1:
+    raise ValueError(f"sample_rate must be an integer >= 1 (Hz), got {sample_rate!r}.")
+  if not (math.isfinite(frame_length_ms) and math.isfinite(frame_step_ms)):
+    raise ValueError(f"frame_length_ms and frame_step_ms must be finite, got {frame_length_ms}, {frame_step_ms}.")
+  if not math.isfinite(preemphasis):
+    raise ValueError(f"preemphasis must be finite, got {preemphasis}.")
   frame_length = samples_per_frame(sample_rate, frame_length_ms)
   frame_step = samples_per_frame(sample_rate, frame_step_ms)
   if frame_length < 1 or frame_step < 1:
@@ -260,8 +332,8 @@ def log_mel(
     fft_size = 1 << (frame_length - 1).bit_length()
   if fft_size < frame_length:
     raise ValueError(f"fft_size={fft_size} is shorter than the window ({frame_length} samples).")
-  if not mel_floor > 0.0:
-    raise ValueError(f"mel_floor must be > 0, got {mel_floor}.")
+  if not (mel_floor > 0.0 and math.isfinite(mel_floor)):
+    raise ValueError(f"mel_floor must be finite and > 0, got {mel_floor}.")
   filters = mel_filterbank(
       sample_rate=sample_rate,
       fft_size=fft_size,
@@ -272,7 +344,33 @@ def log_mel(
       mel_norm=mel_norm,
   )  # [K, D]
   taper = periodic_window(window, frame_length)  # [W]
+  return frame_length, frame_step, fft_size, filters, taper
 
+
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "sample_rate",
+        "num_mels",
+        "frame_length_ms",
+        "frame_step_ms",
+        "fft_size",
+        "preemphasis",
+        "window",
+        "mel_floor",
+        "lower_edge_hz",
+        "upper_edge_hz",
+        "mel_scale",
+        "mel_norm",
+    ),
+)
+def _log_mel(audio, audio_paddings, *, sample_rate, num_mels, frame_length_ms, frame_step_ms, fft_size, preemphasis,
+             window, mel_floor, lower_edge_hz, upper_edge_hz, mel_scale, mel_norm):
+  """`log_mel` after its checks (jitted; every option static)."""
+  frame_length, frame_step, fft_size, filters, taper = _log_mel_options(
+      sample_rate=sample_rate, num_mels=num_mels, frame_length_ms=frame_length_ms, frame_step_ms=frame_step_ms,
+      fft_size=fft_size, preemphasis=preemphasis, window=window, mel_floor=mel_floor, lower_edge_hz=lower_edge_hz,
+      upper_edge_hz=upper_edge_hz, mel_scale=mel_scale, mel_norm=mel_norm)
   audio_paddings = audio_paddings.astype(jnp.float32)
   signal = jnp.where(audio_paddings > 0.0, 0.0, audio.astype(jnp.float32))  # [B, N]; NaN-safe masking
   signal = preemphasize(signal, preemphasis)
@@ -337,6 +435,8 @@ def moments(features: jax.Array, paddings: jax.Array) -> tuple[jax.Array, jax.Ar
   Returns:
     ``(count [], sum [D], sum of squares [D])`` over valid frames.
   """
+  if features.ndim != 3 or paddings.shape != features.shape[:2]:
+    raise ValueError(f"Expected features [B, T, D] and paddings [B, T], got {features.shape} and {paddings.shape}.")
   mask = (1.0 - paddings.astype(jnp.float32))[..., None]
   x = jnp.where(mask > 0.0, features.astype(jnp.float32), 0.0)
   return jnp.sum(mask), jnp.sum(x, axis=(0, 1)), jnp.sum(jnp.square(x), axis=(0, 1))
@@ -345,10 +445,17 @@ def moments(features: jax.Array, paddings: jax.Array) -> tuple[jax.Array, jax.Ar
 def global_normalize(features: jax.Array, paddings: jax.Array, mean, std) -> jax.Array:
   """``(x - mean) / std`` frame by frame with fixed ``mean``/``std [D]``; padded frames are zero.
 
-  Causal by construction: a frame's output depends on that frame only.
+  Causal by construction: a frame's output depends on that frame only. ``features``
+  ``[B, T, D]``, ``paddings`` ``[B, T]``. Concrete ``mean``/``std`` are checked (finite,
+  ``std > 0``: a `ValueError` otherwise); traced ones cannot be.
   """
   if features.ndim != 3 or paddings.shape != features.shape[:2]:
     raise ValueError(f"Expected features [B, T, D] and paddings [B, T], got {features.shape} and {paddings.shape}.")
+  if not _is_traced(mean, std):
+    m, sd = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+    if not (np.all(np.isfinite(m)) and np.all(np.isfinite(sd)) and np.all(sd > 0.0)):
+      raise ValueError(f"global_normalize: mean must be finite and std finite and > 0; got mean {m.tolist()[:8]}..., "
+                       f"std {sd.tolist()[:8]}... (a constant feature has std 0: floor it, e.g. max(std, 1e-5)).")
   mean, std = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
   if mean.shape != features.shape[-1:] or std.shape != mean.shape:
     raise ValueError(f"mean/std of shape {mean.shape}/{std.shape} do not match {features.shape[-1]} features.")

@@ -15,6 +15,12 @@ features and SpecAugment run on the accelerator inside the jitted train step
 (`asrjax.data.features`, `asrjax.data.spec_augment`). A background thread keeps
 ``prefetch`` batches ready.
 
+Audio follows `asrjax.data.audio`'s contract: mono ``[N]`` int16, int32/int64 within
+the int16 range, or float in ``[-1, 1]`` (scaled by 32768), at 16 kHz; anything else
+(float audio in int16 scale, NaN, multi-channel, 8-bit) is a `ValueError` naming the
+example, raised by `build_index` before training starts. The sample rate is checked
+where the dataset states it (`asrjax.data.sources.open_split`).
+
 Examples that cannot be trained on are dropped and counted, never passed on:
 empty audio, audio longer than the largest bucket, transcripts with more tokens
 than ``max_labels``, and transcripts needing more than ``labels_per_frame`` labels per
@@ -35,6 +41,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from asrjax.data import audio as audio_lib
+
 
 class DataError(RuntimeError):
   """A record could not be read; the message names the split's files."""
@@ -44,18 +52,21 @@ class DataError(RuntimeError):
 class PipelineConfig:
   """Batching options.
 
+  Every field is checked at construction; a bad value is a `ValueError` naming it.
+
   Attributes:
-    batch_size: global batch size (all hosts together); divisible by host_count.
-    buckets: audio lengths in samples, ascending; each batch is padded to one.
-    max_labels: label padding length, one int or one per bucket (non-decreasing);
-      transcripts longer than the last are dropped. A batch gets the first bucket
-      that holds both its longest audio and its longest transcript.
-    sort_window: batches per window sorted by length before cutting.
-    seed: shuffling seed.
-    frame_step: samples per encoder input frame (10 ms = 160 at 16 kHz).
-    subsampling: encoder time reduction (input frames per encoder frame).
+    batch_size: global batch size (all hosts together), >= 1; divisible by host_count.
+    buckets: audio lengths in samples, >= 1 and non-decreasing (at least one); each
+      batch is padded to one.
+    max_labels: label padding length (>= 1), one int or one per bucket
+      (non-decreasing); transcripts longer than the last are dropped. A batch gets the
+      first bucket that holds both its longest audio and its longest transcript.
+    sort_window: batches per window sorted by length before cutting, >= 1.
+    seed: shuffling seed, >= 0.
+    frame_step: samples per encoder input frame (10 ms = 160 at 16 kHz), >= 1.
+    subsampling: encoder time reduction (input frames per encoder frame), >= 1.
     labels_per_frame: transcripts needing more labels per encoder frame are dropped
-      (1 for CTC; a transducer may emit several labels in one frame).
+      (1 for CTC; a transducer may emit several labels in one frame), >= 1.
   """
 
   batch_size: int
@@ -68,11 +79,28 @@ class PipelineConfig:
   labels_per_frame: int = 1
 
   def __post_init__(self):
+    for field in ("batch_size", "sort_window", "frame_step", "subsampling", "labels_per_frame"):
+      _check_int(field, getattr(self, field), minimum=1)
+    _check_int("seed", self.seed, minimum=0)
+    if isinstance(self.buckets, (str, bytes)) or not isinstance(self.buckets, (Sequence, np.ndarray)) or not len(
+        self.buckets):
+      raise ValueError(f"buckets must be a non-empty sequence of audio lengths in samples; got {self.buckets!r}.")
+    for b in self.buckets:
+      _check_int("buckets", b, minimum=1)
+    object.__setattr__(self, "buckets", tuple(int(b) for b in self.buckets))
+    if isinstance(self.max_labels, (Sequence, np.ndarray)) and not isinstance(self.max_labels, (str, bytes)):
+      for n in self.max_labels:
+        _check_int("max_labels", n, minimum=1)
+      object.__setattr__(self, "max_labels", tuple(int(n) for n in self.max_labels))
+    else:
+      _check_int("max_labels", self.max_labels, minimum=1)
     labels = self.label_lengths
     if len(labels) != len(self.buckets):
       raise ValueError(f"max_labels {self.max_labels} needs one length per bucket {self.buckets}.")
-    if list(self.buckets) != sorted(self.buckets) or list(labels) != sorted(labels):
-      raise ValueError(f"buckets {self.buckets} and max_labels {self.max_labels} must be non-decreasing.")
+    if list(self.buckets) != sorted(self.buckets):
+      raise ValueError(f"buckets {self.buckets} must be non-decreasing (ascending audio lengths).")
+    if list(labels) != sorted(labels):
+      raise ValueError(f"max_labels {self.max_labels} must be non-decreasing, like the buckets {self.buckets}.")
 
   @property
   def label_lengths(self) -> tuple:
@@ -80,6 +108,38 @@ class PipelineConfig:
     if isinstance(self.max_labels, (int, np.integer)):
       return (int(self.max_labels),) * len(self.buckets)
     return tuple(int(x) for x in self.max_labels)
+
+
+def _check_int(field: str, value, *, minimum: int) -> None:
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    raise ValueError(f"PipelineConfig.{field} must be an integer >= {minimum}; got {value!r}.")
+  if value < minimum:
+    raise ValueError(f"PipelineConfig.{field} must be >= {minimum}; got {value}.")
+
+
+def _name(i: int, ex) -> str:
+  """How errors name example ``i`` (with its id when it has one)."""
+  uid = ex.get("id") if isinstance(ex, dict) else None
+  return f"example {i}" + (f" (id {_text(uid)!r})" if uid is not None else "")
+
+
+def _field(i: int, ex, key: str):
+  try:
+    return ex[key]
+  except (KeyError, TypeError):
+    fields = sorted(ex) if isinstance(ex, dict) else type(ex).__name__
+    raise ValueError(f"{_name(i, ex)} has no {key!r} field; it has {fields}.") from None
+
+
+def _encode(i: int, ex, encode, text_key: str) -> list[int]:
+  """``encode`` of example ``i``'s transcript, with errors (unknown characters) naming the example."""
+  try:
+    ids = list(encode(_text(_field(i, ex, text_key))))
+  except ValueError as e:
+    raise ValueError(f"{_name(i, ex)}: cannot encode its transcript: {e}") from None
+  if any(int(t) <= 0 for t in ids):
+    raise ValueError(f"{_name(i, ex)}: encode returned ids {ids[:20]}...; labels must be >= 1 (0 is the blank).")
+  return ids
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,12 +151,17 @@ class Index:
 
 
 def build_index(source: Sequence[dict], encode: Callable[[str], list[int]], text_key: str = "text") -> Index:
-  """One pass over ``source``: audio length and token count of every example."""
+  """One pass over ``source``: audio length and token count of every example.
+
+  It also checks every example before training starts: audio by `asrjax.data.audio`'s
+  contract and transcripts by ``encode`` (a strict tokenizer refuses unknown
+  characters rather than dropping them), raising `ValueError` naming the example.
+  """
   samples, labels = [], []
   for i in range(len(source)):
     ex = source[i]
-    samples.append(len(ex["audio"]))
-    labels.append(len(encode(_text(ex[text_key]))))
+    samples.append(audio_lib.to_int16(_field(i, ex, "audio"), name=_name(i, ex)).size)
+    labels.append(len(_encode(i, ex, encode, text_key)))
   return Index(np.array(samples, np.int64), np.array(labels, np.int64))
 
 
@@ -141,21 +206,40 @@ def batch_schedule(index: Index, config: PipelineConfig, epoch: int) -> list[tup
 def pad_batch(examples: list[dict], encode, bucket: int, max_labels: int, text_key: str = "text") -> dict:
   """Pads a list of examples to ``[b, bucket]`` audio and ``[b, max_labels]`` labels.
 
+  Args:
+    examples: dicts with ``audio`` (``[N]``, by `asrjax.data.audio`'s contract: int16,
+      int32/int64 in the int16 range, or float in ``[-1, 1]`` scaled by 32768) and the
+      transcript under ``text_key``. Empty audio gives an all-padded row.
+    encode: text -> token ids, each >= 1 (0 is the blank).
+    bucket: audio length ``S`` (samples) to pad to; every example must fit.
+    max_labels: label length ``L`` to pad to; every transcript must fit.
+
   Returns:
     ``audio`` int16 ``[b, S]``, ``audio_paddings`` float32 ``[b, S]`` (1.0 = padded
     sample), ``labels`` int32 ``[b, L]``, ``label_paddings`` float32 ``[b, L]``,
     ``ids`` (list of str).
+
+  Raises:
+    ValueError: naming the example, for audio the contract refuses, audio longer than
+      ``bucket``, or a transcript longer than ``max_labels``.
   """
+  for arg, value in (("bucket", bucket), ("max_labels", max_labels)):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+      raise ValueError(f"pad_batch: {arg} must be an integer >= 0; got {value!r}.")
   b = len(examples)
   audio = np.zeros((b, bucket), np.int16)
   audio_pad = np.ones((b, bucket), np.float32)
   labels = np.zeros((b, max_labels), np.int32)
   label_pad = np.ones((b, max_labels), np.float32)
   for i, ex in enumerate(examples):
-    a = np.asarray(ex["audio"], np.int16)
+    a = audio_lib.to_int16(_field(i, ex, "audio"), name=_name(i, ex))
+    if a.size > bucket:
+      raise ValueError(f"pad_batch: {_name(i, ex)} has {a.size} samples; they do not fit bucket={bucket}.")
     audio[i, : a.size] = a
     audio_pad[i, : a.size] = 0.0
-    ids = encode(_text(ex[text_key]))
+    ids = _encode(i, ex, encode, text_key)
+    if len(ids) > max_labels:
+      raise ValueError(f"pad_batch: {_name(i, ex)} has {len(ids)} labels; they do not fit max_labels={max_labels}.")
     labels[i, : len(ids)] = ids
     label_pad[i, : len(ids)] = 0.0
   return {
@@ -163,7 +247,7 @@ def pad_batch(examples: list[dict], encode, bucket: int, max_labels: int, text_k
       "audio_paddings": audio_pad,
       "labels": labels,
       "label_paddings": label_pad,
-      "ids": [_text(ex.get("id", "")) for ex in examples],
+      "ids": [_text(ex.get("id", "")) if isinstance(ex, dict) else "" for ex in examples],
   }
 
 
@@ -182,9 +266,14 @@ class BatchIterator(Iterator[dict]):
 
   def __init__(self, source, index: Index, encode, config: PipelineConfig, *, host_index: int = 0,
                host_count: int = 1, step: int = 0, prefetch: int = 2, files: Sequence[str] = ()):
+    if isinstance(host_count, bool) or not isinstance(host_count, (int, np.integer)) or host_count < 1:
+      raise ValueError(f"host_count must be an integer >= 1; got {host_count!r}.")
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+      raise ValueError(f"step must be an integer >= 0 (the global step to resume from); got {step!r}.")
     if config.batch_size % host_count:
       raise ValueError(f"batch_size {config.batch_size} is not divisible by host_count {host_count}.")
-    if not 0 <= host_index < host_count:
+    if (isinstance(host_index, bool) or not isinstance(host_index, (int, np.integer))
+        or not 0 <= host_index < host_count):
       raise ValueError(f"host_index {host_index} outside [0, {host_count}).")
     if len(index.num_samples) != len(source):
       raise ValueError(f"index covers {len(index.num_samples)} examples but the source has {len(source)}.")
@@ -233,8 +322,11 @@ class BatchIterator(Iterator[dict]):
     return {"step": self._step}
 
   def restore(self, state: dict) -> None:
+    step = state.get("step") if isinstance(state, dict) else None
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+      raise ValueError(f"restore: state must be {{'step': int >= 0}} as returned by state(); got {state!r}.")
     self._stop()
-    self._step = int(state["step"])
+    self._step = int(step)
 
   def _worker(self, start: int, out: queue.Queue, stop: threading.Event) -> None:
     step = start

@@ -2,17 +2,24 @@
 
 `open_split` works for the embedded corpus (``espeak_speech/small``) and for any
 TFDS dataset prepared as array_record (e.g. ``librispeech``), without TensorFlow.
-A missing dataset says which command builds it; a truncated or corrupt file is
-reported with its path, at open time or when a record is read.
+A missing dataset says which command builds it; an unknown dataset or config name
+lists the close matches; a truncated or corrupt file is reported with its path, at
+open time or when a record is read. The split's sample rate (from its description:
+the audio feature's ``sample_rate`` or ``metadata["sample_rate"]``) must be the one
+asked for, 16 kHz by default, or the split is refused with both rates named.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 import os
 
 import tensorflow_datasets as tfds
 
+from asrjax.data import audio as audio_lib
+from asrjax.data import catalog
 from asrjax.data import espeak_corpus  # noqa: F401  (registers the espeak builders with TFDS)
 from asrjax.data.pipeline import DataError
 
@@ -33,6 +40,11 @@ class Split:
   def metadata(self) -> dict:
     return dict(self.builder.info.metadata or {})
 
+  @property
+  def sample_rate(self) -> int | None:
+    """Hz, as the dataset declares it (``None``: not declared)."""
+    return catalog.info_sample_rate(self.builder.info, _audio_key(self.builder.name))
+
   def __len__(self) -> int:
     return len(self.source)
 
@@ -44,14 +56,45 @@ class Split:
       raise DataError(f"cannot read example {int(i)} from {self.files}: {e}") from e
 
 
-def open_split(name: str, split: str, data_dir: str) -> Split:
+def _audio_key(dataset: str) -> str:
+  try:
+    return catalog.fields_for(dataset).audio
+  except ValueError:
+    return "audio"
+
+
+def _builder(name: str, data_dir: str) -> tfds.core.DatasetBuilder:
+  """``tfds.builder``, with a short message for an unknown dataset (TFDS lists its whole catalogue)."""
+  if not isinstance(name, str) or not name or name.count("/") > 1:
+    raise ValueError(f"dataset name must be 'dataset' or 'dataset/config'; got {name!r}.")
+  try:
+    return tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError:
+    base = name.split("/")[0].split(":")[0]
+    close = difflib.get_close_matches(base, tfds.list_builders(with_community_datasets=False), n=3)
+    raise ValueError(
+        f"unknown dataset {base!r}" + (f"; did you mean {' or '.join(map(repr, close))}?" if close else ".")
+        + " asrjax's own corpora are 'espeak_speech' and 'espeak_multitalker' (configs tiny|small|full).") from None
+
+
+def open_split(name: str, split: str, data_dir: str, *, sample_rate: int | None = audio_lib.SAMPLE_RATE) -> Split:
   """Opens ``name`` (``"dataset/config"``) ``split`` prepared under ``data_dir``.
 
+  Args:
+    name: ``"dataset"`` or ``"dataset/config"``, e.g. ``"espeak_speech/tiny"``.
+    split: e.g. ``"train"``.
+    data_dir: the TFDS data directory.
+    sample_rate: the rate (Hz) the caller's front end needs; a split declaring another
+      is refused. ``None`` skips the check. A split that declares no rate is accepted
+      with a logged warning.
+
   Raises:
+    ValueError: unknown dataset, config or split (naming the valid ones), or a split
+      whose sample rate is not ``sample_rate`` (naming both).
     DatasetMissingError: not prepared; the message gives the build command.
     DataError: naming the files if they cannot be opened.
   """
-  builder = tfds.builder(name, data_dir=data_dir)
+  builder = _builder(name, data_dir)
   if not builder.is_prepared():
     config = name.split("/")[1] if "/" in name else "tiny"
     raise DatasetMissingError(
@@ -61,7 +104,12 @@ def open_split(name: str, split: str, data_dir: str) -> Split:
         f"{name} is not prepared under {data_dir}; prepare it with tfds (array_record format)."
     )
   if split not in builder.info.splits:
-    raise ValueError(f"{name} has splits {list(builder.info.splits)}, not {split!r}.")
+    raise ValueError(f"{name} has splits {list(builder.info.splits)}, not split {split!r}.")
+  found = catalog.info_sample_rate(builder.info, _audio_key(name))
+  if sample_rate is not None:
+    if found is None:
+      logging.warning("%s declares no sample rate; assuming %s Hz.", name, sample_rate)
+    audio_lib.check_sample_rate(found, expected=sample_rate, name=f"{name} split {split}")
   files = [os.fspath(p) for p in builder.info.splits[split].filepaths]
   missing = [f for f in files if not os.path.exists(f)]
   if missing:

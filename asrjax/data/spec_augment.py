@@ -130,8 +130,19 @@ def spec_augment(
   """
   if features.ndim != 3 or paddings.shape != features.shape[:2]:
     raise ValueError(f"Expected features [B, T, F] and paddings [B, T], got {features.shape} and {paddings.shape}.")
-  if min(num_freq_masks, max_freq_mask, num_time_masks) < 0 or not 0.0 <= max_time_mask_ratio <= 1.0:
-    raise ValueError("Mask counts and widths must be >= 0 and max_time_mask_ratio in [0, 1].")
+  if not jnp.issubdtype(features.dtype, jnp.floating):
+    raise ValueError(f"features must be a float array, got dtype {features.dtype}.")
+  for name, value in (("num_freq_masks", num_freq_masks), ("max_freq_mask", max_freq_mask),
+                      ("num_time_masks", num_time_masks)):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+      raise ValueError(f"{name} must be an integer >= 0, got {value!r}.")
+  if not 0.0 <= max_time_mask_ratio <= 1.0:
+    raise ValueError(f"max_time_mask_ratio must be in [0, 1], got {max_time_mask_ratio}.")
+  if time_mask_multiplicity_ratio is not None and not 0.0 <= time_mask_multiplicity_ratio < float("inf"):
+    raise ValueError(f"time_mask_multiplicity_ratio must be None or a finite value >= 0, "
+                     f"got {time_mask_multiplicity_ratio}.")
+  if not abs(mask_value) < float("inf"):
+    raise ValueError(f"mask_value must be finite, got {mask_value}.")
   batch, num_frames, num_channels = features.shape
   freq_key, time_key = jax.random.split(key)
   valid = paddings.astype(jnp.float32) == 0.0  # [B, T]

@@ -15,8 +15,10 @@ Normalise transcripts (e.g. lowercase, letters and apostrophes) before encoding.
 Unknown characters: with ``strict=True`` (the default) ``encode`` raises
 `ValueError` naming the first unknown character and its position; with
 ``strict=False`` it is encoded as ``unk_id``. ``encode("") == []`` and
-``decode([]) == ""``. ``decode`` raises `ValueError` for the blank and for ids
-outside ``[0, vocab_size)``.
+``decode([]) == ""``. ``encode`` takes ``str`` only (`TypeError` otherwise: decode
+``bytes`` first). ``decode`` raises `ValueError` for the blank, for ids outside
+``[0, vocab_size)`` and for anything that is not an integer (bools and floats
+included).
 
 `CharTokenizer`: one token per character, the space (word boundary) at id 2 and
 the other characters seen in the training text in code-point order from id 3.
@@ -47,9 +49,11 @@ import io
 import json
 import operator
 import os
+import re
 from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import sentencepiece as spm
 from google.protobuf import message as protobuf_message
 from sentencepiece import sentencepiece_model_pb2
@@ -97,6 +101,8 @@ def _check_ids(ids: Iterable[int], vocab_size: int) -> list[int]:
   out = []
   for i, raw in enumerate(ids):
     try:
+      if isinstance(raw, (bool, np.bool_)):
+        raise TypeError
       value = operator.index(raw)
     except TypeError:
       raise ValueError(f"decode: ids[{i}] = {raw!r} is not an integer.") from None
@@ -106,6 +112,13 @@ def _check_ids(ids: Iterable[int], vocab_size: int) -> list[int]:
       raise ValueError(f"decode: ids[{i}] = {value} is outside the vocabulary [0, {vocab_size}).")
     out.append(value)
   return out
+
+
+def _check_text(text) -> str:
+  if not isinstance(text, str):
+    hint = " (decode bytes first, e.g. text.decode('utf-8'))" if isinstance(text, (bytes, bytearray)) else ""
+    raise TypeError(f"encode: text must be a str, got {type(text).__name__}{hint}.")
+  return text
 
 
 def _unknown_char_error(text: str, position: int) -> ValueError:
@@ -170,6 +183,7 @@ class CharTokenizer(_ReservedIds):
 
   def encode(self, text: str) -> list[int]:
     """One id per character; see the module docstring for unknown characters."""
+    _check_text(text)
     ids = []
     for position, char in enumerate(text):
       i = self._ids.get(char)
@@ -243,6 +257,21 @@ def _check_model_proto(data: bytes, source: str) -> None:
     raise fail("control pieces other than the blank (BOS/EOS) are not supported")
 
 
+def _training_error(e: RuntimeError, vocab_size: int) -> ValueError:
+  """SentencePiece's training failure as a `ValueError` that says what to change."""
+  text = str(e)
+  small = re.search(r"smaller than required_chars\. \d+ vs (\d+)", text)
+  if small:
+    return ValueError(
+        f"vocab_size={vocab_size} is too small: the training text needs {small.group(1)} ids (every character it "
+        f"contains, plus blank and unk); use vocab_size >= {small.group(1)} or character_coverage < 1.")
+  large = re.search(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)", text)
+  if large:
+    return ValueError(f"vocab_size={vocab_size} is too large for the training text: at most {large.group(2)} "
+                      f"pieces can be learnt from it; use vocab_size <= {large.group(2)} or more text.")
+  return ValueError(f"SentencePiece training failed: {text}")
+
+
 class SentencePieceTokenizer(_ReservedIds):
   """SentencePiece (unigram or BPE) tokenizer with the shared id layout.
 
@@ -295,8 +324,13 @@ class SentencePieceTokenizer(_ReservedIds):
     """
     if model_type not in ("unigram", "bpe"):
       raise ValueError(f"model_type must be 'unigram' or 'bpe', got {model_type!r}.")
-    if vocab_size < 3:
-      raise ValueError(f"vocab_size must be >= 3 (blank, unk and one piece), got {vocab_size}.")
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 3:
+      raise ValueError(f"vocab_size must be an integer >= 3 (blank, unk and one piece), got {vocab_size!r}.")
+    if isinstance(sentences, (str, bytes)):
+      raise ValueError("sentences must be an iterable of sentences (str), not a single string.")
+    sentences = list(sentences)
+    if not sentences:
+      raise ValueError("SentencePiece training needs at least one sentence; sentences is empty.")
     spm.set_random_generator_seed(seed)
     buffer = io.BytesIO()
     try:
@@ -321,7 +355,7 @@ class SentencePieceTokenizer(_ReservedIds):
           minloglevel=2,
       )
     except RuntimeError as e:
-      raise ValueError(f"SentencePiece training failed: {e}") from e
+      raise _training_error(e, vocab_size) from None
     data = buffer.getvalue()
     _write_atomic(path, data)
     return cls(data, strict=strict, source=repr(os.fspath(path)))
@@ -341,7 +375,7 @@ class SentencePieceTokenizer(_ReservedIds):
 
   def encode(self, text: str) -> list[int]:
     """Most likely (unigram) or greedy-merge (BPE) segmentation, as ids."""
-    ids = self._sp.encode(text)
+    ids = self._sp.encode(_check_text(text))
     if self.strict and UNK_ID in ids:
       for piece in self._sp.encode(text, out_type="proto").pieces:
         if piece.id == UNK_ID:

@@ -74,9 +74,27 @@ def warp(
 
   Returns:
     ``[B, T, F]`` warped features.
+
+  Raises:
+    ValueError: for shapes other than ``[B, T, F]`` / ``[B, T]`` or options outside
+      ``0 <= max_warp < 1``, ``0 <= lower_edge_hz < boundary_hz < upper_edge_hz <= sample_rate / 2``.
   """
-  b = feats.shape[0]
+  if feats.ndim != 3 or paddings.shape != feats.shape[:2]:
+    raise ValueError(f"Expected feats [B, T, F] and paddings [B, T], got {feats.shape} and {paddings.shape}.")
+  if not jnp.issubdtype(feats.dtype, jnp.floating):
+    raise ValueError(f"feats must be a float array, got dtype {feats.dtype}.")
+  if feats.shape[-1] < 2:
+    raise ValueError(f"feats needs at least 2 mel channels to interpolate between, got F = {feats.shape[-1]}.")
+  if not 0.0 <= max_warp < 1.0:
+    raise ValueError(f"max_warp must be in [0, 1) (warp factors 1 +- max_warp stay positive), got {max_warp}.")
+  if not sample_rate > 0:
+    raise ValueError(f"sample_rate must be > 0, got {sample_rate}.")
   upper = sample_rate / 2.0 if upper_edge_hz is None else upper_edge_hz
+  if not 0.0 <= lower_edge_hz < boundary_hz < upper <= sample_rate / 2.0:
+    raise ValueError(
+        f"Need 0 <= lower_edge_hz < boundary_hz < upper_edge_hz <= sample_rate / 2; got {lower_edge_hz}, "
+        f"{boundary_hz}, {upper} at sample_rate {sample_rate}.")
+  b = feats.shape[0]
   alpha = jax.random.uniform(key, (b, 1), jnp.float32, 1.0 - max_warp, 1.0 + max_warp)
   return warp_with(feats, paddings, alpha, lower_edge_hz=lower_edge_hz, upper_edge_hz=upper,
                    boundary_hz=boundary_hz)

@@ -48,3 +48,16 @@ def test_as_text_decodes_utf8_bytes_and_passes_other_values():
   assert catalog.as_text("café".encode("utf-8")) == "café"  # latin-1 would give 'cafÃ©'
   assert catalog.as_text("already") == "already"
   assert catalog.as_text(5.0) == "5.0" and catalog.as_text(False) == "False"
+
+
+def test_float_and_bad_audio_follow_the_audio_contract():
+  x = np.array([0.5, -1.0, 1.0, 0.0], np.float32)
+  ex = catalog.standardize("voxceleb", [{"audio": x, "label": b"s"}])[0]
+  assert ex["audio"].dtype == np.int16 and ex["audio"].tolist() == [16384, -32768, 32767, 0]  # round(32768 x), clipped
+  for audio, match in [(np.array([0.0, np.nan]), r"example 0: audio has a non-finite sample"),
+                       (np.array([12.0, 0.0]), r"example 0: float audio must be in \[-1, 1\]"),
+                       (np.zeros((2, 8), np.int16), r"example 0: audio must be mono \[N\]")]:
+    with pytest.raises(ValueError, match=match):
+      catalog.standardize("voxceleb", [{"audio": audio, "label": b"s"}])[0]
+  with pytest.raises(ValueError, match=r"example 0 has no audio field 'speech'; it has \['audio', 'text'\]"):
+    catalog.standardize("librispeech", [{"audio": x, "text": b"A"}])[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import librosa
 import jax.numpy as jnp
 import numpy as np
@@ -223,3 +224,134 @@ def test_global_statistics_from_batched_moments_match_numpy():
   assert not y[pads > 0].any()
   with pytest.raises(ValueError, match="do not match"):
     features.global_normalize(jnp.asarray(x), jnp.asarray(pads), mean[:3], std[:3])
+
+
+# ----------------------------------------------------------------------------
+# The global statistics the trainer computes (trainer.make_feature_stats)
+# ----------------------------------------------------------------------------
+
+
+def _fake_split(lengths, seed=0):
+  rng = np.random.default_rng(seed)
+  split = []
+  for i, n in enumerate(lengths):
+    t = np.arange(n) / SR
+    x = rng.uniform(0.01, 0.5) * rng.normal(size=n) + 0.3 * np.sin(2 * np.pi * rng.uniform(100, 4000) * t)
+    split.append({"id": f"s{i}", "audio": np.clip(np.round(x * 8000), -32768, 32767).astype(np.int16), "text": ""})
+  return split
+
+
+def _reference_stats(split, n):
+  """NumPy mean/std over the frames of each utterance's own (unpadded) log-mel, float64."""
+  frames = []
+  for ex in split[:n]:
+    a = ex["audio"].astype(np.float32)[None] / 32768.0
+    f, p = features.log_mel(a, np.zeros_like(a))
+    assert not np.asarray(p).any()  # unpadded input: every frame is valid
+    frames.append(np.asarray(f[0], np.float64))
+  valid = np.concatenate(frames)
+  return valid.shape[0], valid.mean(axis=0), valid.std(axis=0)
+
+
+def test_trainer_feature_statistics_match_numpy_over_the_valid_frames(tmp_path):
+  import ml_collections
+
+  from asrjax.train import trainer
+
+  # 21 utterances of very different lengths (two batches of 16 in the trainer, padded to
+  # whole seconds: most frames of a batch are padding); one shorter than a window (no
+  # frame); the last is loud and beyond stats_utterances = 20, so it must not count.
+  lengths = [16_000, 400, 399, 31_000, 5_003, 17_000, 2_560, 9_000, 48_000, 801, 12_345, 20_000, 3_000, 7_777,
+             16_001, 640, 25_000, 1_000, 4_000, 15_999, 30_000]
+  split = _fake_split(lengths)
+  split[20]["audio"] = (split[20]["audio"].astype(np.int32) * 4).clip(-32768, 32767).astype(np.int16)
+  config = ml_collections.ConfigDict({"data": {"normalization": "global", "stats_utterances": 20}})
+  mean, std = trainer.make_feature_stats(config, split, str(tmp_path))
+  count, ref_mean, ref_std = _reference_stats(split, 20)
+  assert count == sum(features.num_frames(n, WINDOW, STEP) for n in lengths[:20])  # hand-derived frame total
+  assert len(mean) == len(std) == 80
+  np.testing.assert_allclose(mean, ref_mean, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(std, ref_std, rtol=1e-4, atol=1e-4)
+  # written to the workdir and read back unchanged
+  again = trainer.make_feature_stats(config, None, str(tmp_path))
+  assert again == (mean, std)
+
+
+def test_moments_of_a_padded_batch_equal_numpy_on_the_unpadded_utterances():
+  split = _fake_split([16_000, 4_000, 399, 9_999])
+  longest = 16_000
+  audio = np.zeros((4, longest), np.float32)
+  pads = np.ones((4, longest), np.float32)
+  for b, ex in enumerate(split):
+    audio[b, : ex["audio"].size] = ex["audio"] / 32768.0
+    pads[b, : ex["audio"].size] = 0.0
+  count, total, squares = features.moments(*features.log_mel(audio, pads))
+  n, mean, std = _reference_stats(split, 4)
+  assert float(count) == n == 98 + 23 + 0 + 60  # 1 + (n - 400) // 160 frames each
+  np.testing.assert_allclose(np.asarray(total) / n, mean, rtol=1e-4, atol=1e-4)
+  var = np.asarray(squares, np.float64) / n - (np.asarray(total, np.float64) / n) ** 2
+  np.testing.assert_allclose(np.sqrt(var), std, rtol=1e-3, atol=1e-4)
+  with pytest.raises(ValueError, match=r"features \[B, T, D\] and paddings \[B, T\]"):
+    features.moments(jnp.zeros((2, 5, 3)), jnp.zeros((2, 4)))
+
+
+# ----------------------------------------------------------------------------
+# Bad values: checked eagerly, loud under jit
+# ----------------------------------------------------------------------------
+
+
+def test_bad_values_are_refused_eagerly_and_loud_under_jit():
+  x = np.zeros((2, 1000), np.float32)
+  pads = np.zeros((2, 1000), np.float32)
+  x[1, 500] = np.nan
+  with pytest.raises(ValueError, match=r"audio has 1 non-finite valid sample\(s\), first nan at \[1, 500\]"):
+    features.log_mel(x, pads)
+  with pytest.raises(ValueError, match=r"non-finite"):
+    features.log_mel(jnp.asarray(x), jnp.asarray(pads))  # device arrays too
+  pads_ok = pads.copy()
+  pads_ok[1, 500:] = 1.0  # the NaN is padding now: accepted, row 1 has 1 + (500 - 400) // 160 = 1 frame
+  f, p = features.log_mel(x, pads_ok)
+  assert np.isfinite(np.asarray(f)).all() and np.asarray(p).sum(axis=1).tolist() == [0.0, 4.0 - 1.0]
+  half = pads.copy()
+  half[0, 900:] = 0.5
+  with pytest.raises(ValueError,
+                     match=r"audio_paddings must be 0.0 \(valid\) or 1.0 \(padded\); got 0.5 at \[0, 900\]"):
+    features.log_mel(np.zeros_like(x), half)
+  holes = pads.copy()
+  holes[1, 100:200] = 1.0
+  with pytest.raises(ValueError, match=r"audio_paddings must be trailing .* row 1"):
+    features.log_mel(np.zeros_like(x), holes)
+  # under jit the values cannot be checked: a NaN valid sample gives NaN features (loud)
+  jitted, _ = jax.jit(features.log_mel)(jnp.asarray(x), jnp.asarray(pads))
+  assert np.isnan(np.asarray(jitted)[1]).any() and np.isfinite(np.asarray(jitted)[0]).all()
+
+
+def test_all_padded_rows_give_no_valid_frames_and_zeros():
+  x = np.random.default_rng(0).uniform(-1, 1, size=(3, 1200)).astype(np.float32)
+  pads = np.ones((3, 1200), np.float32)
+  pads[0] = 0.0
+  f, p = features.log_mel(x, pads)
+  assert np.asarray(p).tolist()[1:] == [[1.0] * 6] * 2 and not np.asarray(p)[0].any()
+  assert not np.asarray(f)[1:].any()
+  empty, empty_p = features.log_mel(np.zeros((0, 1200), np.float32), np.zeros((0, 1200), np.float32))
+  assert empty.shape == (0, 6, 80) and empty_p.shape == (0, 6)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(num_mels=0), r"num_mels must be an integer >= 1, got 0"),
+    (dict(num_mels=256), r"num_mels=256 is too many for fft_size=512 .* cover no FFT bin"),
+    (dict(sample_rate=0), r"sample_rate must be an integer >= 1"),
+    (dict(mel_floor=float("nan")), r"mel_floor must be finite and > 0"),
+    (dict(frame_step_ms=0.01), r"Frame length and step must be >= 1 sample"),
+    (dict(upper_edge_hz=9000.0), r"upper_edge_hz <= sample_rate / 2"),
+])
+def test_bad_options_name_the_option(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    features.log_mel(np.zeros((1, 1000), np.float32), np.zeros((1, 1000), np.float32), **kwargs)
+
+
+def test_bad_dtypes_are_refused():
+  with pytest.raises(ValueError, match=r"audio must be a real numeric array, got dtype complex64"):
+    features.log_mel(np.zeros((1, 1000), np.complex64), np.zeros((1, 1000), np.float32))
+  with pytest.raises(ValueError, match=r"std finite and > 0"):
+    features.global_normalize(jnp.zeros((1, 2, 3)), jnp.zeros((1, 2)), [0.0] * 3, [1.0, 0.0, 1.0])

@@ -57,3 +57,47 @@ def test_global_statistics_are_applied_frame_by_frame():
   stream = log_mel_stream.LogMelStream(1, mean=mean, std=std)
   streamed = np.concatenate([stream.accept(audio[:, :1_234]), stream.accept(audio[:, 1_234:])], axis=1)
   np.testing.assert_allclose(streamed, (np.asarray(whole) - np.asarray(mean)) / np.asarray(std), rtol=1e-4, atol=1e-4)
+
+
+def test_int16_chunks_are_pcm_and_equal_the_float_scale():
+  rng = np.random.default_rng(5)
+  pcm = rng.integers(-20_000, 20_000, size=(1, 2_000)).astype(np.int16)
+  as_float = log_mel_stream.LogMelStream(1).accept(pcm.astype(np.float32) / 32768.0)
+  as_int = log_mel_stream.LogMelStream(1).accept(pcm)
+  np.testing.assert_array_equal(as_int, as_float)  # same float32 samples in, same frames out
+  whole, _ = features.log_mel(jnp.asarray(pcm, jnp.float32) / 32768.0, jnp.zeros((1, 2_000)))
+  np.testing.assert_allclose(as_int, np.asarray(whole), rtol=1e-5, atol=1e-4)
+
+
+def test_bad_chunks_are_refused_and_leave_the_stream_unchanged():
+  rng = np.random.default_rng(6)
+  audio = rng.normal(0, 0.1, size=(1, 3_000)).astype(np.float32)
+  whole, _ = features.log_mel(jnp.asarray(audio), jnp.zeros((1, 3_000)))
+  stream = log_mel_stream.LogMelStream(1)
+  parts = [stream.accept(audio[:, :1_000])]
+  bad = audio[:, 1_000:1_500].copy()
+  bad[0, 7] = np.nan
+  with pytest.raises(ValueError, match=r"audio chunk: audio has a non-finite sample \(nan\) at index 7"):
+    stream.accept(bad)
+  with pytest.raises(ValueError, match=r"float audio must be in \[-1, 1\].*peak \|x\| = 3000"):
+    stream.accept(np.full((1, 10), 3000.0, np.float32))
+  with pytest.raises(ValueError, match=r"dtype complex64"):
+    stream.accept(np.zeros((1, 10), np.complex64))
+  with pytest.raises(ValueError, match=r"expected audio \[1, n\] \(streams, samples\); got shape \(10,\)"):
+    stream.accept(np.zeros(10, np.float32))
+  parts.append(stream.accept(audio[:, 1_000:]))  # as if the bad chunks had never been sent
+  np.testing.assert_allclose(np.concatenate(parts, axis=1), np.asarray(whole), rtol=1e-5, atol=1e-4)
+  assert stream.accept(np.zeros((1, 0), np.float32)).shape == (1, 0, 80)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(batch=0), r"batch must be an integer >= 1"),
+    (dict(batch=1, num_mel=40), r"unknown log_mel option\(s\) \['num_mel'\]"),
+    (dict(batch=1, window="povey"), r"window must be one of"),
+    (dict(batch=1, mean=[0.0] * 80), r"give both mean and std"),
+    (dict(batch=1, mean=[0.0] * 40, std=[1.0] * 40), r"mean and std must be \[80\] \(num_mels\)"),
+    (dict(batch=1, mean=[0.0] * 80, std=[0.0] * 80), r"std finite and > 0"),
+])
+def test_bad_stream_options_are_refused_at_construction(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    log_mel_stream.LogMelStream(**kwargs)

@@ -185,7 +185,28 @@ def test_sp_rejects_model_with_default_special_ids(tmp_path):
 
 
 def test_sp_training_errors_are_value_errors(tmp_path):
-  with pytest.raises(ValueError, match="Vocabulary size"):
+  # "a b" has 3 characters (a, b and the word boundary) + blank + unk = 5 ids in all
+  with pytest.raises(ValueError, match=r"vocab_size=500 is too large .* at most 5 pieces"):
     SentencePieceTokenizer.train(["a b"], tmp_path / "x.model", vocab_size=500)
+  # 10 letters + the word boundary + blank + unk = 13 ids needed
+  with pytest.raises(ValueError, match=r"vocab_size=5 is too small: the training text needs 13 ids"):
+    SentencePieceTokenizer.train(["abcdef ghij"] * 20, tmp_path / "x.model", vocab_size=5)
+  with pytest.raises(ValueError, match="at least one sentence"):
+    SentencePieceTokenizer.train([], tmp_path / "x.model", vocab_size=10)
+  with pytest.raises(ValueError, match="single string"):
+    SentencePieceTokenizer.train("abc abc", tmp_path / "x.model", vocab_size=10)
+  with pytest.raises(ValueError, match="vocab_size must be an integer"):
+    SentencePieceTokenizer.train(["a b"], tmp_path / "x.model", vocab_size=4.5)
   with pytest.raises(ValueError, match="model_type"):
     SentencePieceTokenizer.train(["a b"], tmp_path / "x.model", vocab_size=10, model_type="word")
+
+
+def test_encode_takes_str_only_and_decode_integers_only(char_tok, sp_tok):
+  for tok in (char_tok, sp_tok):
+    with pytest.raises(TypeError, match=r"text must be a str, got bytes \(decode bytes first"):
+      tok.encode(b"abc")
+    with pytest.raises(TypeError, match=r"text must be a str, got NoneType"):
+      tok.encode(None)
+    for bad in ([True], [4.0]):
+      with pytest.raises(ValueError, match=r"ids\[0\] = .* is not an integer"):
+        tok.decode(bad)

@@ -32,21 +32,26 @@ def alignments(num_frames: int, num_labels: int):
     yield edges
 
 
-def rnnt_nll_and_grads(logits: np.ndarray, labels, blank: int = 0, fastemit_lambda: float = 0.0):
+def rnnt_nll_and_grads(logits: np.ndarray, labels, blank: int = 0, fastemit_lambda: float = 0.0, keep=None):
   """Loss and gradients of one utterance by enumerating every alignment.
 
   Args:
-    logits: ``[T, U+1, V]`` (exact lengths, no padding).
+    logits: ``[T, U+1, V]`` (exact lengths, no padding). Use float64 (or cast the
+      fp32 input as given): `log_softmax` here subtracts the max in float64, so the
+      result is the exact loss of those values, whatever their common offset.
     labels: ``U`` label ids.
+    keep: optional ``alignment edges -> bool``; only the alignments it accepts are
+      summed (the windowed lattice of the pruned loss).
 
   Returns:
     ``(nll, d nll / d logits [T, U+1, V], d nll / d log_probs blank [T, U+1],
     d nll / d log_probs next-label [T, U+1])``; FastEmit scales the emission-edge
-    terms by ``1 + fastemit_lambda`` (Yu et al. 2021, eq. 10).
+    terms by ``1 + fastemit_lambda`` (Yu et al. 2021, eq. 10). With ``keep`` the
+    occupancies are those of the kept alignments, normalised among them.
   """
   lp = log_softmax(logits)
   t_max, u1, _ = lp.shape
-  paths = list(alignments(t_max, u1 - 1))
+  paths = [p for p in alignments(t_max, u1 - 1) if keep is None or keep(p)]
   path_lp = np.array([
       sum(lp[t, u, blank] if is_blank else lp[t, u, labels[u]] for t, u, is_blank in p) for p in paths
   ])

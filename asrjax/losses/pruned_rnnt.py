@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from asrjax.losses import lattice as lattice_lib
 from asrjax.losses import rnnt as rnnt_lib
@@ -83,14 +84,22 @@ def simple_log_probs(am: jax.Array, lm: jax.Array, labels: jax.Array, *, blank_i
   lm = lm.astype(jnp.float32)
   am_max = jax.lax.stop_gradient(jnp.max(am, axis=-1, keepdims=True))  # [B, T, 1]
   lm_max = jax.lax.stop_gradient(jnp.max(lm, axis=-1, keepdims=True))  # [B, U1, 1]
-  dot = jnp.einsum("btv,buv->btu", jnp.exp(am - am_max), jnp.exp(lm - lm_max))
-  norm = jnp.log(jnp.maximum(dot, jnp.finfo(jnp.float32).tiny)) + am_max + jnp.swapaxes(lm_max, 1, 2)
+  am_max = jnp.where(jnp.isfinite(am_max), am_max, 0.0)
+  lm_max = jnp.where(jnp.isfinite(lm_max), lm_max, 0.0)
+  # Every log-prob is formed from max-subtracted logits, (am_k - am_max) + (lm_k - lm_max)
+  # - log(dot): a common offset cancels before anything is rounded (as in
+  # `rnnt._log_normaliser`); adding the maxes back into the normaliser would round it at
+  # the offset's magnitude.
+  am_c, lm_c = am - am_max, lm - lm_max
+  dot = jnp.einsum("btv,buv->btu", jnp.exp(am_c), jnp.exp(lm_c))
+  log_dot = jnp.log(jnp.maximum(dot, jnp.finfo(jnp.float32).tiny))
   labels_ext = rnnt_lib._extend_labels(labels, blank_id, am.shape[-1])  # [B, U1]
-  blank = am[:, :, blank_id][:, :, None] + lm[:, :, blank_id][:, None, :]
-  am_lab = jnp.take_along_axis(am, jnp.broadcast_to(labels_ext[:, None, :], am.shape[:2] + labels_ext.shape[1:]), axis=2)
-  lm_lab = jnp.take_along_axis(lm, labels_ext[:, :, None], axis=2)[:, :, 0]  # [B, U1]
+  blank = am_c[:, :, blank_id][:, :, None] + lm_c[:, :, blank_id][:, None, :]
+  am_lab = jnp.take_along_axis(am_c, jnp.broadcast_to(labels_ext[:, None, :], am.shape[:2] + labels_ext.shape[1:]),
+                               axis=2)
+  lm_lab = jnp.take_along_axis(lm_c, labels_ext[:, :, None], axis=2)[:, :, 0]  # [B, U1]
   emit = am_lab + lm_lab[:, None, :]
-  blank, emit = blank - norm, emit - norm
+  blank, emit = blank - log_dot, emit - log_dot
   if lm_only_scale < 0 or am_only_scale < 0 or lm_only_scale + am_only_scale > 1:
     raise ValueError(f"smoothing scales must be >= 0 with sum <= 1; got lm_only_scale={lm_only_scale}, "
                      f"am_only_scale={am_only_scale}.")
@@ -106,10 +115,18 @@ def simple_log_probs(am: jax.Array, lm: jax.Array, labels: jax.Array, *, blank_i
     mask = jnp.ones(lm.shape[:2], jnp.float32) if lm_row_mask is None else lm_row_mask.astype(jnp.float32)
     unigram = jnp.einsum("buv,bu->v", jnp.exp(lm_lp), mask) / jnp.maximum(jnp.sum(mask), 1.0)
     log_unigram = jnp.log(unigram + jnp.finfo(jnp.float32).tiny)  # [V]
-    am_norm = jax.nn.logsumexp(am + log_unigram, axis=-1)  # [B, T]
-    blank = blank + am_only_scale * (am[:, :, blank_id] + log_unigram[blank_id] - am_norm)[:, :, None]
+    am_norm = jax.nn.logsumexp(am_c + log_unigram, axis=-1)  # [B, T]; am_c: the offset is already gone
+    blank = blank + am_only_scale * (am_c[:, :, blank_id] + log_unigram[blank_id] - am_norm)[:, :, None]
     emit = emit + am_only_scale * (am_lab + log_unigram[labels_ext][:, None, :] - am_norm[:, :, None])
   return blank, emit
+
+
+def _labels_shape(labels) -> tuple[int, int]:
+  """The ``[B, U]`` shape of ``labels`` (needed to build the lattice shape the other checks compare against)."""
+  shape, _ = rnnt_lib._shape_dtype(labels, "labels")
+  if len(shape) != 2:
+    raise ValueError(f"labels must be [B, U] (an int array); got shape {shape}.")
+  return shape
 
 
 def simple_rnnt_loss(
@@ -136,19 +153,39 @@ def simple_rnnt_loss(
   Returns:
     ``(loss [B], occupancy [B, T, U+1])``: ``-log P(y|x)`` under the trivial joiner
     (differentiable in ``am`` and ``lm``), and the posterior probability that an
-    alignment visits node (t, u) (no gradient; zero outside each lattice).
+    alignment visits node (t, u) (no gradient; zero outside each lattice). Exact for
+    any common offset on ``am`` or ``lm``; ``+inf`` for an utterance without frames;
+    NaN for a row with invalid paddings or labels under `jit` (as `rnnt_loss`).
+
+  Raises:
+    ValueError: wrong ranks, shapes or dtypes, a bad ``blank_id``; with concrete
+      arrays, paddings that are not trailing 0/1 or invalid labels.
   """
-  vocab = am.shape[-1]
-  if am.ndim != 3 or lm.ndim != 3 or lm.shape[-1] != vocab or lm.shape[0] != am.shape[0]:
-    raise ValueError(f"am must be [B, T, V] and lm [B, U+1, V]; got {am.shape} and {lm.shape}.")
-  if lm.shape[1] != labels.shape[1] + 1:
-    raise ValueError(f"lm has {lm.shape[1]} rows; labels {labels.shape} need U+1 = {labels.shape[1] + 1}.")
+  (am_shape, am_dtype), (lm_shape, lm_dtype) = rnnt_lib._shape_dtype(am, "am"), rnnt_lib._shape_dtype(lm, "lm")
+  if len(am_shape) != 3 or len(lm_shape) != 3 or lm_shape[-1] != am_shape[-1] or lm_shape[0] != am_shape[0]:
+    raise ValueError(f"am must be [B, T, V] and lm [B, U+1, V] (same B and V); got {am_shape} and {lm_shape}.")
+  for name, dt in (("am", am_dtype), ("lm", lm_dtype)):
+    if not jnp.issubdtype(dt, jnp.floating):
+      raise ValueError(f"{name} must be a float array; got dtype {dt}.")
+  b, t_max, vocab = am_shape
+  if vocab < 1:
+    raise ValueError(f"am and lm must have V >= 1 symbols on the last axis; got {am_shape}.")
+  lab_shape = _labels_shape(labels)
+  if lm_shape[1] != lab_shape[1] + 1:
+    raise ValueError(f"lm has {lm_shape[1]} rows; labels {lab_shape} need U+1 = {lab_shape[1] + 1}.")
+  rnnt_lib.check_inputs((b, t_max, lm_shape[1], vocab), logit_paddings, labels, label_paddings, blank_id, vocab,
+                        "am/lm lattice")
+  blank_id = rnnt_lib.check_blank_id(blank_id, vocab)
+  am, lm, labels = jnp.asarray(am), jnp.asarray(lm), jnp.asarray(labels)
+  logit_paddings, label_paddings = jnp.asarray(logit_paddings), jnp.asarray(label_paddings)
   label_lengths = rnnt_lib._lengths(label_paddings)
   lm_row_mask = jnp.arange(lm.shape[1])[None, :] <= label_lengths[:, None]  # rows 0 .. U_b
   blank, emit = simple_log_probs(am, lm, labels, blank_id=blank_id, lm_only_scale=lm_only_scale,
                                  am_only_scale=am_only_scale, lm_row_mask=lm_row_mask)
   loss = rnnt_lib.rnnt_loss_from_log_probs(blank, emit, logit_paddings, labels, label_paddings,
                                            vocab_size=vocab, blank_id=blank_id)
+  if t_max == 0:  # no frames: no node is visited (the loss is +inf)
+    return loss, jnp.zeros(blank.shape, jnp.float32)
   lat = lattice_lib.forward_backward(jax.lax.stop_gradient(blank), jax.lax.stop_gradient(emit),
                                      rnnt_lib._lengths(logit_paddings), label_lengths)
   return loss, lat.blank_occupancy + lat.emit_occupancy
@@ -177,8 +214,8 @@ def prune_ranges(occupancy: jax.Array, frame_lengths: jax.Array, label_lengths: 
   Returns:
     ``[B, T]`` int32 starts, ``0 <= s_t <= max(U_b - S + 1, 0)``.
   """
-  if prune_range < 2:
-    raise ValueError(f"prune_range must be >= 2 (a window of 1 allows no label); got {prune_range}.")
+  if isinstance(prune_range, bool) or not isinstance(prune_range, (int, np.integer)) or prune_range < 2:
+    raise ValueError(f"prune_range must be an int >= 2 (a window of 1 allows no label); got {prune_range!r}.")
   occupancy = jax.lax.stop_gradient(occupancy)
   _, t_max, u1 = occupancy.shape
   s = prune_range
@@ -230,17 +267,43 @@ def pruned_rnnt_loss(
     starts: ``[B, T]`` int window starts (`prune_ranges`).
     logit_paddings: ``[B, T]``; labels ``[B, U]``; label_paddings ``[B, U]``, as in
       `asrjax.losses.rnnt_loss`.
-    blank_id: blank index.
-    fastemit_lambda: FastEmit weight (emission-edge gradients scaled by ``1 + lam``).
+    blank_id: blank index, an int in ``[0, V)``.
+    fastemit_lambda: FastEmit weight, a static finite float ``>= 0``: the gradient
+      is that of the windowed lattice with every emission-edge occupancy scaled by
+      ``1 + lam`` (``d/dz = softmax * (g_blank + (1 + lam) g_emit) - [v = blank]
+      g_blank - [v = y] (1 + lam) g_emit`` at each kept node), as in `rnnt_loss`;
+      the returned value is the plain windowed negative log-likelihood.
 
   Returns:
     ``[B]`` ``-log`` of the probability mass of the kept alignments (>= the full
-    loss; equal when the windows cover every node).
+    loss; equal when the windows cover every node); ``+inf`` when no alignment
+    fits, and NaN / `ValueError` for invalid paddings or labels exactly as in
+    `asrjax.losses.rnnt_loss`.
+
+  Raises:
+    ValueError: wrong ranks, shapes or dtypes (``starts`` must be an int ``[B, T]``),
+      a bad ``blank_id`` or ``fastemit_lambda``; with concrete arrays, paddings that
+      are not trailing 0/1 or invalid labels.
   """
-  if logits.ndim != 4 or starts.shape != logits.shape[:2]:
-    raise ValueError(f"logits must be [B, T, S, V] with starts [B, T]; got {logits.shape} and {starts.shape}.")
-  b, t_max, s, vocab = logits.shape
-  u1 = labels.shape[1] + 1
+  shape, dtype = rnnt_lib._shape_dtype(logits, "logits")
+  if len(shape) != 4:
+    raise ValueError(f"logits must be a [B, T, S, V] array (S = prune_range); got shape {shape}.")
+  if not jnp.issubdtype(dtype, jnp.floating):
+    raise ValueError(f"logits must be a float array; got dtype {dtype}.")
+  b, t_max, s, vocab = shape
+  if vocab < 1 or s < 1:
+    raise ValueError(f"logits must have S >= 1 window slots and V >= 1 symbols; got shape {shape}.")
+  starts_shape, starts_dtype = rnnt_lib._shape_dtype(starts, "starts")
+  if starts_shape != (b, t_max):
+    raise ValueError(f"starts must be [B, T] = {(b, t_max)} like logits [B, T, S, V]; got shape {starts_shape}.")
+  if not jnp.issubdtype(starts_dtype, jnp.integer):
+    raise ValueError(f"starts must be an int array (window starts from prune_ranges); got dtype {starts_dtype}.")
+  lab_shape = _labels_shape(labels)
+  u1 = lab_shape[1] + 1
+  rnnt_lib.check_inputs((b, t_max, u1, vocab), logit_paddings, labels, label_paddings, blank_id, vocab, "logits")
+  blank_id = rnnt_lib.check_blank_id(blank_id, vocab)
+  fastemit_lambda = rnnt_lib.check_fastemit_lambda(fastemit_lambda)
+  logits, starts, labels = jnp.asarray(logits), jnp.asarray(starts), jnp.asarray(labels)
   lp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
   labels_ext = rnnt_lib._extend_labels(labels, blank_id, vocab)  # [B, U1]
   pos = starts[:, :, None] + jnp.arange(s)[None, None, :]  # [B, T, S] label position of each window slot

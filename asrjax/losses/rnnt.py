@@ -21,11 +21,22 @@ training holds at most the logits, their gradient and O(B.T.U) state.
 (blank and next label, ``[B, T, U+1]`` each) so that a joint network which computes
 only those ("function merging") never materialises a ``[B, T, U+1, V]`` gradient.
 
-Padding must be trailing (a prefix of valid frames/labels, then padding), as every
-asrjax pipeline produces. The loss of an utterance with no valid frame is ``+inf``
-with zero gradient (no alignment exists). Invalid labels (outside ``[0, V)`` or
-equal to ``blank_id``) raise `ValueError` when the inputs are concrete; under
-`jit`, where values cannot be inspected, that utterance's loss is NaN, loudly.
+Numerics: every log-prob is ``(z_v - max z) - log sum exp(z - max z)``, the max
+subtracted before anything is rounded (as `jax.nn.log_softmax` does), so a common
+offset on a row of logits, however large, leaves the loss and gradient exact to fp32
+rounding of the log-probs (`_log_normaliser`).
+
+Contracts. Paddings hold 0 (valid) or 1 (padded) and are trailing (a prefix of
+valid frames/labels, then padding), as every asrjax pipeline produces
+(`asrjax.losses.contracts`). The loss of an utterance with no valid frame is
+``+inf`` with zero gradient (no alignment exists). Invalid labels (outside
+``[0, V)`` or equal to ``blank_id``) and invalid paddings (a fractional value, NaN,
+or a valid position after a padded one) raise `ValueError` naming the argument
+when the arrays are concrete; under `jit`, where values cannot be inspected, that
+utterance's loss is NaN, loudly, and the other rows are unaffected. Call
+`asrjax.losses.validate_paddings` before a jitted step to get the error instead.
+Shapes, dtypes and options (``blank_id``, a static finite ``fastemit_lambda >= 0``)
+are always checked first.
 
 References:
   Graves, "Sequence transduction with recurrent neural networks", 2012.
@@ -36,12 +47,16 @@ References:
 from __future__ import annotations
 
 import functools
+import math
+import numbers
+import operator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from asrjax.losses import lattice as lattice_lib
+from asrjax.losses.contracts import is_concrete, paddings_valid, validate_paddings
 
 
 # ----------------------------------------------------------------------------
@@ -49,66 +64,110 @@ from asrjax.losses import lattice as lattice_lib
 # ----------------------------------------------------------------------------
 
 
-def _is_concrete(*xs) -> bool:
-  return not any(isinstance(x, jax.core.Tracer) for x in xs)
+def _shape_dtype(x, name: str) -> tuple[tuple[int, ...], np.dtype]:
+  """Shape and dtype of an array, tracer or array-like, without copying a device array."""
+  if hasattr(x, "shape") and hasattr(x, "dtype"):
+    return tuple(x.shape), np.dtype(x.dtype)
+  try:
+    a = np.asarray(x)
+  except Exception as e:  # noqa: BLE001 -- ragged lists and the like
+    raise ValueError(f"{name} must be an array; got {type(x).__name__} ({e}).") from None
+  return a.shape, a.dtype
 
 
-def _check_paddings(name: str, paddings: np.ndarray) -> None:
-  """Raises unless each row of ``paddings`` is 0...0 1...1 (trailing padding)."""
-  p = np.asarray(paddings)
-  if not np.all((p == 0) | (p == 1)):
-    raise ValueError(f"{name} must hold only 0.0 (valid) and 1.0 (padded).")
-  if p.shape[1] > 1 and np.any(np.diff(p, axis=1) < 0):
-    bad = int(np.nonzero(np.any(np.diff(p, axis=1) < 0, axis=1))[0][0])
+def _check_paddings_array(paddings, name: str, expected: tuple[int, ...], what: str) -> None:
+  shape, dtype = _shape_dtype(paddings, name)
+  if shape != expected:
+    raise ValueError(f"{name} must be {what} = {expected} (1 = padded, 0 = valid); got shape {shape}.")
+  if not (jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating) or dtype == np.bool_):
+    raise ValueError(f"{name} must be a float, int or bool array of 0 (valid) and 1 (padded); got dtype {dtype}.")
+
+
+def check_blank_id(blank_id, vocab_size: int | None) -> int:
+  """``blank_id`` as a Python int in ``[0, vocab_size)`` (any int when ``vocab_size`` is None)."""
+  if isinstance(blank_id, bool) or isinstance(blank_id, jax.core.Tracer):
+    raise ValueError(f"blank_id must be a Python int (a static option, not traced); got {blank_id!r}.")
+  try:
+    blank_id = operator.index(blank_id)
+  except TypeError:
+    raise ValueError(f"blank_id must be an int; got {blank_id!r} ({type(blank_id).__name__}).") from None
+  if vocab_size is not None and not 0 <= blank_id < vocab_size:
+    raise ValueError(f"blank_id={blank_id} must lie in [0, V) = [0, {vocab_size}).")
+  return blank_id
+
+
+def check_fastemit_lambda(fastemit_lambda) -> float:
+  """``fastemit_lambda`` as a Python float: a finite, non-negative, static (not traced) number.
+
+  FastEmit's weight multiplies the emission-edge gradients by ``1 + lam`` (Yu et al.
+  2021); NaN or inf would silently zero or blow up the gradient, and a negative
+  weight rewards late emission (the peers -- warp-transducer, NeMo, Paddle -- use it
+  as a small non-negative weight, typically 1e-3 to 1e-2).
+
+  Raises:
+    ValueError: a tracer, a non-number, NaN, +-inf or a negative value.
+  """
+  if isinstance(fastemit_lambda, jax.core.Tracer):
     raise ValueError(
-        f"{name} row {bad} has a valid position after a padded one; padding must be trailing."
+        "fastemit_lambda must be a static Python float, not a traced value: it selects the compiled "
+        "gradient; pass it as a constant (e.g. functools.partial or jax.jit(..., static_argnames=...))."
     )
+  if isinstance(fastemit_lambda, bool) or not isinstance(fastemit_lambda, (numbers.Real, np.ndarray, jax.Array)):
+    raise ValueError(f"fastemit_lambda must be a finite float >= 0; got {fastemit_lambda!r}.")
+  if np.ndim(fastemit_lambda) != 0:
+    raise ValueError(f"fastemit_lambda must be a scalar float >= 0; got shape {np.shape(fastemit_lambda)}.")
+  lam = float(fastemit_lambda)
+  if not math.isfinite(lam) or lam < 0:
+    raise ValueError(f"fastemit_lambda must be a finite float >= 0; got {lam}.")
+  return lam
 
 
 def check_inputs(
     logit_shape: tuple[int, ...],
-    logit_paddings: jax.Array,
-    labels: jax.Array,
-    label_paddings: jax.Array,
+    logit_paddings,
+    labels,
+    label_paddings,
     blank_id: int,
-    vocab_size: int,
+    vocab_size: int | None,
+    logits_name: str = "logits",
 ) -> None:
-  """Validates shapes always, and values when the arrays are concrete.
+  """Validates shapes and dtypes always, and values when the arrays are concrete.
 
   Args:
-    logit_shape: ``(B, T, U+1, V)`` or ``(B, T, U+1)`` for gathered log-probs.
+    logit_shape: ``(B, T, U+1, V)``, or ``(B, T, U+1)`` for gathered log-probs.
     logit_paddings: ``[B, T]``.
     labels: ``[B, U]`` int.
     label_paddings: ``[B, U]``.
     blank_id: blank index.
-    vocab_size: ``V``.
+    vocab_size: ``V``; labels are only range-checked when it is given.
+    logits_name: the name of the ``logit_shape`` argument in the caller's API.
 
   Raises:
-    ValueError: with the offending shape or value named.
+    ValueError: naming the offending argument and what was expected.
   """
-  if len(logit_shape) not in (3, 4):
-    raise ValueError(f"logits must be [B, T, U+1, V] (or [B, T, U+1] log-probs); got {logit_shape}.")
   b, t, u1 = logit_shape[:3]
-  if labels.ndim != 2:
-    raise ValueError(f"labels must be [B, U]; got shape {labels.shape}.")
-  if not jnp.issubdtype(labels.dtype, jnp.integer):
-    raise ValueError(f"labels must be integers; got {labels.dtype}.")
-  if labels.shape != (b, u1 - 1):
+  lab_shape, lab_dtype = _shape_dtype(labels, "labels")
+  if len(lab_shape) != 2:
+    raise ValueError(f"labels must be [B, U] (an int array); got shape {lab_shape}.")
+  if not jnp.issubdtype(lab_dtype, jnp.integer):
+    raise ValueError(f"labels must be an int array; got dtype {lab_dtype}.")
+  if lab_shape[0] != b:
+    raise ValueError(f"labels has batch size {lab_shape[0]} but {logits_name} {logit_shape} has B = {b}.")
+  if lab_shape[1] != u1 - 1:
     raise ValueError(
-        f"labels shape {labels.shape} does not match logits {logit_shape}: expected (B, U) = ({b}, {u1 - 1})."
+        f"labels shape {lab_shape} does not match {logits_name} {logit_shape}: axis 2 of {logits_name} is U+1, "
+        f"so labels must be (B, U) = ({b}, {u1 - 1})."
     )
-  if label_paddings.shape != labels.shape:
-    raise ValueError(f"label_paddings shape {label_paddings.shape} != labels shape {labels.shape}.")
-  if logit_paddings.shape != (b, t):
-    raise ValueError(f"logit_paddings shape {logit_paddings.shape} != (B, T) = ({b}, {t}).")
-  if t == 0:
-    raise ValueError("logits have T = 0 frames.")
-  if not 0 <= blank_id < vocab_size:
-    raise ValueError(f"blank_id {blank_id} outside [0, {vocab_size}).")
-  if not _is_concrete(logit_paddings, labels, label_paddings):
+  _check_paddings_array(label_paddings, "label_paddings", lab_shape, "[B, U] like labels")
+  _check_paddings_array(logit_paddings, "logit_paddings", (b, t), "[B, T]")
+  if vocab_size is not None:
+    check_blank_id(blank_id, vocab_size)
+  if is_concrete(logit_paddings):
+    validate_paddings(logit_paddings, "logit_paddings")
+  if is_concrete(label_paddings):
+    validate_paddings(label_paddings, "label_paddings")
+  if vocab_size is None or not is_concrete(labels, label_paddings):
     return
-  _check_paddings("logit_paddings", logit_paddings)
-  _check_paddings("label_paddings", label_paddings)
   lab = np.asarray(labels)
   valid = np.asarray(label_paddings) == 0
   bad = valid & ((lab < 0) | (lab >= vocab_size) | (lab == blank_id))
@@ -121,13 +180,21 @@ def check_inputs(
 
 
 def _lengths(paddings: jax.Array) -> jax.Array:
-  return jnp.sum(1 - paddings.astype(jnp.int32), axis=1).astype(jnp.int32)
+  return jnp.sum(1 - jnp.asarray(paddings).astype(jnp.int32), axis=1).astype(jnp.int32)
 
 
-def _invalid_label_rows(labels, label_paddings, blank_id, vocab_size) -> jax.Array:
-  """``[B]`` bool: the row holds a non-padded label outside [0, V) or equal to blank."""
-  bad = (labels < 0) | (labels >= vocab_size) | (labels == blank_id)
-  return jnp.any(bad & (label_paddings == 0), axis=1)
+def _invalid_rows(labels, label_paddings, logit_paddings, blank_id, vocab_size) -> jax.Array:
+  """``[B]`` bool, in-graph: the row breaks a contract that only values reveal.
+
+  Either paddings array is not trailing 0/1 (`paddings_valid`), or (when
+  ``vocab_size`` is given) a non-padded label lies outside ``[0, V)`` or equals blank.
+  """
+  invalid = ~paddings_valid(logit_paddings) | ~paddings_valid(label_paddings)
+  if vocab_size is not None:
+    labels, label_paddings = jnp.asarray(labels), jnp.asarray(label_paddings)
+    bad = (labels < 0) | (labels >= vocab_size) | (labels == blank_id)
+    invalid = invalid | jnp.any(bad & (label_paddings == 0), axis=1)
+  return invalid
 
 
 def _extend_labels(labels: jax.Array, blank_id: int, vocab_size: int) -> jax.Array:
@@ -142,7 +209,7 @@ def _no_grad(x: jax.Array) -> np.ndarray:
 
 
 def _nan_if_invalid(loss: jax.Array, invalid: jax.Array) -> jax.Array:
-  """Marks rows with invalid labels (only detectable in-graph under `jit`) as NaN."""
+  """Marks rows with invalid labels or paddings (only detectable in-graph under `jit`) as NaN."""
   return jnp.where(invalid, jnp.nan, loss)
 
 
@@ -189,34 +256,55 @@ def rnnt_loss_from_log_probs(
   """RNN-T loss from gathered log-probabilities (function merging).
 
   Args:
-    blank_log_probs: ``(B, T, U+1)``-array, ``log p(blank | t, y[:u])``.
-    label_log_probs: ``(B, T, U+1)``-array, ``log p(y_{u+1} | t, y[:u])``; column
-      ``U`` (and any ``u >= U_b``) is ignored.
-    logit_paddings: ``(B, T)``-array, 1.0 marks a padded frame (trailing).
-    labels: ``(B, U)`` int array; only used for validation when ``vocab_size`` is
-      given, and to define ``U``.
-    label_paddings: ``(B, U)``-array, 1.0 marks a padded label (trailing).
+    blank_log_probs: ``(B, T, U+1)`` float array, ``log p(blank | t, y[:u])``.
+    label_log_probs: ``(B, T, U+1)`` float array, ``log p(y_{u+1} | t, y[:u])``;
+      column ``U`` (and any ``u >= U_b``) is ignored.
+    logit_paddings: ``(B, T)``-array, 1 marks a padded frame; 0/1 values, trailing
+      (see `asrjax.losses.validate_paddings`).
+    labels: ``(B, U)`` int array; defines ``U``, and is validated when
+      ``vocab_size`` is given (the log-probs already encode the labels).
+    label_paddings: ``(B, U)``-array, 1 marks a padded label; 0/1, trailing.
     vocab_size: if given, labels are validated against ``[0, V)`` and ``blank_id``.
-    blank_id: the blank index (validation only).
-    fastemit_lambda: FastEmit weight; scales the gradient of emission edges by
-      ``1 + fastemit_lambda``. The returned value is the plain negative
-      log-likelihood.
+    blank_id: the blank index (validation only), an int ``>= 0`` (``< vocab_size``).
+    fastemit_lambda: FastEmit weight, a static finite Python float ``>= 0``; scales
+      the gradient of emission edges by ``1 + fastemit_lambda``. The returned value
+      is the plain negative log-likelihood.
 
   Returns:
-    ``(B,)``-array ``-log P(y|x)``; the gradient flows to both log-prob inputs.
+    ``(B,)`` fp32 array ``-log P(y|x)``; the gradient flows to both log-prob inputs.
+    ``+inf`` (zero gradient) for an utterance with no valid frame (every row when
+    ``T = 0``); ``(0,)`` when ``B = 0``. NaN for a row whose paddings are not
+    trailing 0/1, or (with ``vocab_size``) whose labels are invalid, when those
+    arrays are traced under `jit` (concrete ones raise instead).
+
+  Raises:
+    ValueError: wrong ranks, shapes or dtypes, a bad ``blank_id``/``vocab_size``/
+      ``fastemit_lambda``; with concrete arrays, invalid paddings or labels.
   """
-  check_inputs(
-      blank_log_probs.shape, logit_paddings, labels, label_paddings, blank_id, vocab_size or np.iinfo(np.int32).max
-  )
-  if label_log_probs.shape != blank_log_probs.shape:
-    raise ValueError(f"label_log_probs {label_log_probs.shape} != blank_log_probs {blank_log_probs.shape}.")
+  shape, dtype = _shape_dtype(blank_log_probs, "blank_log_probs")
+  if len(shape) != 3:
+    raise ValueError(f"blank_log_probs must be a (B, T, U+1) array of log-probs; got shape {shape}.")
+  label_shape, label_dtype = _shape_dtype(label_log_probs, "label_log_probs")
+  if label_shape != shape:
+    raise ValueError(f"label_log_probs must have the shape of blank_log_probs (B, T, U+1) = {shape}; got {label_shape}.")
+  for name, dt in (("blank_log_probs", dtype), ("label_log_probs", label_dtype)):
+    if not jnp.issubdtype(dt, jnp.floating):
+      raise ValueError(f"{name} must be a float array of log-probs; got dtype {dt}.")
+  if vocab_size is not None:
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, numbers.Integral) or vocab_size < 1:
+      raise ValueError(f"vocab_size must be None or an int >= 1; got {vocab_size!r}.")
+  check_inputs(shape, logit_paddings, labels, label_paddings, blank_id, vocab_size, "blank_log_probs")
+  blank_id = check_blank_id(blank_id, vocab_size if vocab_size is not None else np.iinfo(np.int32).max)
+  fastemit_lambda = check_fastemit_lambda(fastemit_lambda)
+  invalid = _invalid_rows(labels, label_paddings, logit_paddings, blank_id, vocab_size)
+  if shape[1] == 0:  # no frames at all: no alignment exists (the documented +inf, zero gradient)
+    return _nan_if_invalid(jnp.full((shape[0],), jnp.inf, jnp.float32), invalid)
   f32 = jnp.float32  # the lattice runs in fp32; autodiff casts the gradient back
   loss = _loss_from_log_probs_jit(
-      blank_log_probs.astype(f32), label_log_probs.astype(f32), _lengths(logit_paddings), _lengths(label_paddings), float(fastemit_lambda)
+      jnp.asarray(blank_log_probs).astype(f32), jnp.asarray(label_log_probs).astype(f32), _lengths(logit_paddings),
+      _lengths(label_paddings), fastemit_lambda
   )
-  if vocab_size is None:
-    return loss
-  return _nan_if_invalid(loss, _invalid_label_rows(labels, label_paddings, blank_id, vocab_size))
+  return _nan_if_invalid(loss, invalid)
 
 
 # ----------------------------------------------------------------------------
@@ -224,24 +312,34 @@ def rnnt_loss_from_log_probs(
 # ----------------------------------------------------------------------------
 
 
-def _log_normaliser(logits: jax.Array) -> jax.Array:
-  """``[..., V] -> [...]`` fp32 ``logsumexp`` that never materialises an fp32 copy of bf16 logits.
+def _log_normaliser(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """``[..., V] -> (m, log_s)``, each ``[...]`` fp32: ``logsumexp(z) = m + log_s``, kept apart.
 
-  The max is taken in the logits' own dtype (exact), so the fp32 upcast happens
-  inside the fused exp-sum; ``jax.nn.logsumexp(logits.astype(f32))`` made XLA:CPU
-  write a full fp32 copy of the logits first (+2x logits memory, 2.7x slower).
+  ``m`` is the row maximum and ``log_s = log sum_v exp(z_v - m)``. Every log-prob is
+  then formed as ``(z_v - m) - log_s``, as `jax.nn.log_softmax` does: the
+  subtraction of the max comes before anything is rounded, so a large common offset
+  cancels exactly. Forming ``z_v - (m + log_s)`` instead rounds ``m + log_s`` at the
+  offset's magnitude (ulp 8 at 1e8: the loss of all-equal logits at 1e8 came out
+  negative).
+
+  Memory: the max is taken in the logits' own dtype (exact), so the fp32 upcast
+  happens inside the fused exp-sum; ``jax.nn.logsumexp(logits.astype(f32))`` made
+  XLA:CPU write a full fp32 copy of the logits first (+2x logits memory, 2.7x slower).
+  A non-finite max (an all -inf row, or an inf/NaN logit) is replaced by 0, so such
+  rows come out -inf/NaN without poisoning their neighbours.
   """
   m = jnp.max(logits, axis=-1, keepdims=True).astype(jnp.float32)
   m = jnp.where(jnp.isfinite(m), m, 0.0)
-  return jnp.log(jnp.sum(jnp.exp(logits.astype(jnp.float32) - m), axis=-1)) + m[..., 0]
+  log_s = jnp.log(jnp.sum(jnp.exp(logits.astype(jnp.float32) - m), axis=-1))
+  return m[..., 0], log_s
 
 
 def _gathered_log_probs(logits, labels_ext, blank_id):
-  """``[B, T, U1, V]`` logits -> (log-normaliser, blank log-prob, next-label log-prob), each ``[B, T, U1]`` fp32."""
-  lse = _log_normaliser(logits)
+  """``[B, T, U1, V]`` logits -> (max, log-sum, blank log-prob, next-label log-prob), each ``[B, T, U1]`` fp32."""
+  m, log_s = _log_normaliser(logits)
   blank = _gather_last_axis(logits, jnp.full_like(labels_ext[:, None, :], blank_id)).astype(jnp.float32)
   nxt = _gather_last_axis(logits, labels_ext[:, None, :]).astype(jnp.float32)
-  return lse, blank - lse, nxt - lse
+  return m, log_s, (blank - m) - log_s, (nxt - m) - log_s
 
 
 def _gather_last_axis(x: jax.Array, idx: jax.Array) -> jax.Array:
@@ -258,26 +356,29 @@ def _gather_last_axis(x: jax.Array, idx: jax.Array) -> jax.Array:
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
 def _fused_loss(logits, labels_ext, frame_lengths, label_lengths, blank_id, fastemit_lambda):
-  _, blank, nxt = _gathered_log_probs(logits, labels_ext, blank_id)
+  _, _, blank, nxt = _gathered_log_probs(logits, labels_ext, blank_id)
   return -lattice_lib.forward_backward(blank, nxt, frame_lengths, label_lengths).log_likelihood
 
 
 def _fused_loss_fwd(logits, labels_ext, frame_lengths, label_lengths, blank_id, fastemit_lambda):
-  lse, blank, nxt = _gathered_log_probs(logits, labels_ext, blank_id)
+  m, log_s, blank, nxt = _gathered_log_probs(logits, labels_ext, blank_id)
   lat = lattice_lib.forward_backward(blank, nxt, frame_lengths, label_lengths)
-  res = (logits, lse, lat.blank_occupancy, lat.emit_occupancy, labels_ext, frame_lengths, label_lengths)
+  res = (logits, m, log_s, lat.blank_occupancy, lat.emit_occupancy, labels_ext, frame_lengths, label_lengths)
   return -lat.log_likelihood, res
 
 
 def _fused_loss_bwd(blank_id, fastemit_lambda, res, g):
-  logits, lse, occ_blank, occ_emit, labels_ext, frame_lengths, label_lengths = res
-  # A barrier so XLA does not merge this pass's fp32 cast with the forward pass's
-  # (a shared cast is materialised: +2x logits memory for bf16 on XLA:CPU).
-  logits = jax.lax.optimization_barrier(logits)
+  logits, m, log_s, occ_blank, occ_emit, labels_ext, frame_lengths, label_lengths = res
+  # A barrier so XLA does not merge this pass's fp32 cast, or its ``z - m``, with the
+  # forward pass's (a shared one is materialised: +2x logits memory for bf16 on XLA:CPU,
+  # and a full fp32 copy when donated). ``m`` and ``log_s`` must go through it too: with
+  # the logits alone, ``(z - m) - log_s`` doubled the donated peak (33.8 -> 64.7 MiB).
+  logits, m, log_s = jax.lax.optimization_barrier((logits, m, log_s))
   occ_emit = (1.0 + fastemit_lambda) * occ_emit
   coef = (occ_blank + occ_emit)[..., None]
   v = jax.lax.broadcasted_iota(jnp.int32, logits.shape, 3)
-  grad = jnp.exp(logits.astype(jnp.float32) - lse[..., None]) * coef
+  # softmax as (z - m) - log_s, the forward pass's exact form (see `_log_normaliser`).
+  grad = jnp.exp((logits.astype(jnp.float32) - m[..., None]) - log_s[..., None]) * coef
   grad = grad - jnp.where(v == blank_id, occ_blank[..., None], 0.0)
   grad = grad - jnp.where(v == labels_ext[:, None, :, None], occ_emit[..., None], 0.0)
   # Nodes outside the lattice have zero occupancy; `where` keeps NaN/inf padding out.
@@ -304,31 +405,48 @@ def rnnt_loss(
     logits: ``(B, T, U+1, V)``-array of joint-network outputs (unnormalised; fp32
       or bf16 -- accumulation is always fp32, the gradient has the logits' dtype).
       ``logits[b, t, u]`` scores the next output after frame t with ``y[:u]`` emitted.
-    logit_paddings: ``(B, T)``-array; ``logit_paddings[b, t] == 1.0`` marks a padded
-      frame. Padding must be trailing.
+      Log-probs are formed as ``(z - max z) - log sum exp(z - max z)``, so a common
+      offset on a row of logits (even 1e8) does not change the loss.
+    logit_paddings: ``(B, T)``-array; ``logit_paddings[b, t] == 1`` marks a padded
+      frame, 0 a valid one. Values must be 0/1 and padding trailing (once 1, then 1
+      to the end of the row; `asrjax.losses.validate_paddings`).
     labels: ``(B, U)`` int array of label ids in ``[0, V)``, never ``blank_id``.
-    label_paddings: ``(B, U)``-array; 1.0 marks a padded label (trailing).
-    blank_id: index of the blank symbol.
-    fastemit_lambda: FastEmit regularisation weight ``lam >= 0``. The gradient of
-      every label-emission edge is scaled by ``1 + lam`` (Yu et al. 2021, eq. 10);
-      the returned value stays the plain negative log-likelihood.
+    label_paddings: ``(B, U)``-array; 1 marks a padded label (0/1, trailing).
+    blank_id: index of the blank symbol, an int in ``[0, V)``.
+    fastemit_lambda: FastEmit regularisation weight ``lam``, a static, finite Python
+      float ``>= 0`` (a traced value is rejected: it selects the compiled gradient).
+      The gradient of every label-emission edge is scaled by ``1 + lam`` (Yu et al.
+      2021, eq. 10); the returned value stays the plain negative log-likelihood.
 
   Returns:
-    ``(B,)``-array of ``-log P(y|x)``: ``+inf`` (zero gradient) for an utterance
-    with no valid frame; NaN for a row with an invalid label under `jit`.
+    ``(B,)`` fp32 array of ``-log P(y|x)``. ``+inf`` (zero gradient) for an
+    utterance with no valid frame (every row when ``T = 0``); ``(0,)`` when
+    ``B = 0``. Under `jit`, where values cannot be inspected, a row with an invalid
+    label or with paddings that are not trailing 0/1 gets NaN (loudly; the other
+    rows are unaffected). A NaN/inf logit inside an utterance's lattice gives NaN
+    (or inf); padded positions may hold anything.
 
   Raises:
-    ValueError: on wrong ranks or shapes, and -- when the inputs are concrete -- on
-      non-trailing paddings or invalid labels.
+    ValueError: on wrong ranks, shapes or dtypes, a bad ``blank_id`` or
+      ``fastemit_lambda``, and -- when those arrays are concrete -- on paddings that
+      are not trailing 0/1 or on invalid labels; the message names the argument.
   """
-  if logits.ndim != 4:
-    raise ValueError(f"logits must be [B, T, U+1, V]; got {logits.shape}.")
-  check_inputs(logits.shape, logit_paddings, labels, label_paddings, blank_id, logits.shape[-1])
-  if fastemit_lambda < 0:
-    raise ValueError(f"fastemit_lambda must be >= 0; got {fastemit_lambda}.")
-  vocab = logits.shape[-1]
-  labels_ext = _extend_labels(labels, blank_id, vocab)
+  shape, dtype = _shape_dtype(logits, "logits")
+  if len(shape) != 4:
+    raise ValueError(f"logits must be a (B, T, U+1, V) array; got shape {shape}.")
+  if not jnp.issubdtype(dtype, jnp.floating):
+    raise ValueError(f"logits must be a float array (fp32 or bf16); got dtype {dtype}.")
+  vocab = shape[-1]
+  if vocab < 1:
+    raise ValueError(f"logits must have V >= 1 symbols on the last axis; got shape {shape}.")
+  check_inputs(shape, logit_paddings, labels, label_paddings, blank_id, vocab)
+  blank_id = check_blank_id(blank_id, vocab)
+  fastemit_lambda = check_fastemit_lambda(fastemit_lambda)
+  invalid = _invalid_rows(labels, label_paddings, logit_paddings, blank_id, vocab)
+  if shape[1] == 0:  # no frames at all: no alignment exists (the documented +inf, zero gradient)
+    return _nan_if_invalid(jnp.full((shape[0],), jnp.inf, jnp.float32), invalid)
+  labels_ext = _extend_labels(jnp.asarray(labels), blank_id, vocab)
   loss = _fused_loss_jit(
-      logits, labels_ext, _lengths(logit_paddings), _lengths(label_paddings), int(blank_id), float(fastemit_lambda)
+      jnp.asarray(logits), labels_ext, _lengths(logit_paddings), _lengths(label_paddings), blank_id, fastemit_lambda
   )
-  return _nan_if_invalid(loss, _invalid_label_rows(labels, label_paddings, blank_id, vocab))
+  return _nan_if_invalid(loss, invalid)

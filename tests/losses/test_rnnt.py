@@ -244,3 +244,160 @@ def test_batch_sharded_over_eight_devices_equals_single_device():
   assert len(grad.sharding.device_set) == 8
   np.testing.assert_allclose(loss, single[0], rtol=1e-6)
   np.testing.assert_allclose(grad, single[1], atol=1e-6)
+
+
+# ----------------------------------------------------------------------------
+# Numerics at large common offsets, the FastEmit option, the padding contract
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, jnp.bfloat16])
+@pytest.mark.parametrize("offset", [0.0, 1e4, 1e5, 1e7, 1e8, -1e8, "equal"])
+def test_common_offset_matches_enumeration_of_the_same_input(offset, dtype):
+  """The reference is the exact (float64) loss and gradient of the fp32/bf16 logits as given.
+
+  At 1e8 fp32 cannot hold ``1e8 + noise`` (ulp 8), so the input is whatever the cast
+  made of it; the oracle's float64 log-softmax subtracts the max exactly, so a
+  correct loss agrees with it to fp32 rounding of the *log-probs*, not of the offset.
+  "equal": every logit exactly 1e8 (uniform distribution; the loss was once negative).
+  """
+  rng = np.random.default_rng(11)
+  b, t, u, v = 3, 4, 3, 5
+  if offset == "equal":
+    logits = np.full((b, t, u + 1, v), 1e8)
+  else:
+    logits = rng.normal(size=(b, t, u + 1, v)) * 3 + offset
+  x = jnp.asarray(logits, dtype)
+  given = np.asarray(x.astype(jnp.float32), np.float64)  # the input as the loss sees it
+  labels = np.array([[1, 2, 3], [4, 4, 1], [2, 0 + 3, 1]])
+  t_len, u_len = [4, 3, 4], [3, 2, 1]
+  args = (_paddings(t_len, t), labels, _paddings(u_len, u))
+  weights = np.array([1.0, 0.5, 2.0], np.float32)
+  loss, vjp = jax.vjp(lambda z: rnnt_loss(z, *args, fastemit_lambda=0.3), x)
+  (grad,) = vjp(jnp.asarray(weights))
+  for i in range(b):
+    ref, ref_grad, _, _ = oracles.rnnt_nll_and_grads(given[i, : t_len[i], : u_len[i] + 1], labels[i, : u_len[i]],
+                                                     fastemit_lambda=0.3)
+    np.testing.assert_allclose(loss[i], ref, rtol=2e-6, atol=2e-5)
+    expected = np.zeros_like(given[i])
+    expected[: t_len[i], : u_len[i] + 1] = weights[i] * ref_grad
+    tol = 2e-5 if dtype == np.float32 else 2e-2  # bf16 gradients are rounded to 8 bits
+    np.testing.assert_allclose(np.asarray(grad[i], np.float32), expected, atol=tol)
+
+
+def test_gathered_variant_at_large_offsets_matches_enumeration():
+  """`rnnt_loss_from_log_probs` takes log-probs; check it with those of a 1e8-offset input (float64 oracle)."""
+  rng = np.random.default_rng(12)
+  logits = (rng.normal(size=(2, 3, 3, 4)) + 1e8).astype(np.float32)
+  labels = np.array([[1, 2], [3, 1]])
+  lp = oracles.log_softmax(logits.astype(np.float64))
+  ext = np.concatenate([labels, np.zeros((2, 1), labels.dtype)], axis=1)
+  loss = rnnt_loss_from_log_probs(lp[..., 0].astype(np.float32),
+                                  np.take_along_axis(lp, ext[:, None, :, None], -1)[..., 0].astype(np.float32),
+                                  np.zeros((2, 3)), labels, np.zeros((2, 2)), vocab_size=4)
+  for i in range(2):
+    np.testing.assert_allclose(loss[i], oracles.rnnt_nll_and_grads(logits[i].astype(np.float64), labels[i])[0],
+                               rtol=1e-6)
+
+
+def _tiny_inputs():
+  logits = jnp.asarray(np.random.default_rng(13).normal(size=(2, 3, 3, 4)).astype(np.float32))
+  return logits, np.zeros((2, 3)), np.array([[1, 2], [3, 1]]), np.zeros((2, 2))
+
+
+def _from_log_probs(logits, logit_pads, labels, label_pads, **kw):
+  lp = jax.nn.log_softmax(logits, axis=-1)
+  labels = jnp.asarray(labels, jnp.int32)
+  ext = jnp.concatenate([labels, jnp.zeros((labels.shape[0], 1), jnp.int32)], axis=1)
+  nxt = jnp.take_along_axis(lp, ext[:, None, :, None], -1)[..., 0]
+  return rnnt_loss_from_log_probs(lp[..., 0], nxt, logit_pads, labels, label_pads, vocab_size=lp.shape[-1], **kw)
+
+
+def _pruned(logits, logit_pads, labels, label_pads, **kw):
+  from asrjax.losses import pruned_rnnt  # full windows (S = U + 1): the pruned loss equals the full one
+  return pruned_rnnt.pruned_rnnt_loss(logits, jnp.zeros(logits.shape[:2], jnp.int32), logit_pads, labels, label_pads,
+                                      **kw)
+
+
+_ENTRY_POINTS = {"rnnt_loss": rnnt_loss, "from_log_probs": _from_log_probs, "pruned": _pruned}
+
+
+@pytest.mark.parametrize("entry", list(_ENTRY_POINTS))
+@pytest.mark.parametrize("lam", [float("nan"), float("inf"), -float("inf"), -0.1, "0.5", True, np.ones(2)])
+def test_fastemit_lambda_must_be_a_finite_non_negative_float(entry, lam):
+  with pytest.raises(ValueError, match="fastemit_lambda"):
+    _ENTRY_POINTS[entry](*_tiny_inputs(), fastemit_lambda=lam)
+
+
+@pytest.mark.parametrize("entry", list(_ENTRY_POINTS))
+def test_traced_fastemit_lambda_is_rejected_clearly(entry):
+  fn = jax.jit(lambda lam: _ENTRY_POINTS[entry](*_tiny_inputs(), fastemit_lambda=lam))
+  with pytest.raises(ValueError, match="fastemit_lambda must be a static Python float"):
+    fn(0.5)
+
+
+@pytest.mark.parametrize("entry", list(_ENTRY_POINTS))
+@pytest.mark.parametrize("which, bad", [
+    ("logit_paddings", [0.0, 1.0, 0.0]),  # valid after padded
+    ("logit_paddings", [0.0, 0.5, 1.0]),  # fractional
+    ("logit_paddings", [0.0, np.nan, 1.0]),
+    ("label_paddings", [1.0, 0.0]),
+    ("label_paddings", [0.0, 0.5]),
+])
+def test_invalid_paddings_raise_eagerly_and_give_nan_rows_under_jit(entry, which, bad):
+  """Eager: ValueError naming the argument. Under jit: NaN for that row only, the other row exact."""
+  fn = _ENTRY_POINTS[entry]
+  logits, logit_pads, labels, label_pads = _tiny_inputs()
+  pads = {"logit_paddings": logit_pads.copy(), "label_paddings": label_pads.copy()}
+  pads[which][1] = bad
+  with pytest.raises(ValueError, match=rf"{which}.*(trailing|only 0)"):
+    fn(logits, pads["logit_paddings"], labels, pads["label_paddings"])
+  loss = jax.jit(fn)(logits, pads["logit_paddings"], labels, pads["label_paddings"])
+  assert np.isnan(loss[1])
+  ref = oracles.rnnt_nll_and_grads(np.asarray(logits[0], np.float64), labels[0])[0]
+  np.testing.assert_allclose(loss[0], ref, rtol=1e-5)
+
+
+def test_no_frames_at_all_and_empty_batch():
+  # T = 0: every utterance has no frame, so the documented +inf with zero gradient.
+  loss, grad = jax.value_and_grad(lambda x: rnnt_loss(x, np.zeros((2, 0)), np.array([[1], [2]]), np.zeros((2, 1)))[0],
+                                  allow_int=False)(jnp.zeros((2, 0, 2, 4)))
+  assert loss == np.inf and grad.shape == (2, 0, 2, 4)
+  # B = 0: an empty per-sequence result, not an error.
+  out = rnnt_loss(jnp.zeros((0, 3, 2, 4)), np.zeros((0, 3)), np.zeros((0, 1), np.int32), np.zeros((0, 1)))
+  assert out.shape == (0,)
+
+
+@pytest.mark.parametrize("blank_lp_shape, match", [
+    ((2, 3, 3, 4), r"blank_log_probs must be a \(B, T, U\+1\)"),  # a 4-D input (logits passed by mistake)
+    ((2, 3), r"blank_log_probs must be a \(B, T, U\+1\)"),
+    ((2, 3, 4), r"labels shape \(2, 2\) does not match blank_log_probs"),
+    ((3, 3, 3), "labels has batch size 2"),
+])
+def test_gathered_variant_shape_errors_name_the_argument(blank_lp_shape, match):
+  x = jnp.zeros(blank_lp_shape)
+  with pytest.raises(ValueError, match=match):
+    rnnt_loss_from_log_probs(x, x, np.zeros((2, 3)), np.ones((2, 2), np.int32), np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("donate", [False, True])
+def test_peak_memory_is_logits_plus_gradient(dtype, donate):
+  """XLA's own accounting of the compiled loss+gradient: no full fp32 copy of the logits.
+
+  Kept: logits + gradient + O(B.T.U); donated (as in a train step): about the logits
+  alone. A materialised fp32 cast or ``z - max`` (the traps in BUILD_NOTES) adds a full
+  fp32 logits-sized buffer, 2-4x the bf16 logits.
+  """
+  b, t, u, v = 4, 40, 15, 512
+  logits = jnp.zeros((b, t, u + 1, v), dtype)
+  labels = jnp.ones((b, u), jnp.int32)
+  step = jax.jit(lambda x, y: jax.value_and_grad(lambda z: rnnt_loss(z, jnp.zeros((b, t)), y, jnp.zeros((b, u))).sum())(x),
+                 donate_argnums=(0,) if donate else ())
+  mem = step.lower(logits, labels).compile().memory_analysis()
+  if mem is None:
+    pytest.skip("no memory analysis on this backend")
+  peak = mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes - mem.alias_size_in_bytes
+  logits_bytes = logits.size * logits.dtype.itemsize
+  lattice_bytes = 40 * b * (t + u + 1) * (u + 1) * 4  # generous: ~40 fp32 arrays of the skewed lattice
+  assert peak <= (1 if donate else 2) * logits_bytes + lattice_bytes, (peak / logits_bytes, lattice_bytes / logits_bytes)

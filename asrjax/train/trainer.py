@@ -237,9 +237,13 @@ def restore_params(config, workdir: str, step: int | None = None, average: int =
     FileNotFoundError: no tokenizer or no checkpoint in ``workdir``.
     ValueError: ``step`` is not there, or fewer than ``average`` checkpoints are
       held up to it (`averaging.select_steps`, which lists the steps held).
-    checkpoint_lib.CheckpointError: a checkpoint asked for is unreadable (or, with
-      ``step`` None and ``average`` 1, every one is), or the checkpoints hold another
-      parameter tree than ``config`` builds.
+    checkpoint_lib.CheckpointMismatch: the checkpoints hold another parameter tree
+      than ``config`` builds (the message names the leaves that differ).
+    checkpoint_lib.CheckpointError: a checkpoint asked for is unreadable or fails its
+      integrity check (or, with ``step`` None and ``average`` 1, every one does).
+
+  Reading never changes ``workdir``: damaged checkpoints are skipped, not quarantined
+  (the training run that resumes there moves them out of its rotation).
   """
   tok_path = os.path.join(workdir, "tokenizer.json" if config.data.tokenizer == "char" else "tokenizer.model")
   if not os.path.exists(tok_path):
@@ -253,7 +257,7 @@ def restore_params(config, workdir: str, step: int | None = None, average: int =
   target = checkpoint_lib.abstract_like(abstract, sharding.tree_shardings(mesh, abstract))
   try:
     if step is None and average == 1:  # the newest readable checkpoint, past damaged ones
-      restored = ckpt.restore_latest(target)
+      restored = ckpt.restore_latest(target, quarantine=False)
       if restored is None:
         raise FileNotFoundError(f"no checkpoint under {ckpt.directory}.")
       trees, steps = [restored[0].params], (restored[2],)
@@ -261,13 +265,16 @@ def restore_params(config, workdir: str, step: int | None = None, average: int =
       steps = averaging.select_steps(ckpt.all_steps(), step, average)
       trees = [ckpt.restore(target, s)[0].params for s in steps]
     params = trees[0] if len(trees) == 1 else averaging.average_trees(trees)
-  except checkpoint_lib.CheckpointError as e:
-    if "do not match" not in str(e):
-      raise
-    raise checkpoint_lib.CheckpointError(
-        f"{e}\nThe checkpoints hold another parameter tree than this config builds: evaluate with the config "
-        "and overrides the run was trained with (model sizes, train.prune_range, ...).") from e
+  except checkpoint_lib.CheckpointMismatch as e:
+    raise _another_config(e, workdir, "evaluate") from None
   return Restored(model, params, tok, make_step_config(config, make_feature_stats(config, None, workdir)), steps)
+
+
+def _another_config(e: checkpoint_lib.CheckpointMismatch, workdir: str, verb: str, alternative: str = ""):
+  """``e`` with the hint a user can act on: the workdir was trained with another config."""
+  return checkpoint_lib.CheckpointMismatch(
+      f"{e}\n{workdir} was trained with another config than this one: {verb} with the config and overrides "
+      f"the run was trained with (model sizes, train.prune_range, ...){alternative}.")
 
 
 def params_digest(params) -> str:
@@ -298,7 +305,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
   # ---------------------------------------------------------------- checkpoint restore
   ckpt = checkpoint_lib.Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.train.keep_checkpoints,
                                      save_interval_steps=config.train.checkpoint_every)
-  restored = ckpt.restore_latest(checkpoint_lib.abstract_like(abstract, state_sh))
+  try:  # damaged newer checkpoints are moved to checkpoints/quarantine, out of the rotation
+    restored = ckpt.restore_latest(checkpoint_lib.abstract_like(abstract, state_sh))
+  except checkpoint_lib.CheckpointMismatch as e:
+    raise _another_config(e, workdir, "resume", ", or train in a new workdir") from None
   if restored is None:
     state = jax.jit(init, out_shardings=state_sh)(jax.random.key(config.train.seed))
     data_state = {"step": 0}

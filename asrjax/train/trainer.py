@@ -26,7 +26,8 @@ import optax
 from asrjax import atomic_file
 from asrjax.data import catalog, features, pipeline, sources, tokenizer as tokenizer_lib
 from asrjax.decoding import ngram_lm, word_lm
-from asrjax.train import averaging, checkpoint as checkpoint_lib, evaluation, sharding, step as step_lib, summary
+from asrjax.train import (averaging, checkpoint as checkpoint_lib, config_check, evaluation, sharding,
+                          step as step_lib, summary)
 
 
 class TrainingDiverged(RuntimeError):
@@ -245,6 +246,7 @@ def restore_params(config, workdir: str, step: int | None = None, average: int =
   Reading never changes ``workdir``: damaged checkpoints are skipped, not quarantined
   (the training run that resumes there moves them out of its rotation).
   """
+  config_check.validate(config)
   tok_path = os.path.join(workdir, "tokenizer.json" if config.data.tokenizer == "char" else "tokenizer.model")
   if not os.path.exists(tok_path):
     raise FileNotFoundError(f"no tokenizer at {tok_path}: is {workdir} a training workdir?")
@@ -287,6 +289,7 @@ def params_digest(params) -> str:
 
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains ``config`` in ``workdir`` (resuming from its checkpoints), then evaluates."""
+  config_check.validate(config)  # every field, before the split is opened or anything is written
   os.makedirs(workdir, exist_ok=True)
   # ---------------------------------------------------------------- data
   train_split = sources.open_split(config.data.name, "train", config.data.data_dir)

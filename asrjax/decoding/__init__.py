@@ -5,10 +5,27 @@ from asrjax.decoding.greedy import greedy_search
 from asrjax.decoding.modified_beam_search import modified_beam_search
 from asrjax.decoding.transducer import NBest, TransducerFns
 
-DECODERS = {
-    "greedy": greedy_search,
-    "beam": beam_search,
-    "modified_beam": modified_beam_search,
-}
 
-__all__ = ["DECODERS", "NBest", "TransducerFns", "beam_search", "greedy_search", "modified_beam_search"]
+class UnknownDecoderError(KeyError, ValueError):
+  """An unknown name looked up in `DECODERS`: a `ValueError` (and, for dict semantics, a `KeyError`)."""
+
+  def __str__(self):  # KeyError would show the message quoted
+    return str(self.args[0])
+
+
+class _Registry(dict):
+  """A dict whose missing keys raise `UnknownDecoderError` listing the known names."""
+
+  def __missing__(self, name):
+    raise UnknownDecoderError(f"unknown decoder {name!r}; expected one of {sorted(self)} "
+                              "(eval.decoder / --decoder).")
+
+
+DECODERS = _Registry(
+    greedy=greedy_search,
+    beam=beam_search,
+    modified_beam=modified_beam_search,
+)
+
+__all__ = ["DECODERS", "NBest", "TransducerFns", "UnknownDecoderError", "beam_search", "greedy_search",
+           "modified_beam_search"]

@@ -25,6 +25,15 @@ hypothesis adds ``λ log P_LM(</s> | y)``. The LM factors depend on y alone, so 
 pruning a final score is exactly ``log P(y|x) + λ log P_LM(y </s>) + β |y|`` (tested
 against brute force).
 
+Inputs follow `asrjax.decoding.transducer`'s contract, checked eagerly (the search runs
+on the host, so the inputs are always concrete): trailing 0/1 ``enc_paddings`` and
+finite valid frames, else `ValueError` naming the rows; padded frames are never read.
+``B = 0`` gives an empty `NBest`; ``T = 0`` (or a row of padded frames only) gives the
+empty hypothesis with score 0 (``+ λ log P_LM(</s>)`` with an LM). Options are checked
+before any work: integers >= 1 for ``beam``/``expand``/``nbest``/``max_symbols_per_frame``,
+a finite ``lm_weight >= 0`` (a negative weight times an LM's ``-inf`` would be ``+inf``)
+and ``length_bonus``, and an LM over the joint network's ``V`` ids.
+
 The search is inherently sequential; it runs on the host and calls jit-compiled
 prediction/joint steps, caching the prediction network output per prefix. Each frame
 costs one batched joint call for the prefixes known at its start plus one call per
@@ -41,12 +50,15 @@ from __future__ import annotations
 
 import functools
 import heapq
+import math
+import numbers
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from asrjax.decoding import transducer
+from asrjax.losses.contracts import is_concrete
 
 
 @functools.partial(jax.jit, static_argnames=("fns",))
@@ -110,10 +122,8 @@ def _search_one(fns, params, enc, beam, expand, max_symbols_per_frame, lm=None, 
     """Label scores of ``prefix`` at a frame: ``lp`` plus, with an LM, λ log P_LM + β off the blank."""
     if lm is None:
       return lp
-    if lm.vocab_size != lp.shape[0]:
-      raise ValueError(f"the n-gram LM has {lm.vocab_size} token ids, the model {lp.shape[0]}; "
-                       "train the LM with the model's tokenizer.")
-    fused = lp + lm_weight * lm.log_probs(prefix)[:-1] + length_bonus
+    # λ = 0 adds nothing, also where the LM gives -inf (0 * -inf would be NaN)
+    fused = lp + (lm_weight * lm.log_probs(prefix)[:-1] if lm_weight else 0.0) + length_bonus
     fused[fns.blank_id] = lp[fns.blank_id]
     return fused
 
@@ -174,7 +184,7 @@ def _search_one(fns, params, enc, beam, expand, max_symbols_per_frame, lm=None, 
       if len(kept) >= beam and open_ and kept[0] >= -open_[0][0]:
         break
     hyps = dict(sorted(new.items(), key=lambda kv: -kv[1])[:beam])
-  if lm is not None:
+  if lm is not None and lm_weight:
     hyps = {y: s + lm_weight * float(lm.log_probs(y)[lm.eos_id]) for y, s in hyps.items()}
   return sorted(hyps.items(), key=lambda kv: -kv[1])
 
@@ -199,31 +209,57 @@ def beam_search(
   Args:
     fns: the transducer's pure functions.
     params: parameters passed to ``fns``.
-    enc: ``[B, T, D]`` encoder output.
-    enc_paddings: ``[B, T]``, 1.0 = padded frame (trailing).
-    beam: hypotheses kept per frame.
-    expand: one-label extensions tried per popped hypothesis (default ``beam``).
-    nbest: hypotheses returned per utterance (default ``beam``).
-    max_symbols_per_frame: extensions of one hypothesis within a frame, at most.
+    enc: ``[B, T, D]`` encoder output, finite in every valid frame (concrete: the search
+      runs on the host, not under `jit`).
+    enc_paddings: ``[B, T]``, 1.0 = padded frame (trailing 0/1).
+    beam: hypotheses kept per frame (an integer >= 1).
+    expand: one-label extensions tried per popped hypothesis (default ``beam``; >= 1).
+    nbest: hypotheses returned per utterance (default ``beam``; >= 1).
+    max_symbols_per_frame: extensions of one hypothesis within a frame, at most (>= 1).
     length_norm: rank the final list by ``score / max(len, 1)`` (ESPnet's
       ``score_norm``); returned scores stay unnormalised log-probabilities.
-    lm: an `ngram_lm.NgramLM` over the same token ids (blank 0) for shallow fusion.
-    lm_weight: λ, the LM's log-probability weight (needs ``lm``).
-    length_bonus: β, added per emitted label (needs ``lm``).
+    lm: an `ngram_lm.NgramLM` or `word_lm.LexiconWordLM` over the same ``V`` token ids
+      as the joint network (blank 0) for shallow fusion.
+    lm_weight: λ >= 0, finite, the LM's log-probability weight (needs ``lm``).
+    length_bonus: β, finite, added per emitted label (needs ``lm``).
 
   Returns:
-    `NBest` whose scores are ``log P(y|x)`` summed over the alignments the search kept,
-    plus ``λ log P_LM(y </s>) + β |y|`` with an LM.
+    `NBest` ``[B, nbest, L]`` whose scores are ``log P(y|x)`` summed over the alignments
+    the search kept, plus ``λ log P_LM(y </s>) + β |y|`` with an LM; ``L >= 1``.
+
+  Raises:
+    ValueError: the input contract of `transducer.check_encoder_output` is broken
+      (naming ``enc`` / ``enc_paddings`` and the rows), or an option is out of range
+      (naming it); all before any search.
+    TypeError: ``enc`` or ``enc_paddings`` is a tracer (the search cannot be traced).
   """
+  if not is_concrete(enc, enc_paddings):
+    raise TypeError("beam_search runs on the host and cannot be traced (jit/vmap): pass concrete enc and "
+                    "enc_paddings, or use modified_beam_search inside jit.")
   transducer.check_encoder_output(enc, enc_paddings)
-  if beam < 1:
-    raise ValueError(f"beam must be >= 1; got {beam}.")
+  beam = transducer.positive_int(beam, "beam")
+  expand = transducer.positive_int(beam if expand is None else expand, "expand")
+  nbest = transducer.positive_int(beam if nbest is None else nbest, "nbest")
+  max_symbols_per_frame = transducer.positive_int(max_symbols_per_frame, "max_symbols_per_frame")
+  for name, value in (("lm_weight", lm_weight), ("length_bonus", length_bonus)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+      raise ValueError(f"{name} must be a finite number; got {value!r}.")
+  if lm_weight < 0:
+    raise ValueError(f"lm_weight must be >= 0 (a negative weight turns the LM's -inf into +inf); got {lm_weight!r}.")
+  lm_weight, length_bonus = float(lm_weight), float(length_bonus)
+  vocab = transducer.joint_vocab_size(fns, params, enc.shape[-1], enc.dtype)
+  transducer.check_blank_id(fns.blank_id, vocab)
   if lm is None and (lm_weight or length_bonus):
     raise ValueError("lm_weight and length_bonus need an n-gram LM (lm=...); none was given.")
-  if lm is not None and fns.blank_id != 0:
-    raise ValueError(f"shallow fusion needs blank id 0 (the LM's token ids); the model's blank is {fns.blank_id}.")
-  expand = beam if expand is None else expand
-  nbest = beam if nbest is None else nbest
+  if lm is not None:
+    if not all(hasattr(lm, a) for a in ("vocab_size", "eos_id", "log_probs")):
+      raise ValueError(f"lm must have vocab_size, eos_id and log_probs (an NgramLM or LexiconWordLM); "
+                       f"got {type(lm).__name__}.")
+    if fns.blank_id != 0:
+      raise ValueError(f"shallow fusion needs blank id 0 (the LM's token ids); the model's blank is {fns.blank_id}.")
+    if lm.vocab_size != vocab:
+      raise ValueError(f"lm has {lm.vocab_size} token ids (vocab_size) but the model's joint network has {vocab} "
+                       "outputs; train the LM with the model's tokenizer.")
   lengths = np.asarray(transducer.frame_lengths(enc_paddings))
   results = []
   for b in range(enc.shape[0]):

@@ -11,6 +11,12 @@ frame and `greedy_continue` decodes more frames from a state, returning the labe
 emitted and the new state -- what a streaming recogniser calls once per chunk
 (`asrjax.decoding.streaming`). `greedy_search` is the two in one call.
 
+Inputs follow `asrjax.decoding.transducer`'s contract, checked in the Python wrappers
+before the jitted search: trailing 0/1 ``enc_paddings`` and finite valid frames, else
+`ValueError` naming the rows (padded frames are never read); ``T = 0`` gives the empty
+hypothesis with score 0 per row and ``B = 0`` an empty `NBest`, without compiling.
+Traced under an outer `jit`, a row breaking the contract gets a NaN score instead.
+
 References:
   Graves, "Sequence transduction with recurrent neural networks", 2012, sec. 2.3.
 """
@@ -22,6 +28,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from asrjax.decoding import transducer
 
@@ -35,14 +42,20 @@ class GreedyState(NamedTuple):
 
 
 def greedy_start(fns: transducer.TransducerFns, params, batch: int) -> GreedyState:
-  """The state before the first frame (predictor primed with blank)."""
+  """The state before the first frame (predictor primed with ``fns.blank_id``, which must
+  be in ``[0, V)``: a jitted embedding lookup would clamp any other id silently)."""
   pred_out, pred_state = transducer.start_predictor(fns, params, batch)
   return GreedyState(pred_out, pred_state, jnp.zeros((batch,), jnp.float32))
 
 
 @functools.partial(jax.jit, static_argnames=("fns", "max_symbols_per_frame"))
 def _greedy_frames(fns, params, enc, enc_paddings, state, max_symbols_per_frame):
+  """The compiled search; ``state=None`` starts from `greedy_start` inside the program."""
   batch, t_max, _ = enc.shape
+  if state is None:
+    state = greedy_start(fns, params, batch)
+  # shapes are static: a blank id outside the joint's outputs fails once, at trace time
+  transducer.check_blank_id(fns.blank_id, jax.eval_shape(fns.joint, params, enc[:, 0], state.pred_out).shape[-1])
   max_len = t_max * max_symbols_per_frame
   lengths = transducer.frame_lengths(enc_paddings)
   carry = dict(
@@ -89,28 +102,45 @@ def _greedy_frames(fns, params, enc, enc_paddings, state, max_symbols_per_frame)
   pos = jnp.arange(max_len)[None, :]
   label_paddings = (pos >= carry["num_labels"][:, None]).astype(jnp.float32)
   labels = jnp.where(label_paddings == 0, carry["labels"], 0)
-  return labels, label_paddings, GreedyState(carry["pred_out"], carry["pred_state"], carry["score"])
-
-
-def _check(enc, enc_paddings, max_symbols_per_frame):
-  transducer.check_encoder_output(enc, enc_paddings)
-  if max_symbols_per_frame < 1:
-    raise ValueError(f"max_symbols_per_frame must be >= 1; got {max_symbols_per_frame}.")
+  # only reachable under an outer jit (the wrapper raises on concrete inputs): loud, not silent
+  score = jnp.where(transducer.invalid_rows(enc, enc_paddings), jnp.nan, carry["score"])
+  return labels, label_paddings, GreedyState(carry["pred_out"], carry["pred_state"], score)
 
 
 def greedy_continue(fns: transducer.TransducerFns, params, enc: jax.Array, enc_paddings: jax.Array,
                     state: GreedyState, *, max_symbols_per_frame: int = 4):
-  """Decodes frames ``enc [B, T, D]`` from ``state``.
+  """Decodes frames ``enc [B, T, D]`` from ``state`` (``enc_paddings [B, T]``, 1 = padded).
 
   Returns:
     ``(labels [B, T * max_symbols_per_frame], label_paddings, state)``: the labels
     emitted on these frames (left-aligned) and the state after the last valid frame.
+    ``T = 0`` returns no labels and ``state`` itself.
+
+  Raises:
+    ValueError: shapes, paddings or non-finite valid frames break the contract
+      (`transducer.check_encoder_output`), ``state`` is for another batch size, or
+      ``max_symbols_per_frame`` is not an integer >= 1. ``state`` is a value, so it is
+      untouched by a failed call.
   """
-  _check(enc, enc_paddings, max_symbols_per_frame)
-  return _greedy_frames(fns, params, enc, enc_paddings, state, int(max_symbols_per_frame))
+  max_symbols_per_frame = transducer.positive_int(max_symbols_per_frame, "max_symbols_per_frame")
+  transducer.check_encoder_output(enc, enc_paddings)
+  batch = enc.shape[0]
+  if np.shape(state.score) != (batch,):
+    raise ValueError(f"state is for {np.shape(state.score)[:1]} streams but enc has B = {batch} rows; "
+                     f"start it with greedy_start(fns, params, {batch}).")
+  return _decode(fns, params, enc, enc_paddings, state, max_symbols_per_frame)
 
 
-
+def _decode(fns, params, enc, enc_paddings, state, max_symbols_per_frame):
+  """`greedy_continue` on checked inputs (``state=None``: from the start); empty batches and
+  frame-less chunks skip the compiled search, the state unchanged."""
+  batch, t_max, _ = enc.shape
+  if batch == 0 or t_max == 0:
+    shape = (batch, t_max * max_symbols_per_frame)
+    if state is None:
+      state = GreedyState(None, None, jnp.zeros((batch,), jnp.float32))
+    return jnp.zeros(shape, jnp.int32), jnp.ones(shape, jnp.float32), state
+  return _greedy_frames(fns, params, enc, enc_paddings, state, max_symbols_per_frame)
 
 
 def greedy_search(
@@ -126,14 +156,20 @@ def greedy_search(
   Args:
     fns: the transducer's pure functions.
     params: parameters passed to ``fns``.
-    enc: ``[B, T, D]`` encoder output.
-    enc_paddings: ``[B, T]``, 1.0 = padded frame (trailing).
-    max_symbols_per_frame: labels emitted at most per frame (>= 1).
+    enc: ``[B, T, D]`` encoder output, finite in every valid frame.
+    enc_paddings: ``[B, T]``, 1.0 = padded frame (trailing 0/1).
+    max_symbols_per_frame: labels emitted at most per frame (an integer >= 1).
 
   Returns:
-    `NBest` with ``N = 1`` and ``L = T * max_symbols_per_frame``.
+    `NBest` with ``N = 1`` and ``L = T * max_symbols_per_frame``; ``T = 0`` gives each
+    row the empty hypothesis with score 0, ``B = 0`` an empty ``[0, 1, L]`` result.
+
+  Raises:
+    ValueError: the input contract of `transducer.check_encoder_output` is broken
+      (naming ``enc`` / ``enc_paddings`` and the rows), or ``max_symbols_per_frame``
+      is not an integer >= 1.
   """
-  labels, label_paddings, state = greedy_continue(
-      fns, params, enc, enc_paddings, greedy_start(fns, params, enc.shape[0]),
-      max_symbols_per_frame=max_symbols_per_frame)
+  max_symbols_per_frame = transducer.positive_int(max_symbols_per_frame, "max_symbols_per_frame")
+  transducer.check_encoder_output(enc, enc_paddings)
+  labels, label_paddings, state = _decode(fns, params, enc, enc_paddings, None, max_symbols_per_frame)
   return transducer.NBest(labels[:, None], label_paddings[:, None], state.score[:, None])

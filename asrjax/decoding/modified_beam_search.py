@@ -12,6 +12,12 @@ one-label-per-frame alignments of each sequence (tested against brute force).
 All shapes are static (``L = T``, since at most one label per frame), so the whole
 search is one XLA program batched over utterances.
 
+Inputs follow `asrjax.decoding.transducer`'s contract, checked in the Python wrapper
+before the jitted search (trailing 0/1 ``enc_paddings``, finite valid frames, else
+`ValueError`; padded frames are never read). ``B = 0`` gives an empty `NBest`, ``T = 0``
+the empty hypothesis with score 0 per row, both without compiling; traced under an
+outer `jit`, a row breaking the contract gets NaN scores instead.
+
 References:
   Kang et al., "Fast and parallel decoding for transducer", ICASSP 2023 (icefall's
   ``modified_beam_search``); Saon et al., "Alignment-length synchronous decoding
@@ -67,6 +73,8 @@ def _search(fns, params, enc, enc_paddings, beam):
   lengths = transducer.frame_lengths(enc_paddings)
   flat = batch * beam
   pred_out, pred_state = transducer.start_predictor(fns, params, flat)
+  # shapes are static: a blank id outside the joint's outputs fails once, at trace time
+  transducer.check_blank_id(fns.blank_id, jax.eval_shape(fns.joint, params, enc[:, 0], pred_out[:batch]).shape[-1])
   carry = dict(
       labels=jnp.zeros((batch, beam, t_max), jnp.int32),
       num_labels=jnp.zeros((batch, beam), jnp.int32),
@@ -114,6 +122,8 @@ def _search(fns, params, enc, enc_paddings, beam):
   carry, _ = jax.lax.scan(frame, carry, (jnp.swapaxes(enc, 0, 1), jnp.arange(t_max)))
   order = jnp.argsort(-carry["scores"], axis=1)
   scores = jnp.take_along_axis(carry["scores"], order, axis=1)
+  # only reachable under an outer jit (the wrapper raises on concrete inputs): loud, not silent
+  scores = jnp.where(transducer.invalid_rows(enc, enc_paddings)[:, None], jnp.nan, scores)
   labels = jnp.take_along_axis(carry["labels"], order[..., None], axis=1)
   num_labels = jnp.take_along_axis(carry["num_labels"], order, axis=1)
   paddings = (jnp.arange(t_max) >= num_labels[..., None]).astype(jnp.float32)
@@ -133,14 +143,24 @@ def modified_beam_search(
   Args:
     fns: the transducer's pure functions.
     params: parameters passed to ``fns``.
-    enc: ``[B, T, D]`` encoder output.
-    enc_paddings: ``[B, T]``, 1.0 = padded frame (trailing).
-    beam: hypotheses kept per utterance.
+    enc: ``[B, T, D]`` encoder output, finite in every valid frame.
+    enc_paddings: ``[B, T]``, 1.0 = padded frame (trailing 0/1).
+    beam: hypotheses kept per utterance (an integer >= 1).
 
   Returns:
-    `NBest` with ``N = beam``, ``L = T``, best first; unused slots score -inf.
+    `NBest` with ``N = beam``, ``L = T``, best first; unused slots score -inf. ``T = 0``
+    gives each row the empty hypothesis with score 0, ``B = 0`` an empty
+    ``[0, beam, T]`` result.
+
+  Raises:
+    ValueError: the input contract of `transducer.check_encoder_output` is broken
+      (naming ``enc`` / ``enc_paddings`` and the rows), or ``beam`` is not an integer >= 1.
   """
+  beam = transducer.positive_int(beam, "beam")
   transducer.check_encoder_output(enc, enc_paddings)
-  if beam < 1:
-    raise ValueError(f"beam must be >= 1; got {beam}.")
-  return _search(fns, params, enc, enc_paddings, int(beam))
+  batch, t_max, _ = enc.shape
+  if batch == 0 or t_max == 0:
+    scores = jnp.full((batch, beam), _NEG_INF).at[:, 0].set(0.0)
+    return transducer.NBest(jnp.zeros((batch, beam, t_max), jnp.int32), jnp.ones((batch, beam, t_max), jnp.float32),
+                            scores)
+  return _search(fns, params, enc, enc_paddings, beam)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import math
 from typing import Iterable, NamedTuple, Sequence
-import zipfile
 
 import numpy as np
 
@@ -67,6 +66,27 @@ def _unique_pairs(keys: np.ndarray, words: np.ndarray) -> tuple[np.ndarray, np.n
   return keys[starts], words[starts], np.diff(np.r_[starts, len(keys)])
 
 
+def _check_hyperparameters(order, vocab_size, discount) -> None:
+  """`ValueError` naming the argument unless ``order >= 1``, ``vocab_size >= 2`` (integers), ``0 <= discount < 1``."""
+  for name, value, low in (("order", order, 1), ("vocab_size", vocab_size, 2)):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+      raise ValueError(f"{name} must be an integer >= {low}" + (" (blank and unk)" if name == "vocab_size" else "")
+                       + f"; got {value!r}.")
+  if isinstance(discount, bool) or not isinstance(discount, (int, float, np.number)) or not 0.0 <= discount < 1.0:
+    raise ValueError(f"discount must be a number in [0, 1) (the absolute discount D; 0 = no smoothing); "
+                     f"got {discount!r}.")
+
+
+def _check_ids(ids: Sequence[int], vocab_size: int, name: str) -> list[int]:
+  """``ids`` as ints, or `ValueError` naming ``name`` if one is outside the text ids ``[1, vocab_size)``."""
+  out = [int(x) for x in ids]
+  if out and (min(out) < 1 or max(out) >= vocab_size):
+    bad = next(x for x in out if not 1 <= x < vocab_size)
+    raise ValueError(f"{name} holds id {bad} outside the LM's text ids [1, {vocab_size}) (0 is the blank, "
+                     f"ids >= vocab_size are unknown to this LM).")
+  return out
+
+
 def _check_key_size(order: int, vocab_size: int) -> None:
   """Raises `ValueError` when contexts of ``order - 1`` ids in base ``vocab_size`` overflow int64 keys."""
   if order > 1 and vocab_size > 1 and (order - 1) * math.log2(vocab_size) >= 63:
@@ -85,12 +105,7 @@ class NgramLM:
   """
 
   def __init__(self, order: int, vocab_size: int, discount: float, tables: Sequence[_Table]):
-    if order < 1:
-      raise ValueError(f"order must be >= 1; got {order}.")
-    if vocab_size < 2:
-      raise ValueError(f"vocab_size must be >= 2 (blank and unk); got {vocab_size}.")
-    if not 0.0 <= discount < 1.0:
-      raise ValueError(f"discount must be in [0, 1); got {discount}.")
+    _check_hyperparameters(order, vocab_size, discount)
     if len(tables) != order:
       raise ValueError(f"expected {order} count tables, got {len(tables)}.")
     _check_key_size(order, vocab_size)
@@ -114,8 +129,11 @@ class NgramLM:
 
     Raises:
       ValueError: for an id outside ``[1, vocab_size)`` (the blank is not text), when
-        there are no sentences, or when ``vocab_size^(order-1)`` overflows the keys.
+        there are no sentences, for ``order < 1``, ``vocab_size < 2`` or a
+        ``discount`` outside ``[0, 1)``, or when ``vocab_size^(order-1)`` overflows the
+        keys -- the hyperparameters checked before any counting.
     """
+    _check_hyperparameters(order, vocab_size, discount)
     _check_key_size(order, vocab_size)
     v, eos = vocab_size, vocab_size
     pieces, n_sent = [], 0
@@ -153,8 +171,13 @@ class NgramLM:
     """``[vocab_size + 1]`` float64 ``log P(w | context)``; the context is the sentence so far.
 
     Entry 0 (blank) is ``-inf``; entry ``vocab_size`` is end-of-sentence.
+
+    Raises:
+      ValueError: ``context`` holds an id outside ``[1, vocab_size)`` (such an id would
+        otherwise alias another context's key).
     """
-    hist = tuple([BOS] * (self.order - 1) + [int(x) for x in context])[len(context):] if self.order > 1 else ()
+    ids = _check_ids(context, self.vocab_size, "context")
+    hist = tuple([BOS] * (self.order - 1) + ids)[len(ids):] if self.order > 1 else ()
     return self._cached_log_probs(hist)
 
   def _log_probs(self, hist: tuple[int, ...]) -> np.ndarray:
@@ -177,7 +200,8 @@ class NgramLM:
       return np.log(p)
 
   def sentence_log_prob(self, ids: Sequence[int]) -> float:
-    """``log P(ids, end-of-sentence)``."""
+    """``log P(ids, end-of-sentence)``; `ValueError` for an id outside ``[1, vocab_size)``."""
+    ids = _check_ids(ids, self.vocab_size, "ids")
     total = 0.0
     for i in range(len(ids) + 1):
       w = ids[i] if i < len(ids) else self.eos_id
@@ -196,24 +220,41 @@ class NgramLM:
 
   @classmethod
   def load(cls, path: str) -> "NgramLM":
-    """Reads `save`'s file; a truncated, inconsistent or foreign file raises `ValueError` naming it."""
+    """Reads `save`'s file; a truncated, damaged, inconsistent or foreign file raises `ValueError` naming it.
+
+    Bytes damaged in place are caught by the archive's CRC-32 (every member is read
+    whole); a well-formed archive with impossible contents (keys outside their order's
+    range, non-positive or non-finite counts, a bad header) by the table checks.
+    """
     try:
       with np.load(path, allow_pickle=False) as d:
         if "format" not in d or str(d["format"]) != _FORMAT:
           raise ValueError(f"format {str(d['format']) if 'format' in d else None!r}, expected {_FORMAT!r}")
-        order, vocab_size = (int(x) for x in d["header"])
+        header = d["header"]
+        if header.shape != (2,) or not np.issubdtype(header.dtype, np.integer):
+          raise ValueError(f"header must be 2 integers (order, vocab_size); got {header!r}")
+        order, vocab_size = (int(x) for x in header)
+        discount = d["discount"]
+        if discount.shape != () or not np.issubdtype(discount.dtype, np.floating):
+          raise ValueError(f"discount must be a float scalar; got {discount!r}")
+        _check_hyperparameters(order, vocab_size, float(discount))
         tables = []
         for n in range(order):
           keys, offsets, words, counts = (d[f"{f}_{n}"] for f in ("keys", "offsets", "words", "counts"))
+          if not all(np.issubdtype(a.dtype, np.integer) and a.ndim == 1 for a in (keys, offsets, words)) or (
+              counts.ndim != 1 or not np.issubdtype(counts.dtype, np.floating)):
+            raise ValueError(f"count table of order {n + 1} has wrong array types")
           if (len(offsets) != len(keys) + 1 or offsets[0] != 0 or offsets[-1] != len(words)
               or len(words) != len(counts) or np.any(np.diff(offsets) < 1) or np.any(np.diff(keys) <= 0)
+              or (len(keys) and (keys[0] < 0 or int(keys[-1]) >= vocab_size ** n))
+              or not np.all(np.isfinite(counts) & (counts > 0))
               or (len(words) and (words.min() < 1 or words.max() > vocab_size))):
             raise ValueError(f"inconsistent count table of order {n + 1}")
           tables.append(_Table(keys, offsets, words, counts, np.add.reduceat(counts, offsets[:-1])
                                if len(keys) else np.zeros(0)))
-        return cls(order, vocab_size, float(d["discount"]), tables)
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
-      raise ValueError(f"cannot read the n-gram language model {path}: {e}") from e
+        return cls(order, vocab_size, float(discount), tables)
+    except Exception as e:  # noqa: BLE001 -- a damaged archive fails in zipfile/numpy in many ways
+      raise ValueError(f"cannot read the n-gram language model {path}: {type(e).__name__}: {e}") from e
 
 
 def perplexity(lm: NgramLM, sentences: Iterable[Sequence[int]]) -> float:

@@ -10,6 +10,23 @@ Conventions:
     input, as in ESPnet and icefall;
   * ``joint`` may be called with any leading batch shape ``[..., D]`` and
     ``[..., P]`` and returns unnormalised logits ``[..., V]``.
+
+Input contract, the same for every decoder (`check_encoder_output`):
+  * ``enc`` is a floating ``[B, T, D]`` array and ``enc_paddings`` ``[B, T]``, with
+    ``enc_paddings[b, t] == 1`` for a padded frame; padding is trailing 0/1
+    (`asrjax.losses.validate_paddings`);
+  * every valid frame of ``enc`` is finite: NaN/inf there raises `ValueError` naming
+    the rows. Padded frames are never read, so whatever they hold (NaN included)
+    does not change the result;
+  * ``B = 0`` gives an empty `NBest` (``[0, N, L]``); ``T = 0`` (no audio) and rows
+    whose frames are all padded give one empty hypothesis per row with score 0
+    (``log P(empty | no frames) = 0``), as a frame-less lattice has only that path.
+
+These checks read values, so they run where the inputs are concrete: in the host-side
+wrappers, before the jitted search (one reduction over ``enc``, one device sync).
+Under an outer `jax.jit` the values are unknown; the jitted searches then mark a row
+with invalid paddings or non-finite valid frames by a NaN score (loud), and
+`NBest.to_lists` refuses NaN scores.
 """
 
 from __future__ import annotations
@@ -19,6 +36,10 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from asrjax.losses import paddings_valid, validate_paddings
+from asrjax.losses.contracts import is_concrete
 
 PyTree = Any
 
@@ -58,10 +79,20 @@ class NBest(NamedTuple):
   scores: jax.Array
 
   def to_lists(self) -> list[list[tuple[list[int], float]]]:
-    """Host-side ``[batch][rank] -> (label ids, score)``, empty slots dropped."""
+    """Host-side ``[batch][rank] -> (label ids, score)``, empty slots (-inf) dropped.
+
+    Raises:
+      ValueError: a score is NaN -- the mark a jitted decoder traced under an outer
+        `jit` puts on a row whose encoder output or paddings broke the contract.
+    """
     labels = jax.device_get(self.labels)
     pads = jax.device_get(self.label_paddings)
     scores = jax.device_get(self.scores)
+    nan_rows = np.flatnonzero(np.isnan(np.asarray(scores, np.float64)).any(axis=-1)).tolist()
+    if nan_rows:
+      raise ValueError(f"n-best scores of rows {nan_rows} are NaN: the model gave NaN log-probs (non-finite "
+                       "parameters or encoder output), or -- traced under jit, where a decoder cannot raise -- enc "
+                       "had NaN/inf in a valid frame or enc_paddings were not trailing 0/1.")
     out = []
     for b in range(labels.shape[0]):
       out.append([
@@ -72,12 +103,75 @@ class NBest(NamedTuple):
     return out
 
 
-def check_encoder_output(enc: jax.Array, enc_paddings: jax.Array) -> None:
-  """Raises `ValueError` unless ``enc`` is ``[B, T, D]`` and paddings ``[B, T]``."""
-  if enc.ndim != 3:
-    raise ValueError(f"encoder output must be [B, T, D]; got shape {enc.shape}.")
-  if enc_paddings.shape != enc.shape[:2]:
-    raise ValueError(f"enc_paddings shape {enc_paddings.shape} != (B, T) = {enc.shape[:2]}.")
+def check_encoder_output(enc, enc_paddings) -> None:
+  """Checks the decoders' input contract (module docstring) as far as the inputs allow.
+
+  Shapes and dtype are always checked; when ``enc`` and ``enc_paddings`` are concrete
+  (not tracers), also the paddings' values (`asrjax.losses.validate_paddings`) and the
+  finiteness of every valid frame of ``enc`` (one jitted reduction).
+
+  Args:
+    enc: ``[B, T, D]`` floating encoder output.
+    enc_paddings: ``[B, T]``, 1 = padded frame (trailing).
+
+  Raises:
+    ValueError: naming ``enc`` or ``enc_paddings`` and what was expected.
+  """
+  shape, dtype = np.shape(enc), getattr(enc, "dtype", None)
+  if len(shape) != 3:
+    raise ValueError(f"enc (encoder output) must be [B, T, D]; got shape {shape}.")
+  if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+    raise ValueError(f"enc (encoder output) must be a floating-point [B, T, D] array; got dtype {dtype}.")
+  if np.shape(enc_paddings) != shape[:2]:
+    raise ValueError(f"enc_paddings must be [B, T] = {shape[:2]} like enc; got shape {np.shape(enc_paddings)}.")
+  if not is_concrete(enc, enc_paddings):
+    return
+  validate_paddings(enc_paddings, "enc_paddings")
+  if shape[0] * shape[1] == 0:
+    return
+  bad = np.flatnonzero(np.asarray(nonfinite_rows(enc, enc_paddings))).tolist()
+  if bad:
+    raise ValueError(f"enc (encoder output) rows {bad} contain NaN/inf in valid frames (enc_paddings == 0); "
+                     "expected finite values there.")
+
+
+@jax.jit
+def nonfinite_rows(enc: jax.Array, enc_paddings: jax.Array) -> jax.Array:
+  """``[B]`` bool: row b has a non-finite value in a valid frame (padded frames are ignored)."""
+  return jnp.any(~jnp.all(jnp.isfinite(enc), axis=-1) & (enc_paddings == 0), axis=1)
+
+
+def invalid_rows(enc: jax.Array, enc_paddings: jax.Array) -> jax.Array:
+  """``[B]`` bool, jit-safe: the row breaks the input contract (paddings or non-finite valid frames).
+
+  The in-graph twin of `check_encoder_output`; the jitted decoders give such rows a
+  NaN score, so a contract broken under an outer `jit` is loud, not an empty or wrong
+  hypothesis.
+  """
+  return ~paddings_valid(enc_paddings) | nonfinite_rows(enc, enc_paddings)
+
+
+def positive_int(value, name: str) -> int:
+  """``value`` as an int, or `ValueError` naming ``name`` unless it is an integer >= 1."""
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    raise ValueError(f"{name} must be an integer >= 1; got {value!r}.")
+  return int(value)
+
+
+def check_blank_id(blank_id, vocab_size: int) -> None:
+  """`ValueError` unless ``0 <= blank_id < vocab_size`` (the joint network's output size)."""
+  if isinstance(blank_id, bool) or not isinstance(blank_id, (int, np.integer)) or not 0 <= blank_id < vocab_size:
+    raise ValueError(f"TransducerFns.blank_id must be an integer in [0, {vocab_size}) (the joint network's "
+                     f"{vocab_size} outputs); got {blank_id!r}.")
+
+
+def joint_vocab_size(fns: TransducerFns, params: PyTree, enc_dim: int, dtype=jnp.float32) -> int:
+  """``V``, the joint network's output size, from shapes alone (`jax.eval_shape`; no computation)."""
+  def logits(p, enc):
+    pred, _ = start_predictor(fns, p, 1)
+    return fns.joint(p, enc, pred)
+  enc = jax.ShapeDtypeStruct((1, enc_dim), jax.dtypes.canonicalize_dtype(dtype))
+  return int(jax.eval_shape(logits, params, enc).shape[-1])
 
 
 def frame_lengths(enc_paddings: jax.Array) -> jax.Array:

@@ -56,18 +56,33 @@ class LexiconWordLM:
     char_lm: n-gram over the character ids.
     id_to_char: text character of every character id ``>= 2`` (id 2 must be the space).
     char_weight: interpolation weight of ``char_lm`` in ``[0, 1]``.
+
+  Raises:
+    ValueError: naming the argument: unsorted/duplicate/empty words, a ``word_lm``
+      of the wrong size, a ``char_weight`` outside ``[0, 1]`` (NaN included), or
+      ``id_to_char`` without the space at id 2 or with ids outside ``[2, char_lm.vocab_size)``.
   """
 
   def __init__(self, words: Sequence[str], word_lm: ngram_lm.NgramLM, char_lm: ngram_lm.NgramLM,
                id_to_char: dict[int, str], char_weight: float):
+    if any(not isinstance(w, str) for w in words):
+      raise ValueError("words must be strings.")
     if list(words) != sorted(set(words)) or any(not w or " " in w for w in words):
       raise ValueError("words must be sorted, distinct, non-empty and without spaces.")
+    for name, lm in (("word_lm", word_lm), ("char_lm", char_lm)):
+      if not isinstance(lm, ngram_lm.NgramLM):
+        raise ValueError(f"{name} must be an ngram_lm.NgramLM; got {type(lm).__name__}.")
     if word_lm.vocab_size != len(words) + 2:
       raise ValueError(f"word_lm has {word_lm.vocab_size} ids; {len(words)} words need {len(words) + 2}.")
-    if not 0.0 <= char_weight <= 1.0:
-      raise ValueError(f"char_weight must be in [0, 1]; got {char_weight}.")
+    if isinstance(char_weight, bool) or not isinstance(char_weight, (int, float, np.number)) or not (
+        0.0 <= char_weight <= 1.0):
+      raise ValueError(f"char_weight must be a number in [0, 1]; got {char_weight!r}.")
     if id_to_char.get(2) != " ":
-      raise ValueError("character id 2 must be the space (the word boundary).")
+      raise ValueError("id_to_char: character id 2 must be the space (the word boundary).")
+    outside = sorted(i for i in id_to_char if not 2 <= int(i) < char_lm.vocab_size)
+    if outside:
+      raise ValueError(f"id_to_char has ids {outside[:5]} outside [2, {char_lm.vocab_size}), the char_lm's "
+                       "character ids.")
     self.words, self.word_lm, self.char_lm, self.char_weight = list(words), word_lm, char_lm, char_weight
     self.vocab_size = char_lm.vocab_size
     self._letters = sorted((i, c) for i, c in id_to_char.items() if i != 2)
@@ -91,8 +106,13 @@ class LexiconWordLM:
     return cls(words, word_lm, char_lm, id_to_char, char_weight)
 
   def log_probs(self, prefix: Sequence[int]) -> np.ndarray:
-    """``[vocab_size + 1]`` ``log P(next | prefix)`` over character ids; entry 0 (blank) is ``-inf``, the last ``</s>``."""
-    return self._cached_log_probs(tuple(int(i) for i in prefix))
+    """``[vocab_size + 1]`` ``log P(next | prefix)`` over character ids; entry 0 (blank) is ``-inf``, the last ``</s>``.
+
+    Raises:
+      ValueError: ``prefix`` holds an id outside ``[1, vocab_size)`` (1 is the unknown
+        character, which matches no word).
+    """
+    return self._cached_log_probs(tuple(ngram_lm._check_ids(prefix, self.vocab_size, "prefix")))
 
   # ------------------------------------------------------------------ scoring
   def _cumulative_uncached(self, history: tuple[int, ...]):

@@ -7,24 +7,7 @@ import pytest
 from asrjax import decoding
 from tests.decoding import toy
 
-
-def _paddings(lengths, size):
-  return (np.arange(size)[None, :] >= np.asarray(lengths)[:, None]).astype(np.float32)
-
-
-def _numpy_greedy(model: toy.NumpyModel, num_frames: int, max_symbols: int):
-  """Plain per-utterance greedy search (Graves 2012, sec. 2.3), written independently."""
-  y, score = (), 0.0
-  for t in range(num_frames):
-    emitted = 0
-    while True:
-      lp = model.log_probs(t, y)
-      k = int(np.argmax(lp))
-      if k == model.blank or emitted == max_symbols:
-        score += lp[model.blank]
-        break
-      y, score, emitted = y + (k,), score + lp[k], emitted + 1
-  return list(y), score
+_paddings = toy.paddings
 
 
 @pytest.mark.parametrize("max_symbols", [1, 3])
@@ -37,7 +20,7 @@ def test_greedy_matches_plain_reference_with_padding(max_symbols):
   out = decoding.greedy_search(toy.FNS, params, enc, _paddings(lengths, t), max_symbols_per_frame=max_symbols)
   got = out.to_lists()
   for b in range(3):
-    ref_y, ref_score = _numpy_greedy(toy.NumpyModel(params, enc[b]), lengths[b], max_symbols)
+    ref_y, ref_score = toy.numpy_greedy(toy.NumpyModel(params, enc[b]), lengths[b], max_symbols)
     assert got[b][0][0] == ref_y
     np.testing.assert_allclose(got[b][0][1], ref_score, rtol=1e-5)
 

@@ -87,7 +87,63 @@ class NumpyModel:
     return out
 
 
+def numpy_greedy(model: NumpyModel, num_frames: int, max_symbols: int) -> tuple[list[int], float]:
+  """Plain per-utterance greedy search (Graves 2012, sec. 2.3), written independently of the decoders."""
+  y, score = (), 0.0
+  for t in range(num_frames):
+    emitted = 0
+    while True:
+      lp = model.log_probs(t, y)
+      k = int(np.argmax(lp))
+      if k == model.blank or emitted == max_symbols:
+        score += lp[model.blank]
+        break
+      y, score, emitted = y + (k,), score + lp[k], emitted + 1
+  return list(y), score
+
+
+def paddings(lengths, size) -> np.ndarray:
+  """``[B, size]`` trailing float32 paddings for valid ``lengths``."""
+  return (np.arange(size)[None, :] >= np.asarray(lengths)[:, None]).astype(np.float32)
+
+
 def all_sequences(vocab: int, max_len: int, blank_id: int = 0):
   labels = [k for k in range(vocab) if k != blank_id]
   for n in range(max_len + 1):
     yield from itertools.product(labels, repeat=n)
+
+
+def reference_nbest(decoder: str, params: dict, enc: np.ndarray, lengths, vocab: int, blank_id: int = 0,
+                    max_symbols: int = 4) -> list:
+  """What decoder ``decoder`` ("greedy", "beam", "modified_beam") must return on rows ``enc[b, :lengths[b]]``,
+  from the NumPy model alone: ``[row] -> [(labels, score)]`` best first (greedy: the plain search;
+  modified beam: every one-label-per-frame sequence), or for "beam" ``[row] -> {labels: log P(y|x)}``
+  over all sequences of up to 5 labels (brute force over alignments)."""
+  out = []
+  for b, n in enumerate(lengths):
+    model = NumpyModel(params, enc[b, :n], blank_id)
+    if decoder == "greedy":
+      y, s = numpy_greedy(model, n, max_symbols)
+      out.append([(tuple(y), s)])
+    elif decoder == "modified_beam":
+      out.append(sorted(model.one_per_frame_log_probs().items(), key=lambda kv: -kv[1]))
+    else:
+      out.append({y: model.sequence_log_prob(y) for y in all_sequences(vocab, 5, blank_id)})
+  return out
+
+
+def matches_reference(decoder: str, got: list, ref: list, rtol: float = 1e-5) -> bool:
+  """`NBest.to_lists` output against `reference_nbest`: the same hypotheses and scores (greedy,
+  modified beam), or (beam) the brute-force argmax first and every score the brute-force ``log P(y|x)``."""
+  if len(got) != len(ref):
+    return False
+  for row, r in zip(got, ref):
+    if decoder == "beam":
+      if not row or tuple(row[0][0]) != max(r, key=r.get):
+        return False
+      if not all(tuple(y) in r and np.isclose(s, r[tuple(y)], rtol=rtol) for y, s in row):
+        return False
+    elif [tuple(y) for y, _ in row] != [tuple(y) for y, _ in r] or not np.allclose(
+        [s for _, s in row], [s for _, s in r], rtol=rtol):
+      return False
+  return True

@@ -38,3 +38,13 @@ def test_long_utterance_approaches_its_own_statistics():
   tail = np.asarray(y)[0, 2000:]
   np.testing.assert_allclose(tail.mean(axis=0), 0.0, atol=0.1)
   np.testing.assert_allclose(tail.std(axis=0), 1.0, atol=0.1)
+
+
+def test_nan_in_padded_frames_leaves_outputs_and_state_as_the_hand_derived_ones():
+  """The hand-derived case above with NaN (and inf) in the padded frame: same outputs and sums."""
+  x = jnp.asarray([[[2.0], [4.0], [jnp.nan]], [[2.0], [4.0], [jnp.inf]]])
+  pads = jnp.asarray([[0.0, 0.0, 1.0]] * 2)
+  y, state = causal_cmvn.causal_cmvn(x, pads, causal_cmvn.init_state(2, 1, prior_frames=2.0))
+  for row in range(2):
+    np.testing.assert_allclose(np.asarray(y)[row, :, 0], [4 / np.sqrt(14), 2.5 / np.sqrt(3.25), 0.0], rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(state["total"]), [[6.0, 22.0]] * 2)

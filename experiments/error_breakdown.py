@@ -17,12 +17,11 @@ transcripts agree, so a JSON from another split is refused), then prints:
 """
 
 import collections
-import json
 
 from absl import app, flags
 from ml_collections import config_flags
 
-from asrjax.data import catalog, sources
+from asrjax.data import sources
 from asrjax.metrics import oov, wer
 from asrjax.train import evaluation, trainer
 
@@ -44,33 +43,25 @@ def _count_table(counts: collections.Counter, title: str) -> str:
 def main(argv):
   del argv
   config = _CONFIG.value
-  with open(_EVAL_JSON.value) as f:
-    ev = json.load(f)
+  try:
+    ev, split_name = evaluation.read_eval_json(_EVAL_JSON.value, dataset=config.data.name, split=_SPLIT.value)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
   refs, hyps = ev["references"], ev["hypotheses"]
-  for key, flag in (("split", _SPLIT.value), ("dataset", config.data.name)):
-    if flag is not None and ev.get(key, flag) != flag:
-      raise app.UsageError(f"{_EVAL_JSON.value} was decoded from {key} {ev[key]!r}, not {flag!r}.")
-  split_name = _SPLIT.value or ev.get("split")
-  if split_name is None:
-    raise app.UsageError(f"{_EVAL_JSON.value} does not record its split (written before evaluate.py did): "
-                         "pass --split.")
   split = sources.open_split(config.data.name, split_name, config.data.data_dir)
-  if not refs:
-    raise app.UsageError(f"{_EVAL_JSON.value} holds no decoded utterances.")
-  if len(refs) > len(split):
-    raise app.UsageError(f"{_EVAL_JSON.value} has {len(refs)} utterances; {split_name} has {len(split)}.")
+  try:
+    evaluation.check_references(refs, split, _EVAL_JSON.value, f"{config.data.name} {split_name}")
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
   groups, reverb = [], []
-  for i, ref in enumerate(refs):
+  for i in range(len(refs)):
     example = split[i]
-    if catalog.as_text(example["text"]) != ref:
-      raise app.UsageError(f"{_EVAL_JSON.value} was not decoded from {config.data.name} {split_name}: "
-                           f"reference {i} is {ref!r}, the split's transcript {catalog.as_text(example['text'])!r}.")
     groups.append(evaluation.example_groups(example))
     reverb.append(int(example.get("reverb", 0)) > 0)
   total = wer.corpus_errors(refs, hyps)
   print(f"{config.data.name} {split_name}: {len(refs)} utterances, steps {ev.get('steps')}, "
-        f"WER {100 * total.wer:.2f}%")
-  if "condition" in groups[0]:
+        f"WER {wer.format_wer(total)}%")
+  if all("condition" in g for g in groups):
     print(_count_table(collections.Counter(g["condition"] for g in groups), "condition"))
     print(_count_table(collections.Counter(f"{g['noise']} {g['snr_db']} dB" if g["noise"] != "none" else "none"
                                            for g in groups), "noise, SNR"))
@@ -78,8 +69,8 @@ def main(argv):
         ("reverb" if r else "dry") + (", telephone band" if g["band_limited"] == "True" else "")
         for r, g in zip(reverb, groups)), "reverberation, band"))
   for field in ("condition", "variant"):
-    if field in groups[0]:
-      print(wer.wer_table(wer.grouped_errors(refs, hyps, [g[field] for g in groups]), field))
+    if any(field in g for g in groups):
+      print(wer.wer_table(wer.grouped_errors(refs, hyps, [g.get(field, evaluation.MISSING) for g in groups]), field))
   vocab = oov.vocabulary(trainer.train_transcripts(config, None, _WORKDIR.value))
   unseen = [oov.oov_words(r, vocab) for r in refs]
   words = sum(len(r.split()) for r in refs)

@@ -9,7 +9,15 @@ r"""Evaluates a trained transducer with any decoder: WER overall and per metadat
 ``train.keep_checkpoints`` of them; the output file name then carries the step);
 ``--average=K`` decodes with the mean parameters of the K newest checkpoints up to
 it (icefall's ``--avg``). ``--out`` names the JSON (for sweeps of decoder settings, which
-the default name does not carry); `experiments/error_breakdown.py` reads it.
+the default name does not carry); `experiments/error_breakdown.py` reads it. Its WERs are
+``null`` where there are no reference words.
+
+The flags are checked before anything is restored or decoded: the config
+(`asrjax.train.config_check`), ``--limit`` >= 0 (0 = all), ``--average`` >= 1,
+``--decoder_options`` a JSON object of options the decoder takes, the workdir, and the
+output file writable; a split with no utterances is refused too. A run that fails
+leaves any earlier JSON at the output path as it was, and an empty result is never
+written.
 
 With ``config.eval.lm.order > 0`` the beam decoder fuses a token n-gram LM counted on
 the training transcripts (`asrjax.decoding.ngram_lm`, cached as
@@ -26,7 +34,7 @@ from ml_collections import config_flags
 from asrjax import atomic_file
 from asrjax.data import sources
 from asrjax.metrics import wer
-from asrjax.train import evaluation, trainer
+from asrjax.train import config_check, evaluation, trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "The training configuration.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (checkpoints, tokenizer).")
@@ -42,13 +50,52 @@ _OUT = flags.DEFINE_string("out", None, "Where the JSON of results, references a
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def _output_path(config) -> str:
+  """``--out``, or the default name, known before restoring (`averaging.select_steps` gives exactly
+  ``--average`` steps, the newest being ``--step`` when it is set)."""
+  name = (f"eval_{_SPLIT.value}_{_DECODER.value}" + ("" if _STEP.value is None else f"_step{_STEP.value}")
+          + ("" if _AVERAGE.value == 1 else f"_avg{_AVERAGE.value}"))
+  return _OUT.value or os.path.join(_WORKDIR.value, name + ".json")
+
+
+def _check_flags(config) -> tuple[dict, str]:
+  """``(decoder options of --decoder_options, output path)``, or `app.UsageError` naming the flag.
+
+  Everything that can be checked without the model is checked here, before minutes of
+  restoring and decoding: a run that cannot score anything or cannot write its result
+  fails first and leaves any previous result where it is.
+  """
+  try:
+    config_check.validate(config)
+    evaluation.check_limit(_LIMIT.value, "--limit")
+    if _AVERAGE.value < 1:
+      raise ValueError(f"--average must be >= 1 (checkpoints to average); got {_AVERAGE.value}.")
+    if _STEP.value is not None and _STEP.value < 0:
+      raise ValueError(f"--step must be a checkpoint step >= 0; got {_STEP.value}.")
+    flag_options = evaluation.parse_decoder_options(_OPTIONS.value, "--decoder_options")
+    config_options = config.eval.decoder_options.to_dict() if _DECODER.value == config.eval.decoder else {}
+    evaluation.check_decoder_options(_DECODER.value, {**config_options, **flag_options})
+    if not os.path.isdir(_WORKDIR.value):
+      raise ValueError(f"--workdir: no tokenizer at {_WORKDIR.value} (no such folder): is it a training workdir?")
+    out = _output_path(config)
+    evaluation.check_writable(out, "--out" if _OUT.value else "--workdir (where the result goes; --out to put it "
+                              "elsewhere)")
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+  return flag_options, out
+
+
 def main(argv):
   del argv
   config = _CONFIG.value
+  flag_options, out = _check_flags(config)
+  split = sources.open_split(config.data.name, _SPLIT.value, config.data.data_dir)
+  if not len(split):
+    raise app.UsageError(f"{config.data.name} {_SPLIT.value} holds no utterances: nothing to evaluate "
+                         f"({out} is left as it is).")
   model, params, tok, step_config, steps = trainer.restore_params(config, _WORKDIR.value, _STEP.value,
                                                                   _AVERAGE.value)
   step = steps[-1]
-  split = sources.open_split(config.data.name, _SPLIT.value, config.data.data_dir)
   options = {}
   if config.eval.lm.order and _DECODER.value != "beam":
     print(f"note: the config's n-gram LM (eval.lm.order={config.eval.lm.order}) is for the beam decoder; "
@@ -57,24 +104,23 @@ def main(argv):
     options = trainer.lm_decoder_options(config, _DECODER.value, trainer.make_lm(config, None, tok, _WORKDIR.value))
   if _DECODER.value == config.eval.decoder:  # the config's options belong to its own decoder
     options.update(config.eval.decoder_options.to_dict())
-  options.update(json.loads(_OPTIONS.value))
+  options.update(flag_options)
   ev = evaluation.evaluate(model, params, split, tok, decoder=_DECODER.value, decoder_options=options,
                            limit=_LIMIT.value, step_config=step_config)
+  if not ev["references"]:  # evaluate refuses an empty split; never replace a result with an empty one
+    raise RuntimeError(f"nothing was decoded; {out} is left as it is.")
   print(f"{config.data.name} {_SPLIT.value}, {_DECODER.value}, step {step}"
-        + (f" (mean of steps {list(steps)})" if len(steps) > 1 else "") + f": WER {100 * ev['wer']:.2f}%, "
-        f"RTF {ev['rtf']:.3f}")
+        + (f" (mean of steps {list(steps)})" if len(steps) > 1 else "") + f": WER {wer.format_wer(ev['total'])}%"
+        f" of {ev['total'].reference_words} reference words, RTF {ev['rtf']:.3f}")
   for field, counts in ev["errors"].items():
     print(wer.wer_table(counts, field))
-  name = (f"eval_{_SPLIT.value}_{_DECODER.value}" + ("" if _STEP.value is None else f"_step{step}")
-          + ("" if len(steps) == 1 else f"_avg{len(steps)}"))
-  out = _OUT.value or os.path.join(_WORKDIR.value, name + ".json")
   with atomic_file.open(out) as f:
-    json.dump({"dataset": config.data.name, "split": _SPLIT.value, "steps": list(steps), "wer": ev["wer"],
-               "rtf": ev["rtf"], "utterances": len(ev["references"]),
+    json.dump({"dataset": config.data.name, "split": _SPLIT.value, "steps": list(steps),
+               "wer": evaluation.rate(ev["total"]), "rtf": ev["rtf"], "utterances": len(ev["references"]),
                "decoder_options": {k: v for k, v in options.items() if k != "lm"},
                "lm": config.eval.lm.to_dict() if "lm" in options else None,
-               "per_group": {g: {k: v.wer for k, v in c.items()} for g, c in ev["errors"].items()},
-               "references": ev["references"], "hypotheses": ev["hypotheses"]}, f, indent=1)
+               "per_group": {g: {k: evaluation.rate(v) for k, v in c.items()} for g, c in ev["errors"].items()},
+               "references": ev["references"], "hypotheses": ev["hypotheses"]}, f, indent=1, allow_nan=False)
   print(f"wrote {out}")
 
 

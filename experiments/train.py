@@ -4,11 +4,13 @@ Config overrides from the command line, e.g. ``--config.train.num_steps=100``.
 Multi-host: pass --coordinator/--num_processes/--process_id (jax.distributed.initialize).
 """
 
+import sys
+
 from absl import app, flags, logging
 import jax
 from ml_collections import config_flags
 
-from asrjax.train import trainer
+from asrjax.train import config_check, trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training configuration.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, tokenizer and results go here.")
@@ -18,8 +20,34 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", 0, "This process' index.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def _check_config(config) -> None:
+  """`app.UsageError` naming each bad config field (`config_check.validate`, then the batching and
+  step options as `trainer.pipeline_config` and `trainer.make_step_config` build them), before the
+  data, tokenizer and feature statistics are prepared: a negative ``train.num_steps`` would otherwise
+  "train" 0 steps and exit 0, a zero batch size fail minutes later."""
+  try:
+    config_check.validate(config)
+    trainer.pipeline_config(config)
+    trainer.make_step_config(config, None)
+  except ValueError as e:
+    raise app.UsageError(f"{e}\n(from --config and its --config.* overrides)") from None
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, but a ``--config.*`` override naming no field (``--config.train.num_step=5``)
+  is one line naming it, not ml_collections' chained KeyError/AttributeError traceback."""
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (KeyError, AttributeError) as e:
+    text = str(e).encode().decode("unicode_escape")  # the exceptions keep the repr of the KeyError's text
+    sys.stderr.write("FATAL Flags parsing error: a --config override names no config field: "
+                     + " ".join(text.replace("'", "").split()) + "\n")
+    sys.exit(1)
+
+
 def main(argv):
   del argv
+  _check_config(_CONFIG.value)
   if _COORDINATOR.value:
     # Cross-process collectives for the CPU backend (GPU/TPU backends ignore this option).
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -31,4 +59,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

@@ -4,18 +4,29 @@
 minimum-edit-distance alignment of the hypothesis to the reference, and ``N`` the
 number of reference words. Corpus WER sums errors and reference words over
 utterances (never averages per-utterance rates), so cohorts can be compared and
-aggregated exactly.
+aggregated exactly. An empty reference contributes its hypothesis' words as
+insertions and no reference words; a total of 0 reference words has WER NaN.
+
+Several alignments can have the minimum number of errors (``a b`` -> ``b c`` is two
+substitutions, or a deletion, a hit and an insertion). The total is the same; the
+S/D/I split is not, and `align` breaks ties exactly as jiwer does (through
+RapidFuzz's ``Levenshtein.editops``, Hyyrö's bit-parallel alignment): a common
+prefix and suffix are hits, and the back-trace from the end takes a deletion where
+one is optimal, else an insertion, else the diagonal (hit or substitution).
+NIST sclite does not count the same way: it minimises a weighted cost (by default
+insertion 3, deletion 3, substitution 4), so its split can differ from this one.
 
 References:
   Levenshtein, "Binary codes capable of correcting deletions, insertions and
-  reversals", 1966; NIST sclite's scoring conventions.
+  reversals", 1966.
+  Hyyrö, "A note on bit-parallel alignment computation", Stringology 2004 (the
+  back-trace RapidFuzz, and so jiwer, uses).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Iterable, Sequence
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,10 +44,13 @@ class ErrorCounts:
 
   @property
   def wer(self) -> float:
-    """Word error rate; NaN when there are no reference words."""
+    """Word error rate; NaN when there are no reference words (insertions into silence
+    have no rate: read ``insertions``)."""
     return self.errors / self.reference_words if self.reference_words else float("nan")
 
   def __add__(self, other: "ErrorCounts") -> "ErrorCounts":
+    if not isinstance(other, ErrorCounts):
+      return NotImplemented
     return ErrorCounts(
         self.substitutions + other.substitutions,
         self.deletions + other.deletions,
@@ -44,58 +58,100 @@ class ErrorCounts:
         self.reference_words + other.reference_words,
     )
 
+  def __radd__(self, other) -> "ErrorCounts":  # sum(counts) starts from 0
+    if isinstance(other, int) and not isinstance(other, bool) and other == 0:
+      return self
+    return NotImplemented
+
+
+def _distances(ref: Sequence, hyp: Sequence) -> list[list[int]]:
+  """``d[i][j]``: edit distance of ``ref[:i]`` and ``hyp[:j]``."""
+  d = [list(range(len(hyp) + 1))]
+  for i in range(1, len(ref) + 1):
+    row = [i]
+    for j in range(1, len(hyp) + 1):
+      row.append(min(d[i - 1][j] + 1, row[j - 1] + 1, d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1])))
+    d.append(row)
+  return d
+
 
 def align(reference: Sequence[str], hypothesis: Sequence[str]) -> ErrorCounts:
-  """Minimum-edit alignment of two token sequences (ties prefer substitutions, as sclite)."""
-  n, m = len(reference), len(hypothesis)
-  # cost[i, j] and (sub, del, ins) counts of the best path, row by row.
-  prev = [(j, 0, 0, j) for j in range(m + 1)]  # (cost, subs, dels, ins)
-  for i in range(1, n + 1):
-    cur = [(i, 0, i, 0)]
-    for j in range(1, m + 1):
-      same = reference[i - 1] == hypothesis[j - 1]
-      c, s, d, k = prev[j - 1]
-      best = (c + (0 if same else 1), s + (0 if same else 1), d, k)
-      c, s, d, k = prev[j]
-      best = min(best, (c + 1, s, d + 1, k), key=lambda x: x[0])
-      c, s, d, k = cur[j - 1]
-      best = min(best, (c + 1, s, d, k + 1), key=lambda x: x[0])
-      cur.append(best)
-    prev = cur
-  _, s, d, k = prev[m]
-  return ErrorCounts(s, d, k, n)
+  """Errors of a minimum-edit alignment of two token sequences (ties broken as jiwer; module docstring)."""
+  ref, hyp = list(reference), list(hypothesis)
+  n = len(ref)
+  # a common prefix and suffix are hits (RapidFuzz strips them before aligning)
+  while ref and hyp and ref[0] == hyp[0]:
+    ref, hyp = ref[1:], hyp[1:]
+  while ref and hyp and ref[-1] == hyp[-1]:
+    ref, hyp = ref[:-1], hyp[:-1]
+  d = _distances(ref, hyp)
+  i, j, subs, dels, ins = len(ref), len(hyp), 0, 0, 0
+  while i and j:
+    if d[i][j] == d[i - 1][j] + 1:  # deletion of ref[i - 1]
+      i, dels = i - 1, dels + 1
+    elif j > 1 and d[i][j - 1] == d[i - 1][j - 1] - 1:  # insertion of hyp[j - 1] (RapidFuzz's test)
+      j, ins = j - 1, ins + 1
+    else:  # hit or substitution of ref[i - 1] by hyp[j - 1]
+      subs += ref[i - 1] != hyp[j - 1]
+      i, j = i - 1, j - 1
+  return ErrorCounts(subs, dels + i, ins + j, n)
+
+
+def _check_text(name: str, x) -> str:
+  if not isinstance(x, str):
+    raise TypeError(f"{name} must be a str (whitespace-separated words); got {type(x).__name__} {x!r:.80}.")
+  return x
 
 
 def word_errors(reference: str, hypothesis: str) -> ErrorCounts:
   """Errors of one utterance; words are whitespace-separated."""
-  return align(reference.split(), hypothesis.split())
+  return align(_check_text("reference", reference).split(), _check_text("hypothesis", hypothesis).split())
+
+
+def _text_list(name: str, xs) -> list[str]:
+  if isinstance(xs, (str, bytes)) or not isinstance(xs, Iterable):
+    raise TypeError(f"{name} must be a list of str (one per utterance); got {type(xs).__name__} {xs!r:.80}.")
+  xs = list(xs)
+  for i, x in enumerate(xs):
+    _check_text(f"{name}[{i}]", x)
+  return xs
 
 
 def corpus_errors(references: Iterable[str], hypotheses: Iterable[str]) -> ErrorCounts:
   """Summed errors over utterances; raises if the two lists differ in length."""
-  references, hypotheses = list(references), list(hypotheses)
+  references, hypotheses = _text_list("references", references), _text_list("hypotheses", hypotheses)
   if len(references) != len(hypotheses):
-    raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses.")
-  total = ErrorCounts()
-  for r, h in zip(references, hypotheses):
-    total = total + word_errors(r, h)
-  return total
+    raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses: they must pair up.")
+  return sum((word_errors(r, h) for r, h in zip(references, hypotheses)), ErrorCounts())
 
 
 def grouped_errors(references, hypotheses, groups) -> dict:
-  """``{group: ErrorCounts}`` summed over the utterances of each group label."""
+  """``{group: ErrorCounts}`` summed over the utterances of each group label (sorted by label)."""
+  references, hypotheses = _text_list("references", references), _text_list("hypotheses", hypotheses)
+  if isinstance(groups, (str, bytes)) or not isinstance(groups, Iterable):
+    raise TypeError(f"groups must be a list of labels (one per utterance); got {type(groups).__name__}.")
+  groups = list(groups)
+  if not len(references) == len(hypotheses) == len(groups):
+    raise ValueError(f"{len(references)} references, {len(hypotheses)} hypotheses and {len(groups)} groups: "
+                     "they must pair up.")
   out: dict = {}
-  for r, h, g in zip(references, hypotheses, groups, strict=True):
+  for r, h, g in zip(references, hypotheses, groups):
     out[g] = out.get(g, ErrorCounts()) + word_errors(r, h)
   return dict(sorted(out.items(), key=lambda kv: str(kv[0])))
 
 
+def format_wer(c: ErrorCounts) -> str:
+  """``c.wer`` in percent with one decimal, or ``"-"`` when there are no reference words."""
+  return f"{100 * c.wer:.1f}" if c.reference_words else "-"
+
+
 def wer_table(counts: dict, title: str = "group") -> str:
-  """Markdown table of ``{name: ErrorCounts}``."""
+  """Markdown table of ``{name: ErrorCounts}`` (WER ``-`` for a group with no reference words)."""
   rows = [f"| {title} | words | WER % | sub | del | ins |", "| --- | --- | --- | --- | --- | --- |"]
   for name, c in counts.items():
-    rows.append(f"| {name} | {c.reference_words} | {100 * c.wer:.1f} | {c.substitutions} | {c.deletions} | {c.insertions} |")
+    rows.append(f"| {name} | {c.reference_words} | {format_wer(c)} | {c.substitutions} | {c.deletions} "
+                f"| {c.insertions} |")
   return "\n".join(rows)
 
 
-__all__ = ["ErrorCounts", "align", "corpus_errors", "grouped_errors", "wer_table", "word_errors"]
+__all__ = ["ErrorCounts", "align", "corpus_errors", "format_wer", "grouped_errors", "wer_table", "word_errors"]

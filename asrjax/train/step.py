@@ -10,11 +10,14 @@ not finite leaves parameters and optimizer state unchanged and increments
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from typing import Any
 
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from asrjax.data import features, spec_augment, vtlp
@@ -29,9 +32,13 @@ class TrainState:
   skipped: jax.Array  # steps skipped for a non-finite loss or gradient
 
 
+COMPUTE_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))  # StepConfig.compute_dtype
+
+
 @dataclasses.dataclass(frozen=True)
 class StepConfig:
-  """Loss and augmentation options of the step."""
+  """Loss and augmentation options of the step; each is checked at construction (`ValueError`
+  naming the field), so a bad value fails before data are read or a step is traced."""
 
   blank_id: int = 0
   fastemit_lambda: float = 0.0
@@ -55,6 +62,49 @@ class StepConfig:
   # stays hashable (a static argument of the jitted step).
   feature_mean: tuple | None = None
   feature_std: tuple | None = None
+
+  def __post_init__(self):
+    """Checks every field (a `ValueError` naming it) before any step is traced, and makes
+    ``compute_dtype`` a dtype and the statistics tuples of floats (hashable)."""
+    for name, minimum in (("blank_id", 0), ("prune_range", 0), ("pruned_warmup_steps", 0), ("num_freq_masks", 0),
+                          ("max_freq_mask", 0), ("num_time_masks", 0)):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"StepConfig.{name} must be an integer >= {minimum}; got {value!r}.")
+    for name, lo, hi, hi_open in (("fastemit_lambda", 0.0, math.inf, True), ("simple_loss_scale", 0.0, math.inf, True),
+                                  ("simple_lm_only_scale", 0.0, 1.0, False), ("simple_am_only_scale", 0.0, 1.0, False),
+                                  ("max_time_mask_ratio", 0.0, 1.0, False), ("vtlp_max_warp", 0.0, 1.0, True)):
+      value = getattr(self, name)
+      ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+            and lo <= value and (value < hi if hi_open else value <= hi))
+      if not ok:
+        bound = "" if hi == math.inf else (f", < {hi}" if hi_open else f", <= {hi}")
+        raise ValueError(f"StepConfig.{name} must be a finite number >= {lo}{bound}; got {value!r}.")
+    if self.simple_lm_only_scale + self.simple_am_only_scale > 1.0:
+      raise ValueError(f"StepConfig.simple_lm_only_scale + simple_am_only_scale must be <= 1; got "
+                       f"{self.simple_lm_only_scale} + {self.simple_am_only_scale}.")
+    if not isinstance(self.spec_augment, bool):
+      raise ValueError(f"StepConfig.spec_augment must be a bool; got {self.spec_augment!r}.")
+    try:
+      dtype = jnp.dtype(self.compute_dtype)
+    except TypeError:
+      dtype = None
+    if dtype not in COMPUTE_DTYPES:
+      raise ValueError(f"StepConfig.compute_dtype must be one of {[d.name for d in COMPUTE_DTYPES]}; "
+                       f"got {self.compute_dtype!r}.")
+    object.__setattr__(self, "compute_dtype", dtype)
+    if (self.feature_mean is None) != (self.feature_std is None):
+      raise ValueError("StepConfig.feature_mean and feature_std must be given together (or neither: per-utterance "
+                       "CMVN).")
+    if self.feature_mean is not None:
+      mean, std = (np.asarray(x, np.float64) for x in (self.feature_mean, self.feature_std))
+      if mean.ndim != 1 or mean.shape != std.shape or not mean.size:
+        raise ValueError(f"StepConfig.feature_mean and feature_std must be sequences of one value per feature, of "
+                         f"one length; got shapes {mean.shape} and {std.shape}.")
+      if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
+        raise ValueError("StepConfig.feature_mean must be finite and feature_std finite and > 0.")
+      object.__setattr__(self, "feature_mean", tuple(float(x) for x in mean))
+      object.__setattr__(self, "feature_std", tuple(float(x) for x in std))
 
 
 def init_state(params, tx: optax.GradientTransformation) -> TrainState:

@@ -11,6 +11,7 @@ import pytest
 
 from asrjax.models import convrnnt, transducer
 from asrjax.train import sharding, step as step_lib
+from tests import oracles
 
 TINY = dict(stack=3, channels=16, local_layers=1, local_kernel=3, global_blocks=1, global_kernel=3,
             lstm_hidden=16, lstm_layers=1, output_dim=16)
@@ -175,3 +176,146 @@ def test_loss_scales_follow_the_warm_up_ramp():
   np.testing.assert_allclose(step_lib.loss_scales(50, 0.5, 100), (0.75, 0.55), rtol=1e-6)
   np.testing.assert_allclose(step_lib.loss_scales(400, 0.5, 100), (0.5, 1.0), rtol=1e-6)
   np.testing.assert_allclose(step_lib.loss_scales(0, 0.25, 0), (0.25, 1.0), rtol=1e-6)
+
+
+# ------------------------------------------------------------------ FastEmit and non-finite gradients
+
+
+def _capture_gradient() -> optax.GradientTransformation:
+  """An "optimizer" that stores the gradient it is given as its state and leaves the parameters alone."""
+  return optax.GradientTransformation(lambda params: jax.tree.map(jnp.zeros_like, params),
+                                      lambda g, state, params=None: (jax.tree.map(jnp.zeros_like, g), g))
+
+
+@pytest.fixture(scope="module")
+def small():
+  """A tiny model and a batch of 2 short utterances (U = 3 and 2 labels); parameters made through
+  `Transducer.pruned_losses`, so they serve the full loss (which ignores the simple projections) too."""
+  model = transducer.Transducer(convrnnt.ConvRNNTEncoder(**TINY), vocab_size=5, embed_dim=8,
+                                predictor_hidden=16, joint_hidden=16)
+  rng = np.random.default_rng(3)
+  lengths = np.array([3_200, 4_000])
+  audio = (rng.normal(size=(2, 4_000)) * 3000).astype(np.int16)
+  audio_pad = (np.arange(4_000)[None] >= lengths[:, None]).astype(np.float32)
+  audio[audio_pad > 0] = 0
+  labels = np.array([[1, 3, 2], [4, 4, 0]], np.int32)
+  label_pad = np.array([[0, 0, 0], [0, 0, 1]], np.float32)
+  batch = {k: jnp.asarray(v) for k, v in
+           dict(audio=audio, audio_paddings=audio_pad, labels=labels, label_paddings=label_pad).items()}
+  feats, pads = jax.jit(lambda b: step_lib.featurize(b, jax.random.key(0), step_lib.StepConfig(spec_augment=False),
+                                                     train=True))(batch)
+  init = jax.jit(lambda key: model.init(key, feats, pads, batch["labels"], batch["label_paddings"],
+                                        prune_range=labels.shape[1] + 1, method=model.pruned_losses))
+  return model, init(jax.random.key(1)), batch, (feats, pads)
+
+
+def _oracle_gradients(model, params, batch, feats, pads, fastemit_lambdas):
+  """Mean-over-utterances loss and parameter gradient per FastEmit weight, from the brute-force oracle
+  (`tests/oracles.py`): enumerated alignments give d loss / d logits with FastEmit's (1 + lam) on
+  emission edges, and the model's own VJP carries it to the parameters (the chain rule is trusted,
+  not the step or the loss)."""
+  logits_fn = jax.jit(lambda p: model.apply(p, feats, pads, batch["labels"], batch["label_paddings"]))
+  (logits, enc_pads), vjp = jax.vjp(logits_fn, params)
+  vjp = jax.jit(vjp)
+  logits, enc_pads = np.asarray(logits, np.float64), np.asarray(enc_pads)
+  labels, label_pads = np.asarray(batch["labels"]), np.asarray(batch["label_paddings"])
+  num_utts, out = logits.shape[0], []
+  for lam in fastemit_lambdas:
+    cotangent, losses = np.zeros(logits.shape, np.float32), []
+    for b in range(num_utts):
+      t, u = int(np.sum(enc_pads[b] == 0)), int(np.sum(label_pads[b] == 0))
+      nll, d_logits, _, _ = oracles.rnnt_nll_and_grads(logits[b, :t, : u + 1], labels[b, :u], fastemit_lambda=lam)
+      cotangent[b, :t, : u + 1] = d_logits / num_utts
+      losses.append(nll)
+    (grads,) = vjp((jnp.asarray(cotangent), jnp.zeros_like(enc_pads)))
+    out.append((float(np.mean(losses)), grads))
+  return out
+
+
+def _assert_trees_close(actual, expected, names=("encoder", "predictor", "joint_net")):
+  for name in names:
+    for a, e in zip(jax.tree.leaves(actual["params"][name]), jax.tree.leaves(expected["params"][name])):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=2e-3, atol=1e-6)
+
+
+def _relative_difference(x, y, names=("encoder", "predictor", "joint_net")) -> float:
+  flat = lambda t: np.concatenate([np.ravel(leaf) for n in names for leaf in jax.tree.leaves(t["params"][n])])
+  return float(np.linalg.norm(flat(x) - flat(y)) / np.linalg.norm(flat(y)))
+
+
+@pytest.mark.parametrize("prune_range", [0, 4])  # 0: the full loss; 4 = U + 1: pruned windows cover the lattice
+def test_fastemit_through_the_train_step_is_the_oracle_gradient(small, prune_range):
+  model, params, batch, (feats, pads) = small
+  lam = 0.5
+  assert oracles.rnnt_nll_and_grads  # the reference: enumeration, not asrjax's lattice
+  (loss, expected), (_, plain) = _oracle_gradients(model, params, batch, feats, pads, (lam, 0.0))
+  assert _relative_difference(expected, plain) > 0.05  # FastEmit really changes the gradient here
+  tx = _capture_gradient()
+  config = step_lib.StepConfig(spec_augment=False, fastemit_lambda=lam, prune_range=prune_range,
+                               simple_loss_scale=0.0, pruned_warmup_steps=0)  # pruned: objective = pruned loss
+  step = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, config=config))
+  new, metrics = step(step_lib.init_state(params, tx), batch, jax.random.key(7))
+  assert bool(metrics["finite"]) and int(new.skipped) == 0
+  np.testing.assert_allclose(float(metrics["loss"]), loss, rtol=1e-5)  # the value stays the plain NLL
+  _assert_trees_close(new.opt_state, expected)
+  for name in ("simple_am", "simple_lm"):
+    # unused by the full loss; weight 0 in the pruned objective: no gradient reaches the simple projections
+    assert all(np.all(np.asarray(g) == 0) for g in jax.tree.leaves(new.opt_state["params"][name]))
+
+
+def _poisoned_gradient(value):
+  """Identity whose backward pass returns ``value`` everywhere: a finite loss with a non-finite gradient
+  (that a skipped step then trains normally is `test_non_finite_step_is_skipped_and_counted`'s)."""
+  @jax.custom_vjp
+  def poison(x):
+    return x
+  poison.defvjp(lambda x: (x, None), lambda _, g: (jnp.full_like(g, value),))
+  return poison
+
+
+def test_finite_loss_with_a_non_finite_gradient_is_skipped(small, monkeypatch):
+  model, params, batch, _ = small
+  poison = _poisoned_gradient(np.nan)
+  real_loss = step_lib.rnnt_loss
+  monkeypatch.setattr(step_lib, "rnnt_loss", lambda *a, **k: poison(real_loss(*a, **k)))
+  tx = optax.adam(1e-2)
+  config = step_lib.StepConfig(spec_augment=False)
+  step = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, config=config))
+  state = step_lib.init_state(params, tx)
+  new, metrics = step(state, batch, jax.random.key(0))
+  assert np.isfinite(float(metrics["loss"])) and not np.isfinite(float(metrics["grad_norm"]))
+  assert not bool(metrics["finite"]) and int(new.skipped) == 1 and int(new.step) == 1
+  for a, b in zip(jax.tree.leaves((state.params, state.opt_state)), jax.tree.leaves((new.params, new.opt_state))):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("num_freq_masks", -1, "num_freq_masks must be an integer >= 0"),
+    ("max_freq_mask", 2.5, "max_freq_mask must be an integer >= 0"),
+    ("num_time_masks", -3, "num_time_masks must be an integer >= 0"),
+    ("max_time_mask_ratio", -0.1, "max_time_mask_ratio must be a finite number >= 0.0, <= 1.0"),
+    ("max_time_mask_ratio", 1.5, "max_time_mask_ratio must be a finite number >= 0.0, <= 1.0"),
+    ("fastemit_lambda", float("nan"), "fastemit_lambda must be a finite number >= 0"),
+    ("fastemit_lambda", -0.1, "fastemit_lambda must be a finite number >= 0"),
+    ("prune_range", -1, "prune_range must be an integer >= 0"),
+    ("vtlp_max_warp", 1.0, "vtlp_max_warp must be a finite number >= 0.0, < 1.0"),
+    ("compute_dtype", "float8", r"compute_dtype must be one of \['float32', 'bfloat16', 'float16'\]"),
+    ("compute_dtype", jnp.int32, "compute_dtype must be one of"),
+    ("simple_lm_only_scale", 0.8, r"simple_lm_only_scale \+ simple_am_only_scale must be <= 1"),
+    ("spec_augment", 1, "spec_augment must be a bool"),
+    ("feature_mean", (0.0,), "feature_mean and feature_std must be given together"),
+])
+def test_step_config_names_a_bad_field(field, value, match):
+  kwargs = {field: value}
+  if field == "simple_lm_only_scale":
+    kwargs["simple_am_only_scale"] = 0.5
+  with pytest.raises(ValueError, match="StepConfig." + match):
+    step_lib.StepConfig(**kwargs)
+
+
+def test_step_config_normalises_dtype_and_statistics():
+  config = step_lib.StepConfig(compute_dtype="bfloat16", feature_mean=[0.0, 1.0], feature_std=np.array([1.0, 2.0]))
+  assert config.compute_dtype == jnp.bfloat16 and config.feature_mean == (0.0, 1.0) and config.feature_std == (1.0, 2.0)
+  hash(config)  # a static argument of the jitted step
+  with pytest.raises(ValueError, match="feature_std finite and > 0"):
+    step_lib.StepConfig(feature_mean=(0.0,), feature_std=(0.0,))

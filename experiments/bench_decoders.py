@@ -19,7 +19,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from asrjax.data import sources
-from asrjax.train import evaluation, trainer
+from asrjax.train import config_check, evaluation, trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "The training configuration.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (checkpoints, tokenizer).")
@@ -61,4 +61,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config_check.parse_flags)

@@ -24,7 +24,7 @@ import numpy as np
 
 from asrjax.data import catalog, sources, tokenizer as tokenizer_lib
 from asrjax.decoding import ngram_lm
-from asrjax.train import trainer
+from asrjax.train import config_check, trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "The training configuration.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (tokenizer, cached transcripts).")
@@ -93,4 +93,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config_check.parse_flags)

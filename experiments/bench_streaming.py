@@ -37,7 +37,7 @@ from asrjax import decoding  # noqa: E402
 from asrjax.data import log_mel_stream, pipeline, sources  # noqa: E402
 from asrjax.decoding import streaming  # noqa: E402
 from asrjax.models import transducer  # noqa: E402
-from asrjax.train import step as step_lib, trainer  # noqa: E402
+from asrjax.train import config_check, step as step_lib, trainer  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "The training configuration.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir.")
@@ -112,4 +112,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config_check.parse_flags)

@@ -26,7 +26,7 @@ import numpy as np
 from ml_collections import config_flags
 
 from asrjax.data import tokenizer
-from asrjax.train import sharding, step as step_lib, trainer
+from asrjax.train import config_check, sharding, step as step_lib, trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Model config (experiments/configs/<name>.py[:variant]).")
 _PRUNE = flags.DEFINE_list("prune_ranges", ["0", "5"], "Prune ranges to time; 0 = the full loss.")
@@ -85,4 +85,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flag_as_required("config")
-  app.run(main)
+  app.run(main, flags_parser=config_check.parse_flags)

@@ -23,7 +23,7 @@ from ml_collections import config_flags
 
 from asrjax.data import sources
 from asrjax.metrics import oov, wer
-from asrjax.train import evaluation, trainer
+from asrjax.train import config_check, evaluation, trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "The training configuration.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (cached training transcripts).")
@@ -82,4 +82,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config_check.parse_flags)

@@ -119,10 +119,10 @@ def main(argv):
                "wer": evaluation.rate(ev["total"]), "rtf": ev["rtf"], "utterances": len(ev["references"]),
                "decoder_options": {k: v for k, v in options.items() if k != "lm"},
                "lm": config.eval.lm.to_dict() if "lm" in options else None,
-               "per_group": {g: {k: evaluation.rate(v) for k, v in c.items()} for g, c in ev["errors"].items()},
+               "per_group": evaluation.per_group_rates(ev["errors"]),
                "references": ev["references"], "hypotheses": ev["hypotheses"]}, f, indent=1, allow_nan=False)
   print(f"wrote {out}")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config_check.parse_flags)

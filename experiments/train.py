@@ -4,8 +4,6 @@ Config overrides from the command line, e.g. ``--config.train.num_steps=100``.
 Multi-host: pass --coordinator/--num_processes/--process_id (jax.distributed.initialize).
 """
 
-import sys
-
 from absl import app, flags, logging
 import jax
 from ml_collections import config_flags
@@ -33,18 +31,6 @@ def _check_config(config) -> None:
     raise app.UsageError(f"{e}\n(from --config and its --config.* overrides)") from None
 
 
-def _parse_flags(argv):
-  """absl's flag parsing, but a ``--config.*`` override naming no field (``--config.train.num_step=5``)
-  is one line naming it, not ml_collections' chained KeyError/AttributeError traceback."""
-  try:
-    return app.parse_flags_with_usage(argv)
-  except (KeyError, AttributeError) as e:
-    text = str(e).encode().decode("unicode_escape")  # the exceptions keep the repr of the KeyError's text
-    sys.stderr.write("FATAL Flags parsing error: a --config override names no config field: "
-                     + " ".join(text.replace("'", "").split()) + "\n")
-    sys.exit(1)
-
-
 def main(argv):
   del argv
   _check_config(_CONFIG.value)
@@ -59,4 +45,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=_parse_flags)
+  app.run(main, flags_parser=config_check.parse_flags)

@@ -15,6 +15,9 @@ from __future__ import annotations
 import importlib
 import math
 import pkgutil
+import sys
+
+from absl import app
 
 _DTYPES = ("float32", "bfloat16")
 
@@ -127,3 +130,18 @@ def validate(config) -> None:
   found = problems(config)
   if found:
     raise ValueError("invalid config:\n  " + "\n  ".join(found))
+
+
+def parse_flags(argv):
+  """absl's flag parsing for the launchers with a config flag (``app.run(main, flags_parser=parse_flags)``).
+
+  A ``--config.*`` override naming no field (``--config.train.num_step=5``) ends in one
+  line naming it, not in ml_collections' chained KeyError/AttributeError traceback.
+  """
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (KeyError, AttributeError) as e:
+    text = str(e).encode().decode("unicode_escape")  # the exceptions keep the repr of the KeyError's text
+    sys.stderr.write("FATAL Flags parsing error: a --config override names no config field: "
+                     + " ".join(text.replace("'", "").split()) + "\n")
+    sys.exit(1)

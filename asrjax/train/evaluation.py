@@ -216,6 +216,11 @@ def rate(counts: wer.ErrorCounts) -> float | None:
   return None if math.isnan(counts.wer) else counts.wer
 
 
+def per_group_rates(errors: dict) -> dict:
+  """``{field: {value: WER or None}}`` of `evaluate`'s ``errors``, for JSON (see `rate`)."""
+  return {field: {k: rate(v) for k, v in counts.items()} for field, counts in errors.items()}
+
+
 # --------------------------------------------------------------------------- evaluation JSON files
 
 

@@ -376,13 +376,13 @@ def train_and_evaluate(config, workdir: str) -> dict:
     split = sources.open_split(config.data.name, split_name, config.data.data_dir)
     ev = evaluation.evaluate(model, params, split, tok, decoder=config.eval.decoder, limit=config.eval.limit,
                              step_config=step_cfg, decoder_options=decoder_options)
-    results[split_name] = {"wer": ev["wer"], "rtf": ev["rtf"], "utterances": len(ev["references"]),
+    results[split_name] = {"wer": evaluation.rate(ev["total"]), "rtf": ev["rtf"], "utterances": len(ev["references"]),
                            "decoder": config.eval.decoder,
                            "decoder_options": config.eval.decoder_options.to_dict(), "lm": config.eval.lm.to_dict(),
-                           "per_group": {f: {k: v.wer for k, v in g.items()} for f, g in ev["errors"].items()}}
+                           "per_group": evaluation.per_group_rates(ev["errors"])}
     writer.scalars(int(state.step), {f"{split_name}_wer": ev["wer"], f"{split_name}_rtf": ev["rtf"]}, prefix="eval/")
   writer.close()
   if jax.process_index() == 0:
     with atomic_file.open(os.path.join(workdir, "results.json")) as f:
-      json.dump(results, f, indent=1)
+      json.dump(results, f, indent=1)  # the loss history may hold NaN (skipped steps)
   return results

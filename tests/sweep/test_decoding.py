@@ -26,7 +26,7 @@ import pytest
 
 from asrjax import decoding
 from asrjax.decoding import greedy as greedy_lib
-from asrjax.decoding import ngram_lm, streaming, word_lm
+from asrjax.decoding import streaming, word_lm
 from asrjax.decoding.ngram_lm import NgramLM
 from tests.decoding import toy
 from tests.sweep import cases

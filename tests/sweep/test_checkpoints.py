@@ -23,6 +23,9 @@ from asrjax.train import checkpoint, sharding
 from tests.sweep import cases
 from tests.sweep.cases import Case
 
+# tensorstore reports the reads of deliberately damaged files as unraisable exceptions at exit
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
 CheckpointError = checkpoint.CheckpointError
 # An older checkout has no CheckpointMismatch: its cases then count by message there (cases.py).
 CheckpointMismatch = getattr(checkpoint, "CheckpointMismatch", CheckpointError)

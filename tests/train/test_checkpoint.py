@@ -13,6 +13,9 @@ from jax.sharding import PartitionSpec as P
 
 from asrjax.train import checkpoint, sharding
 
+# tensorstore reports the reads of deliberately damaged files as unraisable exceptions at exit
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
 
 def _state(x):
   return {"w": jnp.full((4, 3), x, jnp.float32), "step": jnp.asarray(int(x), jnp.int32)}

@@ -14,17 +14,9 @@ from asrjax import decoding
 from asrjax.decoding.ngram_lm import NgramLM
 from tests.decoding import toy
 
-V, D, T = 3, 3, 3
-LENGTHS = [3, 2]
-ENC = np.random.default_rng(12).normal(size=(2, T, D)).astype(np.float32)
-PADS = toy.paddings(LENGTHS, T)
-PARAMS = {
-    "greedy": toy.make_params(5, D, V, scale=2.0),
-    "beam": toy.make_params(7, D, V, scale=1.5, blank_bias=5.0),
-    "modified_beam": toy.make_params(11, D, V),
-}
-OPTIONS = {"greedy": {}, "beam": dict(beam=64, expand=V, nbest=10, max_symbols_per_frame=8),
-           "modified_beam": dict(beam=16)}
+V, D, T = toy.CONTRACT_V, toy.CONTRACT_D, toy.CONTRACT_T
+LENGTHS, ENC, PADS = toy.CONTRACT_LENGTHS, toy.CONTRACT_ENC, toy.CONTRACT_PADS
+PARAMS, OPTIONS = toy.CONTRACT_PARAMS, toy.CONTRACT_OPTIONS
 
 
 def assert_matches_reference(name, got, ref):

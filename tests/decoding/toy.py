@@ -147,3 +147,18 @@ def matches_reference(decoder: str, got: list, ref: list, rtol: float = 1e-5) ->
         [s for _, s in row], [s for _, s in r], rtol=rtol):
       return False
   return True
+
+
+# The shared case of the input-contract tests and the decoder sweep: a batch of two rows
+# (3 and 2 valid frames), a model per decoder whose search is exact at these options.
+CONTRACT_V, CONTRACT_D, CONTRACT_T = 3, 3, 3
+CONTRACT_LENGTHS = [3, 2]
+CONTRACT_ENC = np.random.default_rng(12).normal(size=(2, CONTRACT_T, CONTRACT_D)).astype(np.float32)
+CONTRACT_PADS = paddings(CONTRACT_LENGTHS, CONTRACT_T)
+CONTRACT_PARAMS = {
+    "greedy": make_params(5, CONTRACT_D, CONTRACT_V, scale=2.0),
+    "beam": make_params(7, CONTRACT_D, CONTRACT_V, scale=1.5, blank_bias=5.0),
+    "modified_beam": make_params(11, CONTRACT_D, CONTRACT_V),
+}
+CONTRACT_OPTIONS = {"greedy": {}, "beam": dict(beam=64, expand=CONTRACT_V, nbest=10, max_symbols_per_frame=8),
+                    "modified_beam": dict(beam=16)}

@@ -21,6 +21,7 @@ import pytest
 
 from asrjax.train import checkpoint, sharding
 from tests.sweep import cases
+from tests.train.test_checkpoint import data_files, flip as _flip
 from tests.sweep.cases import Case
 
 # tensorstore reports the reads of deliberately damaged files as unraisable exceptions at exit
@@ -92,23 +93,10 @@ def _dir() -> str:
 
 def _files(step, directory=None) -> list[str]:
   """Files of checkpoint ``step``'s state item, largest first (the first holds the arrays' data)."""
-  root = os.path.join(directory or _dir(), str(step), "state")
-  found = [os.path.join(r, f) for r, _, fs in os.walk(root) for f in fs]
-  return sorted(found, key=lambda p: -os.path.getsize(p))
+  return data_files(directory or _dir(), step)
 
 
 # ---------------------------------------------------------------- damage
-
-
-def _flip(path, at, n=64):
-  """Inverts ``n`` bytes of ``path`` in place, starting at fraction ``at`` of the way in (size unchanged)."""
-  size = os.path.getsize(path)
-  offset = round(max(0, size - n) * at)
-  with open(path, "r+b") as f:
-    f.seek(offset)
-    block = f.read(n)
-    f.seek(offset)
-    f.write(bytes(b ^ 0xFF for b in block))
 
 
 def _truncate(path, fraction):

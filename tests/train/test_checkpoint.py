@@ -99,13 +99,13 @@ def _equal(tree, reference):
              zip(jax.tree.leaves(tree), jax.tree.leaves(reference), strict=True))
 
 
-def _data_files(directory, step):
+def data_files(directory, step):
   """The files of checkpoint ``step``'s state item, largest first."""
   found = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(directory, str(step), "state")) for f in fs]
   return sorted(found, key=lambda p: -os.path.getsize(p))
 
 
-def _flip(path, at, n=64):
+def flip(path, at, n=64):
   """Inverts ``n`` bytes of ``path`` in place (size unchanged), starting at fraction ``at`` of the way in."""
   size = os.path.getsize(path)
   offset = round(max(0, size - n) * at)
@@ -152,7 +152,7 @@ def test_flipped_bytes_fall_back_quarantine_and_rotation_keeps_the_good(tmp_path
   for rank, where in PLACEMENTS:
     work = tmp_path / f"{rank}-{where:g}"
     shutil.copytree(pristine, work)
-    _flip(_data_files(work, 2)[rank], where)
+    flip(data_files(work, 2)[rank], where)
     kind = _orbax_reads(work, 2, abstract)
     seen.add(kind)
     caplog.clear()
@@ -177,7 +177,7 @@ def _issue_scenario(directory):
   for s in (9, 12, 15):
     ckpt.save(s, _random_state(s), {"step": s})
   ckpt.close()
-  _flip(_data_files(directory, 15)[0], 0.5)
+  flip(data_files(directory, 15)[0], 0.5)
   assert _orbax_reads(directory, 15, _abstract(_random_state(0))) == "changed"
 
 
@@ -203,7 +203,7 @@ def test_a_new_save_of_a_quarantined_step_number_works(tmp_path):
   ckpt.save(15, _random_state(115), {"step": 15})  # the resumed run reaches 15 again
   state, data, step = ckpt.restore_latest(_abstract(_random_state(0)))
   assert step == 15 and _equal(state, _random_state(115))
-  _flip(_data_files(tmp_path, 15)[0], 0.5)  # damaged again: a second quarantine name
+  flip(data_files(tmp_path, 15)[0], 0.5)  # damaged again: a second quarantine name
   assert ckpt.restore_latest(_abstract(_random_state(0)))[2] == 12
   assert sorted(os.listdir(tmp_path / "quarantine")) == ["15.corrupt", "15.corrupt.1"]
   ckpt.close()
@@ -213,7 +213,7 @@ def test_every_checkpoint_damaged_moves_nothing(tmp_path):
   """With no good checkpoint the cause may be shared; nothing moves, so no run restarts from scratch."""
   ckpt = _two_checkpoints(tmp_path)
   for s in (1, 2):
-    _flip(_data_files(tmp_path, s)[0], 0.5)
+    flip(data_files(tmp_path, s)[0], 0.5)
   with pytest.raises(checkpoint.CheckpointError, match=r"no checkpoint .* could be restored:\nstep 2: .*\nstep 1: "):
     ckpt.restore_latest(_abstract(_state(0)))
   assert ckpt.all_steps() == [1, 2] and not os.path.exists(tmp_path / "quarantine")

@@ -37,10 +37,17 @@ dtypes are compared with those recorded (orbax's metadata for old checkpoints);
 a difference raises `CheckpointMismatch` naming the first leaves that differ. It
 means the target was built from another config, not damage: `restore_latest`
 raises it at once and never falls back past or quarantines good checkpoints.
+
+Not damage either. A read that fails for a reason outside the checkpoint (permission
+denied, an I/O error, a timeout: `PermissionError`, `TimeoutError`, ``EIO``, or
+tensorstore's ``PERMISSION_DENIED`` / ``UNAVAILABLE`` / ``DEADLINE_EXCEEDED``
+statuses) raises `CheckpointUnavailable` at once, on every process: a flaky
+filesystem must not move a good newest checkpoint out of the rotation.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -60,6 +67,11 @@ _MAX_NAMED = 10  # leaves named in a mismatch or integrity message
 
 class CheckpointError(RuntimeError):
   """A checkpoint could not be restored (unreadable, damaged, or failed its integrity check)."""
+
+
+class CheckpointUnavailable(CheckpointError):
+  """A checkpoint could not be read for a reason outside it (permissions, I/O, a timeout):
+  not damage, so nothing falls back past it or moves it (`restore_latest` re-raises)."""
 
 
 class CheckpointMismatch(CheckpointError):
@@ -164,8 +176,19 @@ class Checkpointer:
         raise
       error = e
     except Exception as e:  # orbax/tensorstore raise many types for damaged files
-      error = CheckpointError(f"{path}: unreadable: {type(e).__name__}: {_first_lines(str(e))}")
-    if not _everywhere(error is None, abstract_state):  # every process takes the same branch
+      if _is_unavailable(e):
+        error = CheckpointUnavailable(
+            f"{path}: could not be read ({type(e).__name__}: {_first_lines(str(e))}). This is not damage: fix the "
+            "access or retry; no checkpoint was skipped or moved.")
+      else:
+        error = CheckpointError(f"{path}: unreadable: {type(e).__name__}: {_first_lines(str(e))}")
+      error.__cause__ = e
+    # every process takes the same branch: 0 read, 1 damaged, 2 unavailable somewhere
+    worst = _worst_everywhere(0 if error is None else 2 if isinstance(error, CheckpointUnavailable) else 1,
+                              abstract_state)
+    if worst == 2 and not isinstance(error, CheckpointUnavailable):
+      raise CheckpointUnavailable(f"{path}: another process could not read it (not damage); nothing was moved.")
+    if worst:
       raise error or CheckpointError(f"{path}: another process could not read it.")
     state, data = restored["state"], dict(restored["data"])
     if record is None:
@@ -203,7 +226,7 @@ class Checkpointer:
     for step in reversed(self.all_steps()):
       try:
         state, data = self.restore(abstract_state, step)
-      except CheckpointMismatch:
+      except (CheckpointMismatch, CheckpointUnavailable):
         raise
       except CheckpointError as e:
         failures.append((step, str(e)))
@@ -223,6 +246,7 @@ class Checkpointer:
     """Moves checkpoint ``step`` to ``quarantine/<step>.corrupt[.n]``, out of orbax's view; returns where."""
     spans = _spans_processes(abstract_state)
     where = os.path.join(self.directory, "quarantine", f"{step}.corrupt")
+    failure = None
     if not spans or jax.process_index() == 0:
       n = 0
       while os.path.exists(where if not n else f"{where}.{n}"):
@@ -232,10 +256,15 @@ class Checkpointer:
         os.makedirs(os.path.dirname(where), exist_ok=True)
         os.rename(self._step_dir(step), where)
       except OSError as e:
-        raise CheckpointError(f"{self._step_dir(step)} is damaged and could not be moved out of the rotation "
-                              f"({e}); move it away by hand before training on.") from e
-    if spans:
-      multihost_utils.sync_global_devices(f"asrjax checkpoint quarantine {step}")
+        failure = e
+    if spans:  # a collective (so a barrier too): all processes raise, or none does, never one hangs
+      if _worst_everywhere(int(failure is not None), abstract_state):
+        failure = failure or "on process 0"
+      if jax.process_index():
+        where = f"{where}[.n] (named by process 0)"
+    if failure is not None:
+      raise CheckpointError(f"{self._step_dir(step)} is damaged and could not be moved out of the rotation "
+                            f"({failure}); move it away by hand before training on.")
     self._manager.reload()
     return where
 
@@ -374,8 +403,20 @@ def _spans_processes(tree: Any) -> bool:
   return any(not getattr(getattr(x, "sharding", None), "is_fully_addressable", True) for x in jax.tree.leaves(tree))
 
 
-def _everywhere(ok: bool, tree: Any) -> bool:
-  """``ok`` on every process that holds part of ``tree``'s arrays (just ``ok`` when no array spans processes)."""
+def _worst_everywhere(code: int, tree: Any) -> int:
+  """The largest ``code`` over the processes that hold part of ``tree``'s arrays (just ``code``
+  when no array spans processes); a collective, so every such process must call it."""
   if not _spans_processes(tree):
-    return ok
-  return bool(np.all(multihost_utils.process_allgather(np.asarray(ok))))
+    return code
+  return int(np.max(multihost_utils.process_allgather(np.asarray(code, np.int32))))
+
+
+def _is_unavailable(e: Exception) -> bool:
+  """An error from outside the checkpoint: permissions, I/O, timeouts (tensorstore names them
+  by status), as opposed to a file that is missing, truncated or does not decode."""
+  if isinstance(e, (PermissionError, TimeoutError, ConnectionError, InterruptedError)):
+    return True
+  if isinstance(e, OSError) and e.errno in (errno.EIO, errno.EAGAIN, errno.ETIMEDOUT, errno.ESTALE, errno.EACCES):
+    return True
+  return any(status in str(e) for status in ("PERMISSION_DENIED", "UNAVAILABLE", "DEADLINE_EXCEEDED",
+                                             "RESOURCE_EXHAUSTED", "ABORTED"))

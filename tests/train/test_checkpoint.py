@@ -278,3 +278,26 @@ def test_a_mismatch_names_ten_leaves_then_a_count(tmp_path):
     ckpt.restore(_abstract(target), 1)
   assert "layer_09: in the target only" in str(info.value) and "layer_10" not in str(info.value)
   assert str(info.value).endswith("... and 15 more")
+
+
+@pytest.mark.parametrize("failure", [PermissionError(13, "Permission denied"),
+                                     ValueError("UNAVAILABLE: Error reading local file: I/O error"),
+                                     TimeoutError("read timed out")])
+def test_a_read_failing_outside_the_checkpoint_moves_nothing_and_does_not_fall_back(tmp_path, failure):
+  """A flaky filesystem is not damage: the good newest step must stay where it is, in the rotation."""
+  ckpt = _two_checkpoints(tmp_path)
+  real = ckpt._manager.restore
+
+  def flaky(step, *args, **kwargs):
+    if step == 2:
+      raise failure
+    return real(step, *args, **kwargs)
+
+  ckpt._manager.restore = flaky
+  with pytest.raises(checkpoint.CheckpointUnavailable, match=f"{tmp_path}/2: could not be read .*not damage"):
+    ckpt.restore_latest(_abstract(_state(0)))
+  assert ckpt.all_steps() == [1, 2] and not os.path.exists(tmp_path / "quarantine")
+  ckpt._manager.restore = real
+  state, _, step = ckpt.restore_latest(_abstract(_state(0)))  # the filesystem is back: the newest restores
+  assert step == 2
+  np.testing.assert_array_equal(state["w"], np.full((4, 3), 2.0))

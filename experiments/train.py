@@ -19,14 +19,11 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def _check_config(config) -> None:
-  """`app.UsageError` naming each bad config field (`config_check.validate`, then the batching and
-  step options as `trainer.pipeline_config` and `trainer.make_step_config` build them), before the
-  data, tokenizer and feature statistics are prepared: a negative ``train.num_steps`` would otherwise
+  """`app.UsageError` naming each bad config field (`config_check.validate`), before the data,
+  tokenizer and feature statistics are prepared: a negative ``train.num_steps`` would otherwise
   "train" 0 steps and exit 0, a zero batch size fail minutes later."""
   try:
     config_check.validate(config)
-    trainer.pipeline_config(config)
-    trainer.make_step_config(config, None)
   except ValueError as e:
     raise app.UsageError(f"{e}\n(from --config and its --config.* overrides)") from None
 

@@ -80,10 +80,13 @@ def align(reference: Sequence[str], hypothesis: Sequence[str]) -> ErrorCounts:
   ref, hyp = list(reference), list(hypothesis)
   n = len(ref)
   # a common prefix and suffix are hits (RapidFuzz strips them before aligning)
-  while ref and hyp and ref[0] == hyp[0]:
-    ref, hyp = ref[1:], hyp[1:]
-  while ref and hyp and ref[-1] == hyp[-1]:
-    ref, hyp = ref[:-1], hyp[:-1]
+  start = 0
+  while start < min(len(ref), len(hyp)) and ref[start] == hyp[start]:
+    start += 1
+  end = 0
+  while end < min(len(ref), len(hyp)) - start and ref[-1 - end] == hyp[-1 - end]:
+    end += 1
+  ref, hyp = ref[start:len(ref) - end], hyp[start:len(hyp) - end]
   d = _distances(ref, hyp)
   i, j, subs, dels, ins = len(ref), len(hyp), 0, 0, 0
   while i and j:

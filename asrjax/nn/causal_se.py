@@ -37,7 +37,7 @@ def running_mean(x: jax.Array, paddings: jax.Array, total: jax.Array, count: jax
   def step(carry, inputs):
     s, n = carry
     xt, vt = inputs
-    s = s + jnp.where(vt[:, None] > 0, xt, 0.0)  # not xt * vt: a padded NaN must not enter the sums
+    s = s + jnp.where(vt[:, None] > 0, xt * vt[:, None], 0.0)  # a padded NaN must not enter the sums
     n = n + vt
     return (s, n), s / jnp.maximum(n, 1.0)[:, None]
 

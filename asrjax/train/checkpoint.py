@@ -359,7 +359,8 @@ def _check_tree(path: str, saved: dict, abstract_state: Any) -> None:
     more = f"\n  ... and {len(diffs) - _MAX_NAMED} more" if len(diffs) > _MAX_NAMED else ""
     raise CheckpointMismatch(
         f"{path} holds another tree than the restore target ({_count(diffs, 'leaf differs', 'leaves differ')}): "
-        "it was written with another config.\n  " + "\n  ".join(diffs[:_MAX_NAMED]) + more)
+        "it was written with another config (or another version of the model code).\n  "
+        + "\n  ".join(diffs[:_MAX_NAMED]) + more)
 
 
 def _orbax_specs(path: str, tree_metadata) -> dict:

@@ -75,8 +75,8 @@ def problems(config) -> list[str]:
   need("data.normalization", lambda x: x in ("global", "utterance"), "'global' or 'utterance'")
   need("data.stats_utterances", pos_int, "a positive integer")
   need("data.batch_size", pos_int, "a positive integer")
-  need("data.buckets", lambda x: len(x) > 0 and all(pos_int(b) for b in x) and list(x) == sorted(set(x)),
-       "a non-empty, strictly increasing tuple of positive sample counts")
+  need("data.buckets", lambda x: len(x) > 0 and all(pos_int(b) for b in x) and list(x) == sorted(x),
+       "a non-empty, non-decreasing tuple of positive sample counts")
   need("data.max_labels",
        lambda x: pos_int(x) or (len(x) == len(_get(config, "data.buckets")) and all(pos_int(m) for m in x)),
        "a positive integer, or one positive integer per bucket")
@@ -117,6 +117,14 @@ def problems(config) -> list[str]:
   need("eval.lm.discount", lambda x: _is_number(x) and 0 < x < 1, "a number in (0, 1)")
   need("eval.lm.weight", nonneg, "a finite number >= 0")
   need("eval.lm.length_bonus", _is_number, "a finite number")
+  if not out:  # what the batcher and the train step make of the fields, as the trainer builds them
+    from asrjax.train import trainer  # noqa: PLC0415 -- trainer imports this module
+    for what, build in (("data.* (batching)", trainer.pipeline_config),
+                        ("train.* (train step)", lambda c: trainer.make_step_config(c, None))):
+      try:
+        build(config)
+      except ValueError as e:
+        out.append(f"{what}: {e}")
   return out
 
 
@@ -141,7 +149,12 @@ def parse_flags(argv):
   try:
     return app.parse_flags_with_usage(argv)
   except (KeyError, AttributeError) as e:
-    text = str(e).encode().decode("unicode_escape")  # the exceptions keep the repr of the KeyError's text
-    sys.stderr.write("FATAL Flags parsing error: a --config override names no config field: "
-                     + " ".join(text.replace("'", "").split()) + "\n")
+    overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
+    inner = e.args[0] if e.args else e  # ml_collections wraps the KeyError in an AttributeError
+    inner = inner.args[0] if isinstance(inner, KeyError) and inner.args else inner
+    text = " ".join(str(inner).replace("'", "").split())
+    named = [o for o in overrides if any(part and part in text for part in o[len("--config."):].split("."))]
+    if not named:  # not an override's fault (a bug inside the config file, say): the real traceback
+      raise
+    sys.stderr.write(f"FATAL Flags parsing error: {named[0]} names no config field: {text}\n")
     sys.exit(1)

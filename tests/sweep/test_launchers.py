@@ -39,10 +39,12 @@ def _case(id_, script, args, match):
   return Case(f"launchers/{script}/{id_}", lambda: launch(script, *args), raises=LaunchFailed, match=match)
 
 
-def _read_only_dir(tmp):
-  os.makedirs(tmp, exist_ok=True)
-  os.chmod(tmp, 0o555)
-  return tmp
+def _broken_config() -> str:
+  """A config file with a bug of its own: its KeyError must surface as itself, not as a bad override."""
+  path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "asrjax_sweep_broken_config.py")
+  with open(path, "w") as f:
+    f.write('def get_config(arg=None):\n  return {}["no_such_key_in_the_config_file"]\n')
+  return path
 
 
 CASES = [
@@ -72,6 +74,9 @@ CASES = [
           "names no config field.*weigth"),
     _case("typo-field", "bench_decoders.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/x", "--config.trian.seed=1"],
           "names no config field.*trian"),
+    Case("launchers/train.py/bug-in-the-config-file", lambda: launch(
+        "train.py", f"--config={_broken_config()}", "--workdir=/tmp/x", "--config.train.seed=1"),
+         raises=LaunchFailed, match=r"KeyError: 'no_such_key_in_the_config_file'"),
     _case("bad-config-field", "evaluate.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/x",
                                               "--config.eval.lm.discount=1.5"], r"eval\.lm\.discount=1\.5"),
     _case("unknown-corpus", "build_corpus.py", ["--config=tinny", "--data_dir=/tmp/x"], "tiny"),

@@ -136,7 +136,7 @@ def _with(path, value, base="convrnnt"):
 BAD_FIELDS = [
     ("data.tokenizer", "bpe"), ("data.vocab_size", 1), ("data.normalization", "none"), ("data.batch_size", 0),
     ("data.batch_size", -4), ("data.buckets", ()), ("data.buckets", (64_000, 32_000)),
-    ("data.buckets", (32_000, 32_000)), ("data.buckets", (0,)), ("data.max_labels", (56,)), ("data.max_labels", (0, 0, 0, 0)),
+("data.buckets", (0,)), ("data.max_labels", (56,)), ("data.max_labels", (0, 0, 0, 0)),
     ("data.labels_per_frame", 0), ("data.stats_utterances", 0), ("data.name", "espeak_speech"),
     ("model.name", "transformer"), ("optimizer.learning_rate", 0.0), ("optimizer.learning_rate", float("nan")),
     ("optimizer.end_learning_rate", -1e-5), ("optimizer.warmup_steps", -1), ("optimizer.weight_decay", float("inf")),
@@ -173,6 +173,8 @@ CONFIG_CASES = [
         _config(name, variant)), check=lambda found: found == [])
     for name in MODELS for variant in ("", "demo", "tiny")
 ] + [
+    Case("config/prune_range-not-above-labels_per_frame", lambda: config_check.validate(_with("train.prune_range", 2)),
+         raises=ValueError, match=r"train step\): train\.prune_range=2 keeps too few label positions"),
     Case("config/missing-field", lambda: config_check.validate(_no_field()), raises=ValueError,
          match="no field 'train.keep_checkpoints'"),
     Case("config/two-bad-fields-both-named", lambda: config_check.validate(_two_bad()), raises=ValueError,

@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from asrjax.data import audio as audio_lib
+from asrjax.data import audio as audio_lib, catalog
 
 
 class DataError(RuntimeError):
@@ -153,10 +153,11 @@ class Index:
 def build_index(source: Sequence[dict], encode: Callable[[str], list[int]], text_key: str = "text") -> Index:
   """One pass over ``source``: audio length and token count of every example.
 
-  It also checks every example before training starts: audio by `asrjax.data.audio`'s
-  contract and transcripts by ``encode`` (a strict tokenizer refuses unknown
+  It also checks every example before training starts: the source's declared sample
+  rate (`catalog.sample_rate_of`), audio by `asrjax.data.audio`'s contract and transcripts by ``encode`` (a strict tokenizer refuses unknown
   characters rather than dropping them), raising `ValueError` naming the example.
   """
+  audio_lib.check_sample_rate(catalog.sample_rate_of(source), name="build_index: source")
   samples, labels = [], []
   for i in range(len(source)):
     ex = source[i]

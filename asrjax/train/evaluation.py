@@ -21,7 +21,7 @@ import time
 import jax
 
 from asrjax import decoding
-from asrjax.data import catalog, conditions, pipeline
+from asrjax.data import audio as audio_lib, catalog, conditions, pipeline
 from asrjax.metrics import wer
 from asrjax.models import transducer
 from asrjax.train import step as step_lib
@@ -169,13 +169,14 @@ def evaluate(model, params, split, tok, *, batch_size: int = 16, buckets=(32_000
 
   Raises:
     ValueError: naming the argument: ``limit`` < 0, ``batch_size`` < 1, an unknown
-      decoder or option, an empty split (nothing to score), or an example without
-      ``audio`` or ``text``.
+      decoder or option, an empty split (nothing to score), a split that declares
+      another sample rate than 16 kHz, or an example without ``audio`` or ``text``.
   """
   limit = check_limit(limit)
   if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
     raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}.")
   options = check_decoder_options(decoder, decoder_options)
+  audio_lib.check_sample_rate(catalog.sample_rate_of(split), name="evaluate: split")
   n = len(split) if not limit else min(limit, len(split))
   if n == 0:
     raise ValueError("split holds no utterances: there is nothing to evaluate (an empty result has no WER).")

@@ -94,3 +94,11 @@ def assert_case(case: Case) -> None:
 
 def ids(cases) -> list[str]:
   return [c.id for c in cases]
+
+
+class RatedRecords(list):
+  """Records (a list of dicts) that declare their sample rate as `asrjax.data.sources.Split` does."""
+
+  def __init__(self, records, sample_rate):
+    super().__init__(records)
+    self.sample_rate = sample_rate

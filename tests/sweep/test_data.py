@@ -386,6 +386,12 @@ ITERATOR = [
                                                                                                int(u[1:])))
                              and b["audio_paddings"][r].sum() == 4_000 - 1_000 - 100 * int(u[1:])
                              for r, u in enumerate(b["ids"]))),
+    Case("pipeline/build_index/8_khz_source",
+         lambda: pipeline.build_index(cases.RatedRecords(_source(2), 8_000), _encode),
+         raises=ValueError, match=r"build_index: source: audio is sampled at 8000 Hz but 16000 Hz is expected"),
+    Case("pipeline/build_index/16_khz_source",
+         lambda: pipeline.build_index(cases.RatedRecords(_source(3), 16_000), _encode),
+         check=lambda ix: ix.num_samples.tolist() == [1_000, 1_100, 1_200] and ix.num_labels.tolist() == [1, 2, 1]),
     Case("pipeline/build_index/nan_audio_named",
          lambda: pipeline.build_index(_source(2) + [{"id": "bad", "audio": np.array([0.1, np.nan]), "text": "a"}],
                                       _encode),

@@ -239,6 +239,8 @@ EVALUATE_CASES = [
          check=lambda ev: _evaluation_is_right(ev, _RECORDS)),
     Case("evaluate/all-references-empty", lambda: _evaluate(_records([""] * 5)),
          check=lambda ev: _counts(ev["total"]) == (0, 0, 12, 0) and math.isnan(ev["wer"])),
+    Case("evaluate/8-khz-split", lambda: _evaluate(cases.RatedRecords(_records(), 8_000)), raises=ValueError,
+         match="evaluate: split: audio is sampled at 8000 Hz but 16000 Hz is expected"),
     Case("evaluate/empty-split", lambda: _evaluate([]), raises=ValueError, match="split holds no utterances"),
     Case("evaluate/limit-negative", lambda: _evaluate(_records(), limit=-1), raises=ValueError,
          match="limit must be an integer >= 0"),

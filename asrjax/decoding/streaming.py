@@ -51,11 +51,12 @@ class StreamingRecognizer:
     self._fns = transducer.decoder_fns(model)
 
     def encode(p, f, pad, s):
+      bad_rows = decoding_transducer.nonfinite_rows(f, pad)  # checked on the host with the rest, one sync
       f = jnp.where(pad[..., None] > 0, 0.0, f).astype(f.dtype)  # padded frames never reach the state
       enc, enc_pad, s = model.apply(p, f, pad, s, method=transducer.Transducer.encode)
       finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(s)
                                     if jnp.issubdtype(x.dtype, jnp.inexact)] or [True]))
-      return enc, enc_pad, s, finite
+      return enc, enc_pad, s, bad_rows, finite
     self._encode = jax.jit(encode)
     # Fresh states come out of a jitted function, like the states `accept` returns, so
     # the second chunk of an utterance does not recompile for a different input type.
@@ -102,17 +103,21 @@ class StreamingRecognizer:
     validate_paddings(paddings, "paddings")
     if shape[1] == 0:
       return [[] for _ in range(self._batch)]
-    bad = np.flatnonzero(np.asarray(decoding_transducer.nonfinite_rows(feats, paddings))).tolist()
+    # Encoding and decoding are dispatched together and their checks fetched in one transfer; the
+    # encoder output needs no check of its own (its paddings derive from the checked ones, and a
+    # non-finite frame shows in the state or the path score).
+    enc, enc_pads, enc_state, bad_rows, finite = self._encode(self._params, feats, paddings, self._enc_state)
+    labels, label_pads, dec_state = greedy._decode(  # noqa: SLF001 -- greedy_continue minus its input checks
+        self._fns, self._params, enc, enc_pads, self._dec_state, self._max_symbols)
+    bad_rows, finite, labels, counts, score = jax.device_get(
+        (bad_rows, finite, labels, (label_pads == 0).sum(axis=1), dec_state.score))
+    bad = np.flatnonzero(bad_rows).tolist()
     if bad:
       raise ValueError(f"feats rows {bad} contain NaN/inf in valid frames (paddings == 0); expected finite "
                        "log-mel values.")
-    enc, enc_pads, enc_state, finite = self._encode(self._params, feats, paddings, self._enc_state)
     if not bool(finite):
       raise ValueError("the encoder's streaming state became NaN/inf on this chunk.")
-    labels, label_pads, dec_state = greedy.greedy_continue(
-        self._fns, self._params, enc, enc_pads, self._dec_state, max_symbols_per_frame=self._max_symbols)
-    labels, counts = np.asarray(labels), np.asarray((label_pads == 0).sum(axis=1))
-    if not np.all(np.isfinite(np.asarray(dec_state.score))):
+    if not np.all(np.isfinite(score)):
       raise ValueError("the greedy path score became NaN/inf on this chunk.")
     # every check passed: commit
     self._enc_state, self._dec_state = enc_state, dec_state

@@ -17,6 +17,8 @@ from __future__ import annotations
 import functools
 import math
 import os
+import atexit
+import shutil
 import tempfile
 
 import jax
@@ -31,6 +33,9 @@ from asrjax.decoding.ngram_lm import NgramLM
 from tests.decoding import toy
 from tests.sweep import cases
 from tests.sweep.cases import Case
+
+_TMP = tempfile.mkdtemp(prefix="sweep_decoding_")  # the LM files the cases write
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 
 V, D, T = toy.CONTRACT_V, toy.CONTRACT_D, toy.CONTRACT_T
 LENGTHS, ENC, PADS = toy.CONTRACT_LENGTHS, toy.CONTRACT_ENC, toy.CONTRACT_PADS
@@ -393,7 +398,7 @@ def _hand_bigram(lm):
 
 def _lm_file(mutate=None, arrays=None):
   """Saves the AB_AC bigram (or ``arrays`` as a raw npz), optionally damaged by ``mutate(bytearray)``; loads it."""
-  d = tempfile.mkdtemp()
+  d = tempfile.mkdtemp(dir=_TMP)
   path = os.path.join(d, "lm.npz")
   if arrays is None:
     NgramLM.fit(AB_AC, vocab_size=5, order=2, discount=0.5).save(path)
@@ -408,7 +413,7 @@ def _lm_file(mutate=None, arrays=None):
 
 def _raw_arrays(**changes):
   """The arrays `NgramLM.save` writes for the AB_AC bigram, with ``changes``."""
-  d = tempfile.mkdtemp()
+  d = tempfile.mkdtemp(dir=_TMP)
   path = os.path.join(d, "lm.npz")
   NgramLM.fit(AB_AC, vocab_size=5, order=2, discount=0.5).save(path)
   with np.load(path) as z:
@@ -420,7 +425,7 @@ def _raw_arrays(**changes):
 def _flip_everywhere():
   """8 bytes flipped at every 16th offset of a saved file (size unchanged): each load must raise or give the
   original model exactly (the bytes hit metadata the reader ignores); returns the two counts."""
-  d = tempfile.mkdtemp()
+  d = tempfile.mkdtemp(dir=_TMP)
   path = os.path.join(d, "lm.npz")
   lm = NgramLM.fit(AB_AC, vocab_size=5, order=2, discount=0.5)
   lm.save(path)

@@ -14,11 +14,13 @@ with a worse one is `DataLoss`.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -271,6 +273,7 @@ EVALUATE_CASES = [
 def _read_only_dir() -> str:
   """A folder this process cannot write to (root ignores mode bits: then a read-only file system)."""
   d = tempfile.mkdtemp(prefix="sweep_ro_")
+  atexit.register(shutil.rmtree, d, ignore_errors=True)  # no litter in the temporary folder
   os.chmod(d, 0o555)
   for candidate in (d, "/sys"):
     try:
@@ -455,6 +458,7 @@ class LauncherFailed(Exception):
 def _workspace() -> dict:
   """Folders and files the launcher scenarios use, made once per session."""
   d = tempfile.mkdtemp(prefix="sweep_glue_")
+  atexit.register(shutil.rmtree, d, ignore_errors=True)
   paths = {"dir": d, "workdir": os.path.join(d, "wd"), "ro": _read_only_dir()}
   for name in ("workdir", "wd_neg_limit", "wd_empty_split"):  # the last two hold an earlier result each
     paths.setdefault(name, os.path.join(d, name))

@@ -6,9 +6,12 @@ traceback ("During handling of the above exception") burying it; and it must com
 before any long work (the corpus build, the training).
 """
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -17,6 +20,9 @@ from tests.sweep.cases import Case
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(ROOT, "experiments/configs/convrnnt.py")
+_TMP = tempfile.mkdtemp(prefix="sweep_launchers_")  # workdirs the refused launches name (some create them)
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
+WD = os.path.join(_TMP, "wd")
 
 
 class LaunchFailed(Exception):
@@ -41,7 +47,7 @@ def _case(id_, script, args, match):
 
 def _broken_config() -> str:
   """A config file with a bug of its own: its KeyError must surface as itself, not as a bad override."""
-  path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "asrjax_sweep_broken_config.py")
+  path = os.path.join(_TMP, "broken_config.py")
   with open(path, "w") as f:
     f.write('def get_config(arg=None):\n  return {}["no_such_key_in_the_config_file"]\n')
   return path
@@ -49,51 +55,51 @@ def _broken_config() -> str:
 
 CASES = [
     _case("no-workdir", "train.py", [f"--config={CONFIG}:tiny"], "--workdir must have a value"),
-    _case("unknown-variant", "train.py", [f"--config={CONFIG}:tinny", "--workdir=/tmp/x"],
+    _case("unknown-variant", "train.py", [f"--config={CONFIG}:tinny", f"--workdir={WD}"],
           "unknown config variant 'tinny'"),
-    _case("batch-size-0", "train.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/sweep_wd",
+    _case("batch-size-0", "train.py", [f"--config={CONFIG}:tiny", f"--workdir={WD}",
                                        "--config.data.batch_size=0"], r"data\.batch_size=0: expected a positive"),
-    _case("num-steps-negative", "train.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/sweep_wd",
+    _case("num-steps-negative", "train.py", [f"--config={CONFIG}:tiny", f"--workdir={WD}",
                                              "--config.train.num_steps=-5"], r"train\.num_steps=-5"),
-    _case("unknown-model", "train.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/sweep_wd",
+    _case("unknown-model", "train.py", [f"--config={CONFIG}:tiny", f"--workdir={WD}",
                                         "--config.model.name=transformer"], r"model\.name='transformer'"),
-    _case("typo-field", "train.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/sweep_wd",
+    _case("typo-field", "train.py", [f"--config={CONFIG}:tiny", f"--workdir={WD}",
                                      "--config.train.num_step=5"], "names no config field.*num_step"),
-    _case("no-corpus", "train.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/sweep_wd",
+    _case("no-corpus", "train.py", [f"--config={CONFIG}:tiny", f"--workdir={WD}",
                                     "--config.data.data_dir=/nonexistent/tfds"], r"/nonexistent/tfds.*build_corpus"),
     _case("not-a-workdir", "evaluate.py", [f"--config={CONFIG}:tiny", "--workdir=/nonexistent/wd"],
           "no tokenizer at /nonexistent/wd"),
-    _case("unknown-decoder", "evaluate.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/x", "--decoder=viterbi"],
+    _case("unknown-decoder", "evaluate.py", [f"--config={CONFIG}:tiny", f"--workdir={WD}", "--decoder=viterbi"],
           "--decoder"),
-    _case("negative-limit", "evaluate.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/x", "--limit=-1"],
+    _case("negative-limit", "evaluate.py", [f"--config={CONFIG}:tiny", f"--workdir={WD}", "--limit=-1"],
           "--limit"),
-    _case("options-not-json", "evaluate.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/x",
+    _case("options-not-json", "evaluate.py", [f"--config={CONFIG}:tiny", f"--workdir={WD}",
                                               "--decoder_options={beam: 4"], "--decoder_options"),
-    _case("average-0", "evaluate.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/x", "--average=0"], "--average"),
-    _case("typo-field", "evaluate.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/x", "--config.eval.lm.weigth=1"],
+    _case("average-0", "evaluate.py", [f"--config={CONFIG}:tiny", f"--workdir={WD}", "--average=0"], "--average"),
+    _case("typo-field", "evaluate.py", [f"--config={CONFIG}:tiny", f"--workdir={WD}", "--config.eval.lm.weigth=1"],
           "names no config field.*weigth"),
-    _case("typo-field", "bench_decoders.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/x", "--config.trian.seed=1"],
+    _case("typo-field", "bench_decoders.py", [f"--config={CONFIG}:tiny", f"--workdir={WD}", "--config.trian.seed=1"],
           "names no config field.*trian"),
     Case("launchers/train.py/bug-in-the-config-file", lambda: launch(
-        "train.py", f"--config={_broken_config()}", "--workdir=/tmp/x", "--config.train.seed=1"),
+        "train.py", f"--config={_broken_config()}", f"--workdir={WD}", "--config.train.seed=1"),
          raises=LaunchFailed, match=r"KeyError: 'no_such_key_in_the_config_file'"),
-    _case("bad-config-field", "evaluate.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/x",
+    _case("bad-config-field", "evaluate.py", [f"--config={CONFIG}:tiny", f"--workdir={WD}",
                                               "--config.eval.lm.discount=1.5"], r"eval\.lm\.discount=1\.5"),
-    _case("unknown-corpus", "build_corpus.py", ["--config=tinny", "--data_dir=/tmp/x"], "tiny"),
-    _case("unknown-dataset", "build_corpus.py", ["--datasets=speach", "--data_dir=/tmp/x"], "speech"),
-    _case("bad-config-before-corpus", "demo.py", [f"--config={CONFIG}:demo", "--data_dir=/tmp/x",
+    _case("unknown-corpus", "build_corpus.py", ["--config=tinny", f"--data_dir={_TMP}/tfds"], "tiny"),
+    _case("unknown-dataset", "build_corpus.py", ["--datasets=speach", f"--data_dir={_TMP}/tfds"], "speech"),
+    _case("bad-config-before-corpus", "demo.py", [f"--config={CONFIG}:demo", f"--data_dir={_TMP}/tfds",
                                                   "--config.data.batch_size=0"], r"data\.batch_size=0"),
-    _case("unknown-lm", "pocketsphinx_baseline.py", ["--lms=neural_lm", "--data_dir=/tmp/x"], "neural_lm"),
-    _case("negative-limit", "pocketsphinx_baseline.py", ["--limit=-3", "--data_dir=/tmp/x"], "--limit must be >= 0"),
-    _case("workers-0", "pocketsphinx_baseline.py", ["--workers=0", "--data_dir=/tmp/x"], "--workers >= 1"),
-    _case("unknown-model", "convrnnt_vs_baselines.py", ["--models=transformer", "--workdir_root=/tmp/x"],
+    _case("unknown-lm", "pocketsphinx_baseline.py", ["--lms=neural_lm", f"--data_dir={_TMP}/tfds"], "neural_lm"),
+    _case("negative-limit", "pocketsphinx_baseline.py", ["--limit=-3", f"--data_dir={_TMP}/tfds"], "--limit must be >= 0"),
+    _case("workers-0", "pocketsphinx_baseline.py", ["--workers=0", f"--data_dir={_TMP}/tfds"], "--workers >= 1"),
+    _case("unknown-model", "convrnnt_vs_baselines.py", ["--models=transformer", f"--workdir_root={_TMP}/compare"],
           "--models: unknown.*transformer"),
-    _case("seed-not-int", "convrnnt_vs_baselines.py", ["--models=convrnnt", "--seeds=zero", "--workdir_root=/tmp/x"],
+    _case("seed-not-int", "convrnnt_vs_baselines.py", ["--models=convrnnt", "--seeds=zero", f"--workdir_root={_TMP}/compare"],
           "--seeds must be integers"),
     _case("unknown-decoder", "convrnnt_vs_baselines.py", ["--models=convrnnt", "--decoder=viterbi",
-                                                          "--workdir_root=/tmp/x"], r"eval\.decoder='viterbi'"),
+                                                          f"--workdir_root={_TMP}/compare"], r"eval\.decoder='viterbi'"),
     _case("unknown-sizes", "bench_rnnt_loss.py", ["--sizes=huge"], "--sizes"),
-    _case("no-eval-json", "error_breakdown.py", [f"--config={CONFIG}:tiny", "--workdir=/tmp/x",
+    _case("no-eval-json", "error_breakdown.py", [f"--config={CONFIG}:tiny", f"--workdir={WD}",
                                              "--eval_json=/nonexistent.json"],
           "/nonexistent.json"),
 ]

@@ -46,7 +46,7 @@ _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default
 _AVERAGE = flags.DEFINE_integer("average", 1, "Decode with the mean parameters of this many newest checkpoints "
                                 "(up to --step).")
 _OUT = flags.DEFINE_string("out", None, "Where the JSON of results, references and hypotheses goes (default: "
-                           "<workdir>/eval_<split>_<decoder>[_step<N>][_avg<K>].json).")
+                           "<workdir>/eval_<split>_<decoder>[_step<N>][_avg<K>][_limit<L>].json).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -54,7 +54,8 @@ def _output_path(config) -> str:
   """``--out``, or the default name, known before restoring (`averaging.select_steps` gives exactly
   ``--average`` steps, the newest being ``--step`` when it is set)."""
   name = (f"eval_{_SPLIT.value}_{_DECODER.value}" + ("" if _STEP.value is None else f"_step{_STEP.value}")
-          + ("" if _AVERAGE.value == 1 else f"_avg{_AVERAGE.value}"))
+          + ("" if _AVERAGE.value == 1 else f"_avg{_AVERAGE.value}")
+          + ("" if not _LIMIT.value else f"_limit{_LIMIT.value}"))  # a partial result never replaces a full one
   return _OUT.value or os.path.join(_WORKDIR.value, name + ".json")
 
 

@@ -419,6 +419,7 @@ for sc in scenarios:
 
     def fake_evaluate(model, params, split, tok, *, limit=0, **kwargs):
       calls.append("evaluate")
+      split = split[:limit] if limit else split
       refs, hyps, groups = [r["text"] for r in split], sc["hypotheses"], [r["accent"] for r in split]
       total = wer.corpus_errors(refs, hyps)
       return {"wer": total.wer, "total": total, "errors": {"accent": wer.grouped_errors(refs, hyps, groups)},
@@ -460,7 +461,7 @@ def _workspace() -> dict:
   d = tempfile.mkdtemp(prefix="sweep_glue_")
   atexit.register(shutil.rmtree, d, ignore_errors=True)
   paths = {"dir": d, "workdir": os.path.join(d, "wd"), "ro": _read_only_dir()}
-  for name in ("workdir", "wd_neg_limit", "wd_empty_split"):  # the last two hold an earlier result each
+  for name in ("workdir", "wd_neg_limit", "wd_empty_split", "wd_partial"):  # the last three hold an earlier result
     paths.setdefault(name, os.path.join(d, name))
     os.makedirs(paths[name])
   good = {"dataset": "espeak_speech/tiny", "split": "test", "steps": [9], "wer": 0.25, "utterances": 2,
@@ -498,6 +499,7 @@ def _scenarios(p) -> list[dict]:
   return [
       kept("neg-limit", "wd_neg_limit", "--limit=-1", mode="stub"),
       kept("empty-split", "wd_empty_split", mode="stub", split=[]),
+      kept("partial", "wd_partial", "--limit=2", mode="fake", split=["a b", "c", "d"], hypotheses=["a b", "c"]),
       ev("read-only-out", f"--out={p['ro']}/eval.json", mode="stub"),
       ev("average-0", "--average=0"),
       ev("options-not-json", "--decoder_options={beam: 4}"),
@@ -538,7 +540,7 @@ def _previous(workdir: str) -> str:
 @functools.cache
 def _launcher_results() -> dict:
   p = _workspace()
-  for workdir in ("wd_neg_limit", "wd_empty_split"):
+  for workdir in ("wd_neg_limit", "wd_empty_split", "wd_partial"):
     with open(_previous(workdir), "w") as f:
       json.dump(_PREVIOUS, f)
   spec, driver = os.path.join(p["dir"], "scenarios.json"), os.path.join(p["dir"], "driver.py")
@@ -577,6 +579,16 @@ def _refused_and_kept(workdir, match):
   return check
 
 
+def _partial_run_kept_the_full_one(r):
+  """``--limit=2`` at the default path: its own ``_limit2`` file, the earlier (full) result untouched."""
+  with open(_previous("wd_partial")) as f:
+    if json.load(f) != _PREVIOUS:
+      raise DataLoss("a --limit=2 evaluation replaced the earlier full result at the default path")
+  with open(_previous("wd_partial").replace(".json", "_limit2.json")) as f:
+    record = json.load(f)
+  return r["kind"] == "ok" and record["utterances"] == 2 and record["references"] == ["a b", "c"]
+
+
 def _whole_run_json(r):
   with open(os.path.join(_workspace()["dir"], "whole.json")) as f:
     record = json.loads(f.read(), parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))  # no NaN
@@ -600,6 +612,7 @@ LAUNCHER_CASES = [
     _launcher_case("neg-limit", "evaluate.py",
                    check=_refused_and_kept("wd_neg_limit", "--limit must be an integer >= 0")),
     _launcher_case("empty-split", "evaluate.py", check=_refused_and_kept("wd_empty_split", "holds no utterances")),
+    _launcher_case("partial", "evaluate.py", check=_partial_run_kept_the_full_one),
     _launcher_case("read-only-out", "evaluate.py", "--out: cannot write to"),
     _launcher_case("average-0", "evaluate.py", "--average must be >= 1"),
     _launcher_case("options-not-json", "evaluate.py", "--decoder_options must be a JSON object.*not valid JSON"),

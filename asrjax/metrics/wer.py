@@ -120,12 +120,32 @@ def _text_list(name: str, xs) -> list[str]:
   return xs
 
 
-def corpus_errors(references: Iterable[str], hypotheses: Iterable[str]) -> ErrorCounts:
-  """Summed errors over utterances; raises if the two lists differ in length."""
+def utterance_errors(references: Iterable[str], hypotheses: Iterable[str]) -> list[ErrorCounts]:
+  """`word_errors` of each pair, aligned once: corpus and cohort totals are sums of these
+  (`group_counts`), and evaluation output keeps them per utterance (cohort discovery
+  starts from them). Raises if the two lists differ in length."""
   references, hypotheses = _text_list("references", references), _text_list("hypotheses", hypotheses)
   if len(references) != len(hypotheses):
     raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses: they must pair up.")
-  return sum((word_errors(r, h) for r, h in zip(references, hypotheses)), ErrorCounts())
+  return [word_errors(r, h) for r, h in zip(references, hypotheses)]
+
+
+def corpus_errors(references: Iterable[str], hypotheses: Iterable[str]) -> ErrorCounts:
+  """Summed errors over utterances; raises if the two lists differ in length."""
+  return sum(utterance_errors(references, hypotheses), ErrorCounts())
+
+
+def group_counts(counts: Sequence[ErrorCounts], groups) -> dict:
+  """``{group: ErrorCounts}``: the per-utterance ``counts`` summed per group label (sorted by label)."""
+  if isinstance(groups, (str, bytes)) or not isinstance(groups, Iterable):
+    raise TypeError(f"groups must be a list of labels (one per utterance); got {type(groups).__name__}.")
+  groups = list(groups)
+  if len(counts) != len(groups):
+    raise ValueError(f"{len(counts)} utterances but {len(groups)} groups: they must pair up.")
+  out: dict = {}
+  for c, g in zip(counts, groups):
+    out[g] = out.get(g, ErrorCounts()) + c
+  return dict(sorted(out.items(), key=lambda kv: str(kv[0])))
 
 
 def grouped_errors(references, hypotheses, groups) -> dict:
@@ -137,10 +157,7 @@ def grouped_errors(references, hypotheses, groups) -> dict:
   if not len(references) == len(hypotheses) == len(groups):
     raise ValueError(f"{len(references)} references, {len(hypotheses)} hypotheses and {len(groups)} groups: "
                      "they must pair up.")
-  out: dict = {}
-  for r, h, g in zip(references, hypotheses, groups):
-    out[g] = out.get(g, ErrorCounts()) + word_errors(r, h)
-  return dict(sorted(out.items(), key=lambda kv: str(kv[0])))
+  return group_counts(utterance_errors(references, hypotheses), groups)
 
 
 def format_wer(c: ErrorCounts) -> str:
@@ -157,4 +174,5 @@ def wer_table(counts: dict, title: str = "group") -> str:
   return "\n".join(rows)
 
 
-__all__ = ["ErrorCounts", "align", "corpus_errors", "format_wer", "grouped_errors", "wer_table", "word_errors"]
+__all__ = ["ErrorCounts", "align", "corpus_errors", "format_wer", "group_counts", "grouped_errors", "utterance_errors",
+           "wer_table", "word_errors"]

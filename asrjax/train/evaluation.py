@@ -162,7 +162,8 @@ def evaluate(model, params, split, tok, *, batch_size: int = 16, buckets=(32_000
 
   Returns:
     ``{"wer", "total": ErrorCounts, "errors": {group_field: {value: ErrorCounts}}, "rtf",
-    "hypotheses", "references"}``, the last two in split order. ``wer`` is NaN when
+    "hypotheses", "references", "utterance_errors": [ErrorCounts]}``, the last three in
+    split order (each utterance is aligned once; every total is summed from them). ``wer`` is NaN when
     the references hold no words (`ErrorCounts.wer`); an example without a group
     field that others have is labelled `MISSING` in that field. ``rtf`` is decode
     wall time / audio duration on this host.
@@ -206,10 +207,11 @@ def evaluate(model, params, split, tok, *, batch_size: int = 16, buckets=(32_000
       audio_seconds += lengths[i] / 16_000
   elapsed = time.time() - start
   fields = list(dict.fromkeys(f for m in meta for f in m))  # every field any example has, first-seen order
-  errors = {f: wer.grouped_errors(refs, hyps, [m.get(f, MISSING) for m in meta]) for f in fields}
-  total = wer.corpus_errors(refs, hyps)
+  per_utterance = wer.utterance_errors(refs, hyps)  # each utterance aligned once, every grouping summed from it
+  errors = {f: wer.group_counts(per_utterance, [m.get(f, MISSING) for m in meta]) for f in fields}
+  total = sum(per_utterance, wer.ErrorCounts())
   return {"wer": total.wer, "total": total, "errors": errors, "rtf": elapsed / max(audio_seconds, 1e-9),
-          "hypotheses": hyps, "references": refs}
+          "hypotheses": hyps, "references": refs, "utterance_errors": per_utterance}
 
 
 def rate(counts: wer.ErrorCounts) -> float | None:

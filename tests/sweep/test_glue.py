@@ -135,6 +135,16 @@ WER_CASES = [
          check=lambda p: all(_counts(c) == _jiwer_counts([r for r, g in zip(p[0], range(120)) if g % 3 == k],
                                                          [h for h, g in zip(p[1], range(120)) if g % 3 == k])
                              for k, c in wer.grouped_errors(p[0], p[1], [i % 3 for i in range(120)]).items())),
+    Case("wer/utterance_errors/vs-jiwer-one-by-one", lambda: _random_pairs(5, 60),
+         check=lambda p: [_counts(c) for c in wer.utterance_errors(*p)] == [_jiwer_counts([r], [h])
+                                                                            for r, h in zip(*p)]),
+    Case("wer/utterance_errors/lengths-differ", lambda: wer.utterance_errors(["a", "b"], ["a"]), raises=ValueError,
+         match="2 references but 1 hypotheses"),
+    Case("wer/group_counts/groups-shorter", lambda: wer.group_counts([wer.ErrorCounts(1, 0, 0, 1)] * 2, ["g"]),
+         raises=ValueError, match="2 utterances but 1 groups"),
+    Case("wer/group_counts/sums-per-label", lambda: wer.group_counts(
+        [wer.ErrorCounts(1, 0, 0, 2), wer.ErrorCounts(0, 1, 1, 3), wer.ErrorCounts(0, 0, 2, 0)], ["b", "a", "b"]),
+         check=lambda g: list(g) == ["a", "b"] and _counts(g["b"]) == (1, 0, 2, 2) and _counts(g["a"]) == (0, 1, 1, 3)),
     Case("wer/ErrorCounts/add-an-int", _raise_type_error_on_add, raises=TypeError,
          match="unsupported operand.*ErrorCounts"),
     Case("wer/wer_table/group-without-words", lambda: wer.wer_table({"silence": wer.ErrorCounts(insertions=2)}),
@@ -423,7 +433,8 @@ for sc in scenarios:
       refs, hyps, groups = [r["text"] for r in split], sc["hypotheses"], [r["accent"] for r in split]
       total = wer.corpus_errors(refs, hyps)
       return {"wer": total.wer, "total": total, "errors": {"accent": wer.grouped_errors(refs, hyps, groups)},
-              "rtf": 0.1, "hypotheses": hyps, "references": refs}
+              "rtf": 0.1, "hypotheses": hyps, "references": refs,
+              "utterance_errors": [wer.word_errors(r, h) for r, h in zip(refs, hyps)]}
     evaluation.evaluate = fake_evaluate
   out, kind, message = io.StringIO(), "ok", ""
   try:
@@ -597,7 +608,8 @@ def _whole_run_json(r):
   return (r["calls"] == ["restore_params", "evaluate"] and record["utterances"] == 3
           and record["wer"] == pytest.approx(2 / 3)
           and record["per_group"]["accent"] == {"a": None, "b": pytest.approx(1 / 3)}
-          and record["references"] == ["a b", "", "c"] and record["hypotheses"] == ["a", "x", "c"])
+          and record["references"] == ["a b", "", "c"] and record["hypotheses"] == ["a", "x", "c"]
+          and record["utterance_errors"] == [[0, 1, 0, 2], [0, 0, 1, 0], [0, 0, 0, 1]])  # [S, D, I, N] by hand
 
 
 def _launcher_case(id_, launcher, match=None, check=None):

@@ -106,6 +106,8 @@ def test_wer_groups_and_order_of_a_hand_built_split(setup, stub_decoder):
   assert ev["wer"] == pytest.approx(7 / 20)
   jiwer = pytest.importorskip("jiwer")
   assert ev["wer"] == pytest.approx(jiwer.process_words([r[1] for r in RECORDS], [r[2] for r in RECORDS]).wer)
+  # and utterance by utterance, in split order: the counts every total is summed from
+  assert ev["utterance_errors"] == [wer.ErrorCounts(*r[4], len(r[1].split())) for r in RECORDS]  # by hand
   # per accent (bytes and str labels alike) and per gender, summed by hand
   accents = {a: _hand_counts([r for r in RECORDS if r[3] in (a, a.encode())]) for a in ("en-gb", "en-us", "en-in")}
   assert ev["errors"]["accent"] == dict(sorted(accents.items()))

@@ -5,6 +5,10 @@ r"""Evaluates a trained transducer with any decoder: WER overall and per metadat
   python experiments/evaluate.py --config=experiments/configs/convrnnt.py:demo --workdir=workdirs/demo \
       --split=dev --decoder=beam --config.eval.lm.order=8 --config.eval.lm.weight=0.5
 
+``--config`` may be left out: the run's own config, overrides included, is read from
+``<workdir>/config.json`` (written by the trainer since issue 15). A ``--config`` whose
+model, tokenizer or front end differs from the run's is refused, naming the fields.
+
 ``--step=N`` evaluates checkpoint N instead of the newest (the workdir keeps
 ``train.keep_checkpoints`` of them; the output file name then carries the step);
 ``--average=K`` decodes with the mean parameters of the K newest checkpoints up to
@@ -34,9 +38,10 @@ from ml_collections import config_flags
 from asrjax import atomic_file
 from asrjax.data import sources
 from asrjax.metrics import wer
-from asrjax.train import config_check, evaluation, trainer
+from asrjax.train import config_check, evaluation, run_config, trainer
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "The training configuration.", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, "The training configuration (default: the one the run "
+                                          "wrote to <workdir>/config.json).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (checkpoints, tokenizer).")
 _SPLIT = flags.DEFINE_string("split", "test", "Split to decode.")
 _DECODER = flags.DEFINE_enum("decoder", "greedy", ["greedy", "beam", "modified_beam"], "Decoder.")
@@ -47,7 +52,7 @@ _AVERAGE = flags.DEFINE_integer("average", 1, "Decode with the mean parameters o
                                 "(up to --step).")
 _OUT = flags.DEFINE_string("out", None, "Where the JSON of results, references and hypotheses goes (default: "
                            "<workdir>/eval_<split>_<decoder>[_step<N>][_avg<K>][_limit<L>].json).")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.mark_flags_as_required(["workdir"])
 
 
 def _output_path(config) -> str:
@@ -68,6 +73,7 @@ def _check_flags(config) -> tuple[dict, str]:
   """
   try:
     config_check.validate(config)
+    run_config.check_compatible(config, _WORKDIR.value)
     evaluation.check_limit(_LIMIT.value, "--limit")
     if _AVERAGE.value < 1:
       raise ValueError(f"--average must be >= 1 (checkpoints to average); got {_AVERAGE.value}.")
@@ -86,9 +92,23 @@ def _check_flags(config) -> tuple[dict, str]:
   return flag_options, out
 
 
+def _config():
+  """``--config`` (with its overrides), else the config the run wrote to its workdir."""
+  if _CONFIG.value is not None:
+    return _CONFIG.value
+  try:
+    config = run_config.load(_WORKDIR.value)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+  if config is None:
+    raise app.UsageError(f"--config is needed: {run_config.path(_WORKDIR.value)} does not exist (a run of an "
+                         "older asrjax, or not a training workdir).")
+  return config
+
+
 def main(argv):
   del argv
-  config = _CONFIG.value
+  config = _config()
   flag_options, out = _check_flags(config)
   split = sources.open_split(config.data.name, _SPLIT.value, config.data.data_dir)
   if not len(split):

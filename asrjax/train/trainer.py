@@ -26,8 +26,8 @@ import optax
 from asrjax import atomic_file
 from asrjax.data import catalog, features, pipeline, sources, tokenizer as tokenizer_lib
 from asrjax.decoding import ngram_lm, word_lm
-from asrjax.train import (averaging, checkpoint as checkpoint_lib, config_check, evaluation, sharding,
-                          step as step_lib, summary)
+from asrjax.train import (averaging, checkpoint as checkpoint_lib, config_check, evaluation, run_config,
+                          sharding, step as step_lib, summary)
 
 
 class TrainingDiverged(RuntimeError):
@@ -247,6 +247,7 @@ def restore_params(config, workdir: str, step: int | None = None, average: int =
   (the training run that resumes there moves them out of its rotation).
   """
   config_check.validate(config)
+  run_config.check_compatible(config, workdir)
   tok_path = os.path.join(workdir, "tokenizer.json" if config.data.tokenizer == "char" else "tokenizer.model")
   if not os.path.exists(tok_path):
     raise FileNotFoundError(f"no tokenizer at {tok_path}: is {workdir} a training workdir?")
@@ -290,7 +291,9 @@ def params_digest(params) -> str:
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains ``config`` in ``workdir`` (resuming from its checkpoints), then evaluates."""
   config_check.validate(config)  # every field, before the split is opened or anything is written
+  run_config.check_compatible(config, workdir)  # resuming with another model or front end fails here
   os.makedirs(workdir, exist_ok=True)
+  run_config.save(config, workdir)  # the workdir remembers its run (evaluation reads it)
   # ---------------------------------------------------------------- data
   train_split = sources.open_split(config.data.name, "train", config.data.data_dir)
   tok = make_tokenizer(config, train_split, workdir)

@@ -45,6 +45,21 @@ def _case(id_, script, args, match):
   return Case(f"launchers/{script}/{id_}", lambda: launch(script, *args), raises=LaunchFailed, match=match)
 
 
+def _workdir_with_run_config() -> str:
+  """A workdir whose run (as `run_config.save` records it) had 24 encoder channels, not the tiny 16."""
+  import importlib.util
+  from asrjax.train import run_config
+  spec = importlib.util.spec_from_file_location("c", CONFIG)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  config = mod.get_config("tiny")
+  config.model.encoder.channels = 24
+  workdir = os.path.join(_TMP, "wd_with_run_config")
+  os.makedirs(workdir, exist_ok=True)
+  run_config.save(config, workdir)
+  return workdir
+
+
 def _broken_config() -> str:
   """A config file with a bug of its own: its KeyError must surface as itself, not as a bad override."""
   path = os.path.join(_TMP, "broken_config.py")
@@ -76,6 +91,12 @@ CASES = [
     _case("options-not-json", "evaluate.py", [f"--config={CONFIG}:tiny", f"--workdir={WD}",
                                               "--decoder_options={beam: 4"], "--decoder_options"),
     _case("average-0", "evaluate.py", [f"--config={CONFIG}:tiny", f"--workdir={WD}", "--average=0"], "--average"),
+    Case("launchers/evaluate.py/no-config-and-none-in-the-workdir",
+         lambda: launch("evaluate.py", f"--workdir={_TMP}"), raises=LaunchFailed,
+         match=r"--config is needed: .*config\.json does not exist"),
+    Case("launchers/evaluate.py/config-of-another-model",
+         lambda: launch("evaluate.py", f"--config={CONFIG}:tiny", f"--workdir={_workdir_with_run_config()}"),
+         raises=LaunchFailed, match=r"another model, tokenizer or front end.*model\.encoder\.channels: 24 != 16"),
     _case("typo-field", "evaluate.py", [f"--config={CONFIG}:tiny", f"--workdir={WD}", "--config.eval.lm.weigth=1"],
           "names no config field.*weigth"),
     _case("typo-field", "bench_decoders.py", [f"--config={CONFIG}:tiny", f"--workdir={WD}", "--config.trian.seed=1"],

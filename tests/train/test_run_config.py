@@ -1,0 +1,51 @@
+"""The run config a workdir keeps: round trip, the fields that define a run, refusals."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+from asrjax.train import run_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _config(variant="tiny"):
+  spec = importlib.util.spec_from_file_location("c", os.path.join(ROOT, "experiments/configs/convrnnt.py"))
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod.get_config(variant)
+
+
+def test_round_trip_gives_the_same_fields_with_tuples(tmp_path):
+  config = _config()
+  config.train.prune_range = 5  # an override
+  run_config.save(config, str(tmp_path))
+  loaded = run_config.load(str(tmp_path))
+  assert loaded.to_dict() == config.to_dict()  # tuples come back as tuples
+  assert loaded.data.buckets == (32_000, 64_000, 96_000, 160_000) and loaded.train.prune_range == 5
+
+
+def test_only_defining_fields_make_a_run_incompatible(tmp_path):
+  run = _config()
+  run_config.save(run, str(tmp_path))
+  later = _config()
+  later.train.num_steps, later.eval.decoder, later.eval.limit = 99, "beam", 7  # may change between sittings
+  run_config.check_compatible(later, str(tmp_path))
+  other = _config()
+  other.model.encoder.channels, other.data.tokenizer = 24, "sentencepiece"
+  with pytest.raises(ValueError, match=r"another model, tokenizer or front end.*\n  data\.tokenizer: 'char' != "
+                                       r"'sentencepiece'\n  model\.encoder\.channels: 16 != 24\n.*omit --config"):
+    run_config.check_compatible(other, str(tmp_path))
+
+
+def test_no_file_is_none_and_a_broken_file_is_named(tmp_path):
+  assert run_config.load(str(tmp_path)) is None
+  run_config.check_compatible(_config(), str(tmp_path))  # nothing to compare with
+  (tmp_path / "config.json").write_text("{not json")
+  with pytest.raises(ValueError, match="config.json is not a readable run config"):
+    run_config.load(str(tmp_path))
+  (tmp_path / "config.json").write_text(json.dumps({"eval": {}}))
+  with pytest.raises(ValueError, match="lacks the data, model and train sections"):
+    run_config.load(str(tmp_path))

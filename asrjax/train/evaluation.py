@@ -18,12 +18,11 @@ import os
 import tempfile
 import time
 
-import jax
 
 from asrjax import decoding
-from asrjax.data import audio as audio_lib, catalog, conditions, pipeline
+from asrjax.data import audio as audio_lib, catalog, conditions
+from asrjax.inference import batch_decoder
 from asrjax.metrics import wer
-from asrjax.models import transducer
 from asrjax.train import step as step_lib
 
 # metadata fields WER is broken down by, where a corpus has them: speaker attributes
@@ -182,24 +181,14 @@ def evaluate(model, params, split, tok, *, batch_size: int = 16, buckets=(32_000
   if n == 0:
     raise ValueError("split holds no utterances: there is nothing to evaluate (an empty result has no WER).")
   lengths = [len(_record(split, i)["audio"]) for i in range(n)]
-  fns = transducer.decoder_fns(model)
-  decode = decoding.DECODERS[decoder]
-  encode_fn = jax.jit(lambda p, f, pad: model.apply(p, f, pad, method=transducer.Transducer.encode)[:2])
-  step_config = step_config or step_lib.StepConfig()
-  featurize = jax.jit(lambda b: step_lib.featurize(b, jax.random.key(0), step_config, train=False))
+  decode = batch_decoder.BatchDecoder(model, params, decoder=decoder, decoder_options=options,
+                                      step_config=step_config or step_lib.StepConfig())
   order = sorted(range(n), key=lambda i: lengths[i])
   refs, hyps, meta, audio_seconds, start = [None] * n, [None] * n, [None] * n, 0.0, time.time()
   for s in range(0, n, batch_size):
     ids = order[s : s + batch_size]
     exs = [_record(split, i) for i in ids]
-    longest = max(lengths[i] for i in ids)
-    bucket = next((b for b in sorted(buckets) if b >= longest), longest)
-    batch = pipeline.pad_batch(exs, lambda t: [], bucket, 1)
-    feats, pads = featurize({"audio": batch["audio"], "audio_paddings": batch["audio_paddings"]})
-    enc, enc_pads = encode_fn(params, feats, pads)
-    out = decode(fns, params, enc, enc_pads, **options).to_lists()
-    if len(out) != len(ids):
-      raise RuntimeError(f"the {decoder} decoder returned {len(out)} rows for a batch of {len(ids)}.")
+    out = decode([e["audio"] for e in exs], batch_decoder.bucket_for(max(lengths[i] for i in ids), buckets))
     for i, e, o in zip(ids, exs, out):
       refs[i] = catalog.as_text(e["text"])
       hyps[i] = tok.decode(o[0][0]) if o else ""

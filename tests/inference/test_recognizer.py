@@ -95,3 +95,24 @@ def test_bad_files_are_named_and_the_good_ones_still_transcribed(tmp_path, rec):
 def test_a_workdir_without_a_run_config_needs_one(tmp_path):
   with pytest.raises(FileNotFoundError, match="config.json does not exist: pass config="):
     Recognizer.from_workdir(str(tmp_path))
+
+
+def _transcribe(*args):
+  import subprocess
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  return subprocess.run([sys.executable, os.path.join(root, "experiments/transcribe.py"), *args], capture_output=True,
+                        text=True, env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=root), timeout=300)
+
+
+def test_the_transcribe_launcher_prints_each_file_and_fails_for_a_bad_one(tmp_path, workdir, rec):
+  soundfile.write(tmp_path / "good.wav", SPEECH, 16_000)
+  out = _transcribe(f"--workdir={workdir}", str(tmp_path / "good.wav"), str(tmp_path / "missing.wav"))
+  lines = out.stdout.splitlines()
+  assert out.returncode == 1 and "1 of 2 files could not be transcribed" in out.stderr
+  assert lines[0] == f"{tmp_path / 'good.wav'}\t{rec.recognize(SPEECH, 16_000).text}"
+  assert lines[1].startswith(f"{tmp_path / 'missing.wav'}\tERROR ")
+  out = _transcribe(f"--workdir={workdir}", "--json", str(tmp_path / "good.wav"))
+  record = json.loads(out.stdout.splitlines()[0])
+  assert out.returncode == 0 and record["error"] is None and record["text"] == rec.recognize(SPEECH, 16_000).text
+  assert _transcribe(f"--workdir={tmp_path}", str(tmp_path / "good.wav")).returncode != 0  # no run config there

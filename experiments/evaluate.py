@@ -117,15 +117,10 @@ def main(argv):
   model, params, tok, step_config, steps = trainer.restore_params(config, _WORKDIR.value, _STEP.value,
                                                                   _AVERAGE.value)
   step = steps[-1]
-  options = {}
   if config.eval.lm.order and _DECODER.value != "beam":
     print(f"note: the config's n-gram LM (eval.lm.order={config.eval.lm.order}) is for the beam decoder; "
           f"decoding with {_DECODER.value} without it.")
-  elif config.eval.lm.order:
-    options = trainer.lm_decoder_options(config, _DECODER.value, trainer.make_lm(config, None, tok, _WORKDIR.value))
-  if _DECODER.value == config.eval.decoder:  # the config's options belong to its own decoder
-    options.update(config.eval.decoder_options.to_dict())
-  options.update(flag_options)
+  options = trainer.decoding_options(config, _DECODER.value, tok, _WORKDIR.value, flag_options)
   ev = evaluation.evaluate(model, params, split, tok, decoder=_DECODER.value, decoder_options=options,
                            limit=_LIMIT.value, step_config=step_config)
   print(f"{config.data.name} {_SPLIT.value}, {_DECODER.value}, step {step}"

@@ -122,11 +122,7 @@ class Recognizer:
                                 "config), or train with a current asrjax, which writes it.")
     restored = trainer.restore_params(config, workdir, step, average)
     decoder = decoder or config.eval.decoder
-    options = dict(config.eval.decoder_options) if decoder == config.eval.decoder else {}
-    options.update(decoder_options or {})
-    if config.eval.lm.order and decoder == "beam":
-      options.update(trainer.lm_decoder_options(config, decoder, trainer.make_lm(config, None, restored.tokenizer,
-                                                                                 workdir)))
+    options = trainer.decoding_options(config, decoder, restored.tokenizer, workdir, decoder_options)
     return cls(restored, decoder=decoder, decoder_options=options, **kwargs)
 
   def recognize(self, audio, sample_rate: int) -> Result:

@@ -116,6 +116,24 @@ def make_lm(config, train_split, tok, workdir: str):
                                    char_weight=lm_cfg.char_weight)
 
 
+def decoding_options(config, decoder: str, tok, workdir: str, overrides=None, *, train_split=None,
+                     strict: bool = False) -> dict:
+  """The keyword options ``decoder`` runs with, merged in one order everywhere: the config's LM
+  (``eval.lm``, beam decoder only: `make_lm`), then the config's ``eval.decoder_options`` when
+  ``decoder`` is the config's own, then ``overrides`` (a caller's, e.g. ``--decoder_options``).
+
+  An LM with another decoder than the beam one is left out (evaluation and inference
+  print or document it), or refused with ``strict`` (the trainer: its config asks for it).
+  """
+  options = {}
+  if config.eval.lm.order and (decoder == "beam" or strict):
+    options.update(lm_decoder_options(config, decoder, make_lm(config, train_split, tok, workdir)))
+  if decoder == config.eval.decoder:  # the config's options belong to its own decoder
+    options.update(config.eval.decoder_options.to_dict())
+  options.update(overrides or {})
+  return options
+
+
 def lm_decoder_options(config, decoder: str, lm) -> dict:
   """Keyword options that put ``lm`` (from `make_lm`) into ``decoder``; ``{}`` without an LM."""
   if lm is None:
@@ -372,9 +390,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
   params = jax.device_get(state.params)
   results = {"train_seconds": train_seconds(), "steps": int(state.step), "skipped": int(state.skipped),
              "history": history, "params_digest": params_digest(params)}
-  decoder_options = config.eval.decoder_options.to_dict()
+  decoder_options = {}
   if config.eval.splits:  # counting the LM is wasted work when nothing is decoded
-    decoder_options.update(lm_decoder_options(config, config.eval.decoder, make_lm(config, train_split, tok, workdir)))
+    decoder_options = decoding_options(config, config.eval.decoder, tok, workdir, train_split=train_split,
+                                       strict=True)
   for split_name in config.eval.splits:
     split = sources.open_split(config.data.name, split_name, config.data.data_dir)
     ev = evaluation.evaluate(model, params, split, tok, decoder=config.eval.decoder, limit=config.eval.limit,

@@ -49,3 +49,23 @@ def test_no_file_is_none_and_a_broken_file_is_named(tmp_path):
   (tmp_path / "config.json").write_text(json.dumps({"eval": {}}))
   with pytest.raises(ValueError, match="lacks the data, model and train sections"):
     run_config.load(str(tmp_path))
+
+
+def test_decoding_options_merge_lm_then_config_then_the_caller(tmp_path):
+  """One order everywhere (trainer, evaluate.py, Recognizer): a caller's option beats the config's LM weight."""
+  from asrjax.data import tokenizer as tokenizer_lib
+  from asrjax.decoding import ngram_lm
+  from asrjax.train import trainer
+  tok = tokenizer_lib.CharTokenizer.build(["ab ba"])
+  config = _config()
+  config.eval.decoder, config.eval.decoder_options = "beam", {"beam": 6}
+  config.eval.lm.update(dict(order=2, weight=0.5, length_bonus=0.2))
+  ngram_lm.NgramLM.fit([tok.encode("ab ba")], tok.vocab_size, 2, config.eval.lm.discount).save(
+      str(tmp_path / "ngram_lm.npz"))  # found by make_lm: no corpus needed
+  got = trainer.decoding_options(config, "beam", tok, str(tmp_path), {"lm_weight": 0.1, "beam": 3})
+  assert isinstance(got.pop("lm"), ngram_lm.NgramLM)
+  assert got == {"lm_weight": 0.1, "length_bonus": 0.2, "beam": 3}
+  assert trainer.decoding_options(config, "greedy", tok, str(tmp_path)) == {}  # the LM and beam=6 are the beam's
+  config.eval.decoder = "greedy"
+  with pytest.raises(ValueError, match="implemented for the 'beam' decoder only"):
+    trainer.decoding_options(config, "greedy", tok, str(tmp_path), strict=True)

@@ -5,8 +5,11 @@ model run on the whole utterance (the streaming contract), padded-frame cases
 against the clean input.
 """
 
+import atexit
 import importlib.util
 import os
+import shutil
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -15,11 +18,13 @@ import numpy as np
 import pytest
 
 from asrjax.models import transducer
-from asrjax.train import config_check, trainer
+from asrjax.train import config_check, run_config, trainer
 from tests.sweep import cases
 from tests.sweep.cases import Case
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_TMP = tempfile.mkdtemp(prefix="sweep_models_")
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 MODELS = ("convrnnt", "lstm_rnnt", "conformer", "contextnet")
 F, V, B = 20, 7, 2
 
@@ -190,7 +195,43 @@ def _two_bad():
   return c
 
 
-CASES = [c for name in MODELS for c in _model_cases(name)] + CONFIG_CASES
+def _run_dir(contents=None, config=None):
+  """A fresh folder holding ``contents`` as config.json, or ``config`` saved by `run_config.save`."""
+  d = tempfile.mkdtemp(dir=_TMP)
+  if contents is not None:
+    with open(os.path.join(d, "config.json"), "w") as f:
+      f.write(contents)
+  if config is not None:
+    run_config.save(config, d)
+  return d
+
+
+def _other_model():
+  c = _config("convrnnt")
+  c.model.encoder.lstm_hidden = 64
+  return c
+
+
+RUN_CONFIG_CASES = [
+    Case("run_config/load/none-written", lambda: run_config.load(_run_dir()), check=lambda c: c is None),
+    Case("run_config/load/not-json", lambda: run_config.load(_run_dir("{oops")), raises=ValueError,
+         match="config.json is not a readable run config"),
+    Case("run_config/load/a-list", lambda: run_config.load(_run_dir("[1, 2]")), raises=ValueError,
+         match="lacks the data, model and train sections"),
+    Case("run_config/load/round-trip", lambda: run_config.load(_run_dir(config=_config("convrnnt"))),
+         check=lambda c: c.to_dict() == _config("convrnnt").to_dict()),
+    Case("run_config/check_compatible/other-model",
+         lambda: run_config.check_compatible(_other_model(), _run_dir(config=_config("convrnnt"))),
+         raises=ValueError, match=r"model\.encoder\.lstm_hidden: 32 != 64"),
+    Case("run_config/check_compatible/other-model-name",
+         lambda: run_config.check_compatible(_config("lstm_rnnt"), _run_dir(config=_config("convrnnt"))),
+         raises=ValueError, match=r"model\.name: 'convrnnt' != 'lstm_rnnt'"),
+    Case("run_config/check_compatible/more-steps-is-fine",
+         lambda: run_config.check_compatible(_with("train.num_steps", 60), _run_dir(config=_config("convrnnt"))),
+         check=lambda r: r is None),
+]
+
+CASES = [c for name in MODELS for c in _model_cases(name)] + CONFIG_CASES + RUN_CONFIG_CASES
 
 
 @pytest.mark.parametrize("case", CASES, ids=cases.ids(CASES))

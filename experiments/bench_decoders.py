@@ -6,7 +6,7 @@ r"""Decoding speed and WER of a trained transducer, decoder by decoder: one tabl
 Restores ``--workdir`` and decodes the first ``--utterances`` of ``--split`` with greedy
 search, modified beam search (beam 4), the Graves beam search (beam 16), and, where the
 config has an n-gram LM (``eval.lm.order > 0``), the Graves search with shallow fusion
-as the config sets it. Each row goes through `asrjax.train.evaluation.evaluate` (the path
+as the config sets it. Each row goes through `asrjax.inference.evaluation.evaluate` (the path
 `experiments/evaluate.py` takes): the real-time factor is wall time over audio time for
 featurising, encoding and decoding, batch 16, on this host with its default threads.
 Every decoder first decodes ``--warmup`` utterances untimed, so most compilation is
@@ -19,7 +19,9 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from asrjax.data import sources
-from asrjax.train import config_check, evaluation, trainer
+from asrjax.inference import evaluation
+from asrjax.train import config_check
+from asrjax.tasks import transducer_asr
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "The training configuration.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (checkpoints, tokenizer).")
@@ -35,7 +37,7 @@ def settings(config, lm) -> list[tuple[str, str, dict]]:
   rows = [("greedy", "greedy", {}), ("modified beam 4", "modified_beam", {"beam": 4}),
           ("beam 16", "beam", {"beam": 16})]
   if lm is not None:
-    rows.append(("beam 16 + LM", "beam", dict(trainer.lm_decoder_options(config, "beam", lm), beam=16)))
+    rows.append(("beam 16 + LM", "beam", dict(transducer_asr.lm_decoder_options(config, "beam", lm), beam=16)))
   return rows
 
 
@@ -44,14 +46,14 @@ def main(argv):
   config = _CONFIG.value
   if _UTTERANCES.value < 1 or _WARMUP.value < 0:
     raise app.UsageError("--utterances must be >= 1 and --warmup >= 0.")
-  model, params, tok, step_config, steps = trainer.restore_params(config, _WORKDIR.value, _STEP.value)
+  model, params, tok, front_end, steps = transducer_asr.restore_params(config, _WORKDIR.value, _STEP.value)
   split = sources.open_split(config.data.name, _SPLIT.value, config.data.data_dir)
-  lm = trainer.make_lm(config, None, tok, _WORKDIR.value) if config.eval.lm.order else None
+  lm = transducer_asr.make_lm(config, None, tok, _WORKDIR.value) if config.eval.lm.order else None
   print(f"{config.data.name} {_SPLIT.value}, first {min(_UTTERANCES.value, len(split))} utterances, step {steps[0]}")
   print("| decoder | WER % | RTF |\n| --- | --- | --- |")
   results = {}
   for name, decoder, options in settings(config, lm):
-    run = dict(decoder=decoder, decoder_options=options, step_config=step_config)
+    run = dict(decoder=decoder, decoder_options=options, front_end=front_end)
     if _WARMUP.value:
       evaluation.evaluate(model, params, split, tok, limit=_WARMUP.value, **run)
     ev = evaluation.evaluate(model, params, split, tok, limit=_UTTERANCES.value, **run)

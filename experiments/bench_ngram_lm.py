@@ -24,7 +24,8 @@ import numpy as np
 
 from asrjax.data import catalog, sources, tokenizer as tokenizer_lib
 from asrjax.decoding import ngram_lm
-from asrjax.train import config_check, trainer
+from asrjax.tasks import transducer_asr
+from asrjax.train import config_check
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "The training configuration.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (tokenizer, cached transcripts).")
@@ -36,6 +37,7 @@ _LOADER = """
 import json, sys, time
 import numpy as np
 from asrjax.decoding import ngram_lm
+from asrjax.tasks import transducer_asr
 def rss():
   with open("/proc/self/statm") as f:
     return int(f.read().split()[1]) * 4096
@@ -59,7 +61,7 @@ def main(argv):
   if config.data.tokenizer != "char":
     raise app.UsageError("this bench reads the character tokenizer of the workdir (data.tokenizer='char').")
   tok = tokenizer_lib.CharTokenizer.load(os.path.join(_WORKDIR.value, "tokenizer.json"))
-  transcripts = [tok.encode(t) for t in trainer.train_transcripts(config, None, _WORKDIR.value)]
+  transcripts = [tok.encode(t) for t in transducer_asr.train_transcripts(config, None, _WORKDIR.value)]
   dev = sources.open_split(config.data.name, "dev", config.data.data_dir)
   texts = [dev[j]["text"] for j in range(min(_SENTENCES.value, len(dev)))]
   encoded = [tok.encode(catalog.as_text(t)) for t in texts]

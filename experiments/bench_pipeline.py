@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from asrjax.data import catalog, features, pipeline, sources, spec_augment, tokenizer
+from asrjax.data import catalog, pipeline, sources, tokenizer
+from asrjax.frontend import features, spec_augment
 
 _CORPUS = flags.DEFINE_string("corpus", "small", "espeak_speech config.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data/tfds", "TFDS data directory.")

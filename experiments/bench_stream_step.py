@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from ml_collections import config_flags
 import numpy as np
 
-from asrjax.decoding import streaming
+from asrjax.inference import streaming
 from asrjax.train import config_check, trainer
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Model configuration.", lock_config=True)

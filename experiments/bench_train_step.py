@@ -15,7 +15,6 @@ times data parallelism over two host "devices". Run it on a quiet machine.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import string
 import time
@@ -26,7 +25,8 @@ import numpy as np
 from ml_collections import config_flags
 
 from asrjax.data import tokenizer
-from asrjax.train import config_check, sharding, step as step_lib, trainer
+from asrjax.train import config_check, optimizer, sharding, step as step_lib, trainer
+from asrjax.tasks import transducer_asr
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Model config (experiments/configs/<name>.py[:variant]).")
 _PRUNE = flags.DEFINE_list("prune_ranges", ["0", "5"], "Prune ranges to time; 0 = the full loss.")
@@ -44,21 +44,22 @@ def _batch(rng, batch_size, samples, label_slots, vocab):
 def main(argv):
   del argv
   config = _CONFIG.value
-  pcfg = trainer.pipeline_config(config)
+  pcfg = transducer_asr.pipeline_config(config)
   rng = np.random.default_rng(0)
   tok = tokenizer.CharTokenizer.build([string.ascii_lowercase + " '"])  # the corpus' characters
   vocab = tok.vocab_size
   rows = []
   for prune in (int(p) for p in _PRUNE.value):
     config.train.prune_range = prune
-    model = trainer.build_model(config, vocab)
-    tx = trainer.make_optimizer(config)
-    step_cfg = dataclasses.replace(trainer.make_step_config(config, None), spec_augment=False)
+    config.train.spec_augment = False
+    task = transducer_asr.TransducerASR(  # no workdir: per-utterance CMVN (timing only)
+        trainer.build_model(config, vocab), transducer_asr.make_loss_config(config, None),
+        optimizer.make_optimizer(config.optimizer, config.train.num_steps), transducer_asr.shape_batch(config, tok))
     mesh = sharding.make_mesh(fsdp=config.train.fsdp)
-    init = trainer.init_fn(model, tx, config, tok)
+    init = functools.partial(trainer.fresh_state, task)
     state_sh = sharding.tree_shardings(mesh, jax.eval_shape(init, jax.random.key(0)))
     batch_sh = sharding.batch_sharding(mesh)
-    fn = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, config=step_cfg),
+    fn = jax.jit(functools.partial(step_lib.train_step, task=task, txs=task.optimizers()),
                  in_shardings=(state_sh, batch_sh, sharding.replicated(mesh)),
                  out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=(0,))
     for i in (int(b) for b in _BUCKETS.value):

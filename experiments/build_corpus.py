@@ -20,7 +20,7 @@ import time
 
 from absl import app, flags, logging
 
-from asrjax.data import corpus_stats, espeak_corpus
+from asrjax.corpus import corpus_stats, espeak_corpus
 
 _CONFIG = flags.DEFINE_string("config", "tiny", "Corpus config: tiny | small | full.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data/tfds", "TFDS data directory.")

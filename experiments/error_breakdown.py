@@ -23,7 +23,9 @@ from ml_collections import config_flags
 
 from asrjax.data import sources
 from asrjax.metrics import oov, wer
-from asrjax.train import config_check, evaluation, trainer
+from asrjax.inference import evaluation
+from asrjax.train import config_check
+from asrjax.tasks import transducer_asr
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "The training configuration.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (cached training transcripts).")
@@ -71,7 +73,7 @@ def main(argv):
   for field in ("condition", "variant"):
     if any(field in g for g in groups):
       print(wer.wer_table(wer.grouped_errors(refs, hyps, [g.get(field, evaluation.MISSING) for g in groups]), field))
-  vocab = oov.vocabulary(trainer.train_transcripts(config, None, _WORKDIR.value))
+  vocab = oov.vocabulary(transducer_asr.train_transcripts(config, None, _WORKDIR.value))
   unseen = [oov.oov_words(r, vocab) for r in refs]
   words = sum(len(r.split()) for r in refs)
   print(f"out-of-vocabulary: {sum(map(len, unseen))} of {words} reference words "

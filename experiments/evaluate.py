@@ -38,7 +38,9 @@ from ml_collections import config_flags
 from asrjax import atomic_file
 from asrjax.data import sources
 from asrjax.metrics import wer
-from asrjax.train import config_check, evaluation, run_config, trainer
+from asrjax.inference import evaluation
+from asrjax.train import config_check, run_config
+from asrjax.tasks import transducer_asr
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "The training configuration (default: the one the run "
                                           "wrote to <workdir>/config.json).", lock_config=True)
@@ -114,15 +116,15 @@ def main(argv):
   if not len(split):
     raise app.UsageError(f"{config.data.name} {_SPLIT.value} holds no utterances: nothing to evaluate "
                          f"({out} is left as it is).")
-  model, params, tok, step_config, steps = trainer.restore_params(config, _WORKDIR.value, _STEP.value,
+  model, params, tok, front_end, steps = transducer_asr.restore_params(config, _WORKDIR.value, _STEP.value,
                                                                   _AVERAGE.value)
   step = steps[-1]
   if config.eval.lm.order and _DECODER.value != "beam":
     print(f"note: the config's n-gram LM (eval.lm.order={config.eval.lm.order}) is for the beam decoder; "
           f"decoding with {_DECODER.value} without it.")
-  options = trainer.decoding_options(config, _DECODER.value, tok, _WORKDIR.value, flag_options)
+  options = transducer_asr.decoding_options(config, _DECODER.value, tok, _WORKDIR.value, flag_options)
   ev = evaluation.evaluate(model, params, split, tok, decoder=_DECODER.value, decoder_options=options,
-                           limit=_LIMIT.value, step_config=step_config)
+                           limit=_LIMIT.value, front_end=front_end)
   print(f"{config.data.name} {_SPLIT.value}, {_DECODER.value}, step {step}"
         + (f" (mean of steps {list(steps)})" if len(steps) > 1 else "") + f": WER {wer.format_wer(ev['total'])}%"
         f" of {ev['total'].reference_words} reference words, RTF {ev['rtf']:.3f}")

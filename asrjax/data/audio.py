@@ -1,7 +1,7 @@
 r"""The audio contract of the input pipeline: which waveforms are accepted, and how they become int16.
 
 Every utterance that enters `asrjax.data.pipeline` or `asrjax.data.catalog` goes
-through `to_int16`; the streaming front end (`asrjax.data.log_mel_stream`) goes through
+through `to_int16`; the streaming front end (`asrjax.frontend.log_mel_stream`) goes through
 `to_unit_float`. The rules, for one utterance ``audio`` (``[N]``, mono, 16 kHz):
 
 * **int16** is taken as it is (16-bit PCM sample values).
@@ -26,7 +26,7 @@ through `to_int16`; the streaming front end (`asrjax.data.log_mel_stream`) goes 
 * **Multi-channel audio** (any array that is not 1-D, including ``[N, 1]``) is a
   `ValueError`: mix down or pick a channel before, e.g. ``audio.mean(axis=-1)``.
 
-Sample rate: the front end (`asrjax.data.features.log_mel`) assumes ``SAMPLE_RATE``
+Sample rate: the front end (`asrjax.frontend.features.log_mel`) assumes ``SAMPLE_RATE``
 (16 kHz) and audio arrays carry no rate, so the rate is checked where it is known --
 the dataset's description (`sources.open_split`, `catalog.Standardized`) -- and a
 mismatch is refused with both rates named (`check_sample_rate`), not resampled:

@@ -12,7 +12,7 @@ its own contiguous slice (``host_index``/``host_count``).
 Reading uses `tfds.data_source` (array_record random access) -- no TensorFlow and
 no worker processes: the host only reads, tokenises and pads int16 audio; log-mel
 features and SpecAugment run on the accelerator inside the jitted train step
-(`asrjax.data.features`, `asrjax.data.spec_augment`). A background thread keeps
+(`asrjax.frontend.features`, `asrjax.frontend.spec_augment`). A background thread keeps
 ``prefetch`` batches ready.
 
 Audio follows `asrjax.data.audio`'s contract: mono ``[N]`` int16, int32/int64 within

@@ -7,6 +7,11 @@ lists the close matches; a truncated or corrupt file is reported with its path, 
 open time or when a record is read. The split's sample rate (from its description:
 the audio feature's ``sample_rate`` or ``metadata["sample_rate"]``) must be the one
 asked for, 16 kHz by default, or the split is refused with both rates named.
+
+A prepared dataset is opened from its directory (``tfds.builder_from_directory``):
+no builder code runs, so opening a split of the embedded corpus does not import
+the synthesis stack (`asrjax.corpus`); that is imported only to explain a dataset
+that is not prepared (its configs and the build command).
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import tensorflow_datasets as tfds
 
 from asrjax.data import audio as audio_lib
 from asrjax.data import catalog
-from asrjax.data import espeak_corpus  # noqa: F401  (registers the espeak builders with TFDS)
 from asrjax.data.pipeline import DataError
 
 
@@ -63,10 +67,37 @@ def _audio_key(dataset: str) -> str:
     return "audio"
 
 
+def _prepared_dir(name: str, data_dir: str) -> str | None:
+  """``<data_dir>/<dataset>/<config>/<version>`` of the newest prepared version of ``name``
+  (one with a ``dataset_info.json``), or None."""
+  dataset, _, rest = name.partition("/")
+  config, _, version = rest.partition(":")
+  parts = [data_dir, dataset.split(":")[0]] + ([config] if config else [])
+  root = os.path.join(*parts)
+  if not os.path.isdir(root):
+    return None
+  found = []
+  for v in ([version] if version else os.listdir(root)):
+    try:
+      key = tuple(int(x) for x in v.split("."))
+    except ValueError:
+      continue
+    if os.path.exists(os.path.join(root, v, "dataset_info.json")):
+      found.append((key, v))
+  return os.path.join(root, max(found)[1]) if found else None
+
+
 def _builder(name: str, data_dir: str) -> tfds.core.DatasetBuilder:
-  """``tfds.builder``, with a short message for an unknown dataset (TFDS lists its whole catalogue)."""
+  """The prepared dataset's read-only builder; else ``tfds.builder`` (for `open_split`'s
+  "not prepared" message), with a short message for an unknown dataset (TFDS lists its
+  whole catalogue)."""
   if not isinstance(name, str) or not name or name.count("/") > 1:
     raise ValueError(f"dataset name must be 'dataset' or 'dataset/config'; got {name!r}.")
+  prepared = _prepared_dir(name, data_dir)
+  if prepared is not None:
+    return tfds.builder_from_directory(prepared)
+  if name.startswith("espeak_"):
+    from asrjax.corpus import espeak_corpus  # noqa: F401, PLC0415 -- registers the builders: configs, build command
   try:
     return tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError:

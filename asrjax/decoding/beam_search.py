@@ -18,6 +18,14 @@ exact ``log P(y|x)`` summed over all alignments (tested against brute force). A
 label sequence extended more than ``max_symbols_per_frame`` times within one frame
 is not extended further -- a guard against runaway expansion, not part of the model.
 
+*Emission frames* (`NBest.frames`): each hypothesis carries the frame of each of its
+labels along one alignment, the one that built its score's largest term: a label
+appended at frame t (best-first expansion) has frame t; when prefix merging adds to y
+the mass of a shorter ŷ extended inside frame t, y keeps its own frames if its
+start-of-frame score ``B[y]`` is the largest of the merged terms (ties included), else
+takes those of the best ŷ with the labels past ŷ at frame t. So the frames are those of
+the better-scoring of the merged paths (a Viterbi-like choice), not an average.
+
 *Shallow fusion* (optional): with an `ngram_lm.NgramLM` and ``lm_weight`` λ, every
 label k appended to y is scored ``log p(k | y, t) + λ log P_LM(k | y) + β`` (β =
 ``length_bonus``, against the deletions an LM weight causes), and a finished
@@ -114,7 +122,8 @@ class _PrefixCache:
 
 
 def _search_one(fns, params, enc, beam, expand, max_symbols_per_frame, lm=None, lm_weight=0.0, length_bonus=0.0):
-  """Beam search over one utterance ``enc [T, D]`` -> list of (labels, score)."""
+  """Beam search over one utterance ``enc [T, D]`` -> list of (labels, score, frames), best first
+  (``frames``: the emission frame of each label, module docstring)."""
   cache = _PrefixCache(fns, params)
   enc = np.asarray(enc)  # per-frame rows are sliced on the host, not dispatched one by one
 
@@ -128,6 +137,7 @@ def _search_one(fns, params, enc, beam, expand, max_symbols_per_frame, lm=None, 
     return fused
 
   hyps = {(): 0.0}
+  frames = {(): ()}  # hypothesis or open prefix -> the frame of each of its labels
   for t in range(enc.shape[0]):
     lp_cache = {}  # prefix -> label scores at this frame: log p(. | prefix, t) (+ LM and bonus off the blank)
 
@@ -152,12 +162,13 @@ def _search_one(fns, params, enc, beam, expand, max_symbols_per_frame, lm=None, 
     for i, y in enumerate(keys):
       lp_cache[y] = _fuse(many[i], y)
     # 1. prefix merging, from the start-of-frame scores in `prev`.
-    a = {}
+    a, prev_frames, frames = {}, frames, {}
     for y, score in prev.items():
       terms = [score]
       for i in merge_starts[y]:
         terms.append(prev[y[:i]] + sum(log_probs(t, y[:j])[y[j]] for j in range(i, len(y))))
       a[y] = float(np.logaddexp.reduce(terms))
+      frames[y] = _merged_frames(y, terms, merge_starts[y], prev_frames, t)
     depth = {y: 0 for y in a}  # labels emitted in this frame
     # 2. best-first expansion: a max-heap of open prefixes (each prefix has one parent,
     # so it enters at most once) and a min-heap of the `beam` best finished scores.
@@ -180,13 +191,29 @@ def _search_one(fns, params, enc, beam, expand, max_symbols_per_frame, lm=None, 
           if ext not in prev:
             heapq.heappush(open_, (-(score + lp[k]), ext))
             depth[ext] = depth[y] + 1
+            frames[ext] = frames[y] + (t,)
       # 3. stop once `beam` finished hypotheses beat everything still open.
       if len(kept) >= beam and open_ and kept[0] >= -open_[0][0]:
         break
     hyps = dict(sorted(new.items(), key=lambda kv: -kv[1])[:beam])
+    frames = {y: frames[y] for y in hyps}
   if lm is not None and lm_weight:
     hyps = {y: s + lm_weight * float(lm.log_probs(y)[lm.eos_id]) for y, s in hyps.items()}
-  return sorted(hyps.items(), key=lambda kv: -kv[1])
+  return [(y, s, frames[y]) for y, s in sorted(hyps.items(), key=lambda kv: -kv[1])]
+
+
+def _merged_frames(y, terms, starts, prev_frames, t):
+  """The frames of ``y`` after prefix merging at frame ``t``: those of its largest term.
+
+  ``terms[0]`` is ``y``'s own start-of-frame score (frames ``prev_frames[y]``), ``terms[m]`` (m >= 1)
+  the mass of prefix ``y[:starts[m - 1]]`` extended to ``y`` inside frame ``t`` (its frames, then ``t``
+  for each label added). A tie keeps the earliest term, ``y``'s own frames first.
+  """
+  best = int(np.argmax(terms))
+  if best == 0:
+    return prev_frames[y]
+  i = starts[best - 1]
+  return prev_frames[y[:i]] + (t,) * (len(y) - i)
 
 
 def beam_search(
@@ -225,7 +252,8 @@ def beam_search(
 
   Returns:
     `NBest` ``[B, nbest, L]`` whose scores are ``log P(y|x)`` summed over the alignments
-    the search kept, plus ``λ log P_LM(y </s>) + β |y|`` with an LM; ``L >= 1``.
+    the search kept, plus ``λ log P_LM(y </s>) + β |y|`` with an LM; ``L >= 1``; ``frames``
+    as in the module docstring.
 
   Raises:
     ValueError: the input contract of `transducer.check_encoder_output` is broken
@@ -268,13 +296,15 @@ def beam_search(
     if length_norm:
       found.sort(key=lambda kv: -kv[1] / max(len(kv[0]), 1))
     results.append(found[:nbest])
-  max_len = max([1] + [len(y) for r in results for y, _ in r])
+  max_len = max([1] + [len(y) for r in results for y, _, _ in r])
   labels = np.zeros((len(results), nbest, max_len), np.int32)
   paddings = np.ones((len(results), nbest, max_len), np.float32)
   scores = np.full((len(results), nbest), -np.inf, np.float32)
+  frames = np.zeros((len(results), nbest, max_len), np.int32)
   for b, r in enumerate(results):
-    for n, (y, s) in enumerate(r):
+    for n, (y, s, f) in enumerate(r):
       labels[b, n, : len(y)] = y
       paddings[b, n, : len(y)] = 0
       scores[b, n] = s
-  return transducer.NBest(jnp.asarray(labels), jnp.asarray(paddings), jnp.asarray(scores))
+      frames[b, n, : len(y)] = f
+  return transducer.NBest(jnp.asarray(labels), jnp.asarray(paddings), jnp.asarray(scores), jnp.asarray(frames))

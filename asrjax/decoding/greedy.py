@@ -9,7 +9,16 @@ single alignment path, blank of every frame included.
 The search is resumable: `greedy_start` gives the decoder state before the first
 frame and `greedy_continue` decodes more frames from a state, returning the labels
 emitted and the new state -- what a streaming recogniser calls once per chunk
-(`asrjax.decoding.streaming`). `greedy_search` is the two in one call.
+(`asrjax.inference.streaming`). `greedy_search` is the two in one call.
+
+Emission frames: a label emitted at frame t (0-based) has frame t; a frame emitting
+several labels (up to ``max_symbols_per_frame``) gives them all that t. `greedy_search`
+returns them in `NBest.frames`. Across chunks, `GreedyState.t0` ``[B]`` counts the valid
+frames each stream consumed so far, so ``greedy_continue(..., with_frames=True)``
+returns ``(labels, label_paddings, frames, state)`` with *absolute* frames ``t0 + t``
+(the frame index in the concatenation of every chunk's valid frames -- what
+`greedy_search` on the whole utterance gives); without ``with_frames`` it returns
+``(labels, label_paddings, state)`` as before.
 
 Inputs follow `asrjax.decoding.transducer`'s contract, checked in the Python wrappers
 before the jitted search: trailing 0/1 ``enc_paddings`` and finite valid frames, else
@@ -34,26 +43,34 @@ from asrjax.decoding import transducer
 
 
 class GreedyState(NamedTuple):
-  """Decoder state between frames: prediction-network output and state, path score ``[B]``."""
+  """Decoder state between frames: prediction-network output and state, path score ``[B]``, and
+  ``t0 [B]`` int32, the valid frames consumed so far (the offset of the next frame's index; None
+  reads as 0)."""
 
   pred_out: jax.Array
   pred_state: Any
   score: jax.Array
+  t0: jax.Array | None = None
 
 
 def greedy_start(fns: transducer.TransducerFns, params, batch: int) -> GreedyState:
   """The state before the first frame (predictor primed with ``fns.blank_id``, which must
   be in ``[0, V)``: a jitted embedding lookup would clamp any other id silently)."""
   pred_out, pred_state = transducer.start_predictor(fns, params, batch)
-  return GreedyState(pred_out, pred_state, jnp.zeros((batch,), jnp.float32))
+  return GreedyState(pred_out, pred_state, jnp.zeros((batch,), jnp.float32), jnp.zeros((batch,), jnp.int32))
 
 
 @functools.partial(jax.jit, static_argnames=("fns", "max_symbols_per_frame"))
 def _greedy_frames(fns, params, enc, enc_paddings, state, max_symbols_per_frame):
-  """The compiled search; ``state=None`` starts from `greedy_start` inside the program."""
+  """The compiled search; ``state=None`` starts from `greedy_start` inside the program.
+
+  Returns ``(labels [B, M], label_paddings [B, M], frames [B, M], state)``, ``M = T * max_symbols_per_frame``,
+  frames absolute (``state.t0 + t``, 0 at padded positions).
+  """
   batch, t_max, _ = enc.shape
   if state is None:
     state = greedy_start(fns, params, batch)
+  t0 = jnp.zeros((batch,), jnp.int32) if state.t0 is None else jnp.asarray(state.t0, jnp.int32)
   # shapes are static: a blank id outside the joint's outputs fails once, at trace time
   transducer.check_blank_id(fns.blank_id, jax.eval_shape(fns.joint, params, enc[:, 0], state.pred_out).shape[-1])
   max_len = t_max * max_symbols_per_frame
@@ -62,6 +79,7 @@ def _greedy_frames(fns, params, enc, enc_paddings, state, max_symbols_per_frame)
       pred_out=state.pred_out,
       pred_state=state.pred_state,
       labels=jnp.zeros((batch, max_len), jnp.int32),
+      frames=jnp.zeros((batch, max_len), jnp.int32),
       num_labels=jnp.zeros((batch,), jnp.int32),
       score=state.score,
   )
@@ -89,6 +107,9 @@ def _greedy_frames(fns, params, enc, enc_paddings, state, max_symbols_per_frame)
           labels=c["labels"].at[jnp.arange(batch), pos].set(
               jnp.where(emit, chosen, c["labels"][jnp.arange(batch), pos])
           ),
+          frames=c["frames"].at[jnp.arange(batch), pos].set(
+              jnp.where(emit, t0 + t, c["frames"][jnp.arange(batch), pos])
+          ),
           num_labels=c["num_labels"] + emit.astype(jnp.int32),
           score=c["score"] + jnp.where(emit | leave, gained, 0.0),
       )
@@ -102,19 +123,23 @@ def _greedy_frames(fns, params, enc, enc_paddings, state, max_symbols_per_frame)
   pos = jnp.arange(max_len)[None, :]
   label_paddings = (pos >= carry["num_labels"][:, None]).astype(jnp.float32)
   labels = jnp.where(label_paddings == 0, carry["labels"], 0)
+  frames = jnp.where(label_paddings == 0, carry["frames"], 0)
   # only reachable under an outer jit (the wrapper raises on concrete inputs): loud, not silent
   score = jnp.where(transducer.invalid_rows(enc, enc_paddings), jnp.nan, carry["score"])
-  return labels, label_paddings, GreedyState(carry["pred_out"], carry["pred_state"], score)
+  return labels, label_paddings, frames, GreedyState(carry["pred_out"], carry["pred_state"], score, t0 + lengths)
 
 
 def greedy_continue(fns: transducer.TransducerFns, params, enc: jax.Array, enc_paddings: jax.Array,
-                    state: GreedyState, *, max_symbols_per_frame: int = 4):
+                    state: GreedyState, *, max_symbols_per_frame: int = 4, with_frames: bool = False):
   """Decodes frames ``enc [B, T, D]`` from ``state`` (``enc_paddings [B, T]``, 1 = padded).
 
   Returns:
     ``(labels [B, T * max_symbols_per_frame], label_paddings, state)``: the labels
-    emitted on these frames (left-aligned) and the state after the last valid frame.
-    ``T = 0`` returns no labels and ``state`` itself.
+    emitted on these frames (left-aligned) and the state after the last valid frame
+    (its ``t0`` advanced by each row's valid frames). ``T = 0`` returns no labels and
+    ``state`` itself. With ``with_frames=True``: ``(labels, label_paddings, frames, state)``,
+    ``frames [B, T * max_symbols_per_frame]`` int32 the absolute frame of each label
+    (``state.t0 + t``; 0 at padded positions).
 
   Raises:
     ValueError: shapes, paddings or non-finite valid frames break the contract
@@ -128,19 +153,24 @@ def greedy_continue(fns: transducer.TransducerFns, params, enc: jax.Array, enc_p
   if np.shape(state.score) != (batch,):
     raise ValueError(f"state is for {np.shape(state.score)[:1]} streams but enc has B = {batch} rows; "
                      f"start it with greedy_start(fns, params, {batch}).")
-  return _decode(fns, params, enc, enc_paddings, state, max_symbols_per_frame)
+  return _decode(fns, params, enc, enc_paddings, state, max_symbols_per_frame, with_frames=with_frames)
 
 
-def _decode(fns, params, enc, enc_paddings, state, max_symbols_per_frame):
+def _decode(fns, params, enc, enc_paddings, state, max_symbols_per_frame, *, with_frames: bool = False):
   """`greedy_continue` on checked inputs (``state=None``: from the start); empty batches and
-  frame-less chunks skip the compiled search, the state unchanged."""
+  frame-less chunks skip the compiled search, the state unchanged.
+
+  Returns ``(labels, label_paddings, state)``, or with ``with_frames`` ``(labels, label_paddings, frames,
+  state)`` (frames absolute, as `greedy_continue`)."""
   batch, t_max, _ = enc.shape
   if batch == 0 or t_max == 0:
     shape = (batch, t_max * max_symbols_per_frame)
     if state is None:
-      state = GreedyState(None, None, jnp.zeros((batch,), jnp.float32))
-    return jnp.zeros(shape, jnp.int32), jnp.ones(shape, jnp.float32), state
-  return _greedy_frames(fns, params, enc, enc_paddings, state, max_symbols_per_frame)
+      state = GreedyState(None, None, jnp.zeros((batch,), jnp.float32), jnp.zeros((batch,), jnp.int32))
+    out = jnp.zeros(shape, jnp.int32), jnp.ones(shape, jnp.float32), jnp.zeros(shape, jnp.int32), state
+  else:
+    out = _greedy_frames(fns, params, enc, enc_paddings, state, max_symbols_per_frame)
+  return out if with_frames else (out[0], out[1], out[3])
 
 
 def greedy_search(
@@ -161,8 +191,9 @@ def greedy_search(
     max_symbols_per_frame: labels emitted at most per frame (an integer >= 1).
 
   Returns:
-    `NBest` with ``N = 1`` and ``L = T * max_symbols_per_frame``; ``T = 0`` gives each
-    row the empty hypothesis with score 0, ``B = 0`` an empty ``[0, 1, L]`` result.
+    `NBest` with ``N = 1`` and ``L = T * max_symbols_per_frame``, ``frames`` the frame t
+    at which each label was emitted; ``T = 0`` gives each row the empty hypothesis with
+    score 0, ``B = 0`` an empty ``[0, 1, L]`` result.
 
   Raises:
     ValueError: the input contract of `transducer.check_encoder_output` is broken
@@ -171,5 +202,6 @@ def greedy_search(
   """
   max_symbols_per_frame = transducer.positive_int(max_symbols_per_frame, "max_symbols_per_frame")
   transducer.check_encoder_output(enc, enc_paddings)
-  labels, label_paddings, state = _decode(fns, params, enc, enc_paddings, None, max_symbols_per_frame)
-  return transducer.NBest(labels[:, None], label_paddings[:, None], state.score[:, None])
+  labels, label_paddings, frames, state = _decode(fns, params, enc, enc_paddings, None, max_symbols_per_frame,
+                                                  with_frames=True)
+  return transducer.NBest(labels[:, None], label_paddings[:, None], state.score[:, None], frames[:, None])

@@ -72,11 +72,16 @@ class NBest(NamedTuple):
     label_paddings: ``[B, N, L]`` float32, 1.0 = padding.
     scores: ``[B, N]`` float32 log-probability of each hypothesis under the
       decoder's search topology (see each decoder); -inf for empty slots.
+    frames: ``[B, N, L]`` int32, the encoder frame (0-based, within the row's valid
+      frames) at which each label was emitted -- its alignment in the decoder's best
+      path of that hypothesis (see each decoder); 0 at padded positions. None when the
+      producer did not track them (a hand-built `NBest`); every decoder here does.
   """
 
   labels: jax.Array
   label_paddings: jax.Array
   scores: jax.Array
+  frames: jax.Array | None = None
 
   def to_lists(self) -> list[list[tuple[list[int], float]]]:
     """Host-side ``[batch][rank] -> (label ids, score)``, empty slots (-inf) dropped.
@@ -85,9 +90,23 @@ class NBest(NamedTuple):
       ValueError: a score is NaN -- the mark a jitted decoder traced under an outer
         `jit` puts on a row whose encoder output or paddings broke the contract.
     """
-    labels = jax.device_get(self.labels)
-    pads = jax.device_get(self.label_paddings)
-    scores = jax.device_get(self.scores)
+    return [[(labels, score) for labels, score, _ in row] for row in self._host_lists(with_frames=False)]
+
+  def to_timed_lists(self) -> list[list[tuple[list[int], float, list[int]]]]:
+    """`to_lists` with each label's emission frame: ``[batch][rank] -> (label ids, score, frames)``,
+    ``len(frames) == len(label ids)``.
+
+    Raises:
+      ValueError: as `to_lists`, or ``frames`` is None (this `NBest` carries no frames).
+    """
+    if self.frames is None:
+      raise ValueError("this NBest has no frames (frames=None): it was not made by an asrjax decoder.")
+    return self._host_lists(with_frames=True)
+
+  def _host_lists(self, with_frames: bool) -> list[list[tuple[list[int], float, list[int] | None]]]:
+    """`to_timed_lists` (frames None unless ``with_frames``): one transfer, the NaN check, the -inf slots dropped."""
+    labels, pads, scores, frames = jax.device_get(
+        (self.labels, self.label_paddings, self.scores, self.frames if with_frames else None))
     nan_rows = np.flatnonzero(np.isnan(np.asarray(scores, np.float64)).any(axis=-1)).tolist()
     if nan_rows:
       raise ValueError(f"n-best scores of rows {nan_rows} are NaN: the model gave NaN log-probs (non-finite "
@@ -95,11 +114,14 @@ class NBest(NamedTuple):
                        "had NaN/inf in a valid frame or enc_paddings were not trailing 0/1.")
     out = []
     for b in range(labels.shape[0]):
-      out.append([
-          ([int(x) for x, p in zip(labels[b, n], pads[b, n]) if p == 0], float(scores[b, n]))
-          for n in range(labels.shape[1])
-          if scores[b, n] > -jnp.inf
-      ])
+      row = []
+      for n in range(labels.shape[1]):
+        if not scores[b, n] > -jnp.inf:
+          continue
+        keep = pads[b, n] == 0
+        row.append(([int(x) for x in labels[b, n][keep]], float(scores[b, n]),
+                    [int(x) for x in frames[b, n][keep]] if with_frames else None))
+      out.append(row)
     return out
 
 

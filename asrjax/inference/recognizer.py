@@ -4,6 +4,10 @@
   recognizer.recognize(samples, sample_rate=44_100).text
   for r in recognizer.recognize_files(["a.wav", "b.flac"]):
     print(r.path, r.error or r.text)
+  stream = recognizer.stream()            # streaming, greedy: chunks in, partial text out
+  for chunk in chunks:
+    print(stream.accept_waveform(chunk))
+  stream.finalize().text                  # == recognizer.recognize(whole, 16_000).text
 
 `from_workdir` loads what a run left: its config (`asrjax.train.run_config`), the
 parameters (newest readable checkpoint, a given ``step``, or the mean of ``average``
@@ -33,7 +37,10 @@ import numpy as np
 
 from asrjax.data import audio as audio_lib
 from asrjax.inference import batch_decoder
-from asrjax.train import evaluation, run_config, trainer
+from asrjax.inference import evaluation
+from asrjax.inference import streaming
+from asrjax.train import run_config
+from asrjax.tasks import transducer_asr
 
 MIN_SAMPLES = 400  # one 25 ms window at 16 kHz: shorter audio has no feature frame
 
@@ -47,12 +54,20 @@ class Result:
     nbest: ``[(text, score)]``, best first; the score is the decoder's log-probability.
     path: the file it came from (`Recognizer.recognize_files`), else None.
     error: why the file could not be transcribed (unreadable, empty, NaN, ...), else None.
+    tokens: ``((token text, start seconds), ...)`` of the best hypothesis, one per label: the text
+      the label adds to ``text`` (they join to ``text``) and the start of the encoder frame that
+      emitted it (`batch_decoder.timings`).
+    words: ``((word, start seconds, end seconds), ...)``: the words of ``text`` (runs of non-space
+      characters), from the start of their first token's frame to the end of their last token's
+      frame (that frame's start plus one encoder frame). Both empty for an empty hypothesis.
   """
 
   text: str
   nbest: tuple = ()
   path: str | None = None
   error: str | None = None
+  tokens: tuple = ()
+  words: tuple = ()
 
 
 def prepare(audio, sample_rate, *, name: str = "audio") -> np.ndarray:
@@ -87,12 +102,12 @@ class Recognizer:
   """Transcribes audio with a trained transducer (see the module docstring).
 
   Args:
-    restored: `trainer.restore_params`'s result.
+    restored: `transducer_asr.restore_params`'s result.
     decoder: a name in `asrjax.decoding.DECODERS`; decoder_options its options.
     batch_size: utterances decoded together (sorted by length, padded to ``buckets``).
   """
 
-  def __init__(self, restored: trainer.Restored, *, decoder: str = "greedy", decoder_options=None,
+  def __init__(self, restored: transducer_asr.Restored, *, decoder: str = "greedy", decoder_options=None,
                batch_size: int = 16, buckets=(32_000, 64_000, 96_000, 160_000, 320_000)):
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
       raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}.")
@@ -100,7 +115,8 @@ class Recognizer:
     self.tokenizer, self.steps, self.decoder = restored.tokenizer, restored.steps, decoder
     self._batch_size, self._buckets = batch_size, tuple(buckets)
     self._decode = batch_decoder.BatchDecoder(restored.model, restored.params, decoder=decoder,
-                                              decoder_options=options, step_config=restored.step_config)
+                                              decoder_options=options, front_end=restored.front_end)
+    self._restored, self._options, self._stream = restored, options, None  # for `stream`
 
   @classmethod
   def from_workdir(cls, workdir: str, *, step: int | None = None, average: int = 1, config=None,
@@ -113,21 +129,36 @@ class Recognizer:
     Raises:
       FileNotFoundError: ``workdir`` holds no run config and none is given, or no
         tokenizer or checkpoint.
-      ValueError / `asrjax.train.checkpoint.CheckpointError`: as `trainer.restore_params`.
+      ValueError / `asrjax.train.checkpoint.CheckpointError`: as `transducer_asr.restore_params`.
     """
     if config is None:
       config = run_config.load(workdir)
       if config is None:
         raise FileNotFoundError(f"{run_config.path(workdir)} does not exist: pass config= (the run's training "
                                 "config), or train with a current asrjax, which writes it.")
-    restored = trainer.restore_params(config, workdir, step, average)
+    restored = transducer_asr.restore_params(config, workdir, step, average)
     decoder = decoder or config.eval.decoder
-    options = trainer.decoding_options(config, decoder, restored.tokenizer, workdir, decoder_options)
+    options = transducer_asr.decoding_options(config, decoder, restored.tokenizer, workdir, decoder_options)
     return cls(restored, decoder=decoder, decoder_options=options, **kwargs)
 
   def recognize(self, audio, sample_rate: int) -> Result:
     """One utterance (see `prepare` for what ``audio`` may be); raises `ValueError` for bad audio."""
     return self._recognize_prepared([prepare(audio, sample_rate)])[0]
+
+  def stream(self, sample_rate: int = audio_lib.SAMPLE_RATE) -> streaming.AudioStream:
+    """A new `streaming.AudioStream` for one utterance of ``sample_rate`` Hz audio: ``accept_waveform(chunk)``,
+    ``partial()``, ``finalize() -> Result``. Its final text equals `recognize` of the whole audio. The
+    streams of one recognizer share their compiled programs.
+
+    Raises:
+      ValueError: the decoder is not greedy, or the model normalises features per utterance
+        (`streaming.check_streamable` says why), or ``sample_rate`` is not a positive integer.
+    """
+    if self._stream is None:
+      streaming.check_streamable(self._restored.front_end, self.decoder)
+      r = self._restored
+      self._stream = streaming.AudioStream(r.model, r.params, r.front_end, r.tokenizer, **self._options)
+    return self._stream.fork(sample_rate)
 
   def recognize_files(self, paths) -> list[Result]:
     """One `Result` per path, in order; a file that cannot be read or used gets ``error`` set
@@ -154,7 +185,9 @@ class Recognizer:
     for s in range(0, len(order), self._batch_size):
       ids = order[s : s + self._batch_size]
       bucket = batch_decoder.bucket_for(max(audio[i].size for i in ids), self._buckets)
-      for i, nbest in zip(ids, self._decode([audio[i] for i in ids], bucket)):
-        texts = tuple((self.tokenizer.decode(labels), float(score)) for labels, score in nbest)
-        out[i] = Result(texts[0][0] if texts else "", texts)
+      for i, nbest in zip(ids, self._decode.decode_timed([audio[i] for i in ids], bucket)):
+        texts = tuple((self.tokenizer.decode(labels), float(score)) for labels, score, _ in nbest)
+        labels, _, frames = nbest[0] if nbest else ([], 0.0, [])
+        tokens, words = batch_decoder.timings(self.tokenizer, labels, frames, self._decode.frame_seconds)
+        out[i] = Result(texts[0][0] if texts else "", texts, tokens=tokens, words=words)
     return out

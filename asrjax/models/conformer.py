@@ -27,7 +27,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from asrjax.models import transducer
 from asrjax.nn import causal_conv, chunked_attention, frame_stack
 
 
@@ -120,8 +119,3 @@ class ConformerEncoder(nn.Module):
       new_state.append(s)
     out = nn.Dense(self.output_dim, name="output_proj")(x)
     return jnp.where(pad[..., None] > 0, 0.0, out), pad, new_state
-
-
-def build(config, vocab_size: int):
-  """Model-registry entry point: a streaming-Conformer `Transducer` from ``config``."""
-  return transducer.from_config(ConformerEncoder, config, vocab_size)

@@ -25,7 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from asrjax.models import streaming_encoder, transducer
+from asrjax.models import streaming_encoder
 from asrjax.nn import causal_conv, causal_se, frame_stack
 
 
@@ -79,8 +79,3 @@ class ContextNetEncoder(streaming_encoder.ZeroLookahead, nn.Module):
       new_state.append(s)
     out = nn.Dense(self.output_dim, name="output_proj")(x)
     return jnp.where(pad[..., None] > 0, 0.0, out), pad, new_state
-
-
-def build(config, vocab_size: int):
-  """Model-registry entry point: a causal-ContextNet `Transducer` from ``config``."""
-  return transducer.from_config(ContextNetEncoder, config, vocab_size)

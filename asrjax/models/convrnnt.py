@@ -25,7 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from asrjax.models import streaming_encoder, transducer
+from asrjax.models import streaming_encoder
 from asrjax.nn import causal_conv, causal_se, frame_stack, lstm
 
 
@@ -109,8 +109,3 @@ class ConvRNNTEncoder(streaming_encoder.ZeroLookahead, nn.Module):
     h, new_state["lstm"] = lstm.StackedLSTM(self.lstm_hidden, self.lstm_layers, self.dropout, name="lstm")(h, pad, state["lstm"])
     out = nn.Dense(self.output_dim, name="output_proj")(h)
     return jnp.where(pad[..., None] > 0, 0.0, out), pad, new_state
-
-
-def build(config, vocab_size: int):
-  """The model-registry entry point: a ConvRNN-T `Transducer` from ``config`` (a ConfigDict)."""
-  return transducer.from_config(ConvRNNTEncoder, config, vocab_size)

@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from asrjax.models import streaming_encoder, transducer
+from asrjax.models import streaming_encoder
 from asrjax.nn import frame_stack, lstm
 
 
@@ -46,8 +46,3 @@ class LSTMEncoder(streaming_encoder.ZeroLookahead, nn.Module):
     h, state = lstm.StackedLSTM(self.lstm_hidden, self.lstm_layers, self.dropout, name="lstm")(x, pad, state)
     out = nn.Dense(self.output_dim, name="output_proj")(h)
     return jnp.where(pad[..., None] > 0, 0.0, out), pad, state
-
-
-def build(config, vocab_size: int):
-  """Model-registry entry point: an LSTM `Transducer` from ``config``."""
-  return transducer.from_config(LSTMEncoder, config, vocab_size)

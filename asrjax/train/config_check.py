@@ -12,9 +12,7 @@ Only what a run reads is checked; other fields are left to the code that owns th
 
 from __future__ import annotations
 
-import importlib
 import math
-import pkgutil
 import sys
 
 from absl import app
@@ -40,13 +38,9 @@ def _is_number(x) -> bool:
 
 
 def model_names() -> tuple[str, ...]:
-  """The model modules under `asrjax.models` that export ``build(config, vocab_size)``."""
-  import asrjax.models as models
-  names = []
-  for info in pkgutil.iter_modules(models.__path__):
-    if hasattr(importlib.import_module(f"asrjax.models.{info.name}"), "build"):
-      names.append(info.name)
-  return tuple(sorted(names))
+  """The names `asrjax.models.ENCODERS` registers (``config.model.name``)."""
+  from asrjax import models  # noqa: PLC0415
+  return tuple(sorted(models.ENCODERS))
 
 
 def problems(config) -> list[str]:
@@ -69,6 +63,8 @@ def problems(config) -> list[str]:
   pos_int = lambda x: _is_int(x) and x > 0
   nonneg_int = lambda x: _is_int(x) and x >= 0
   nonneg = lambda x: _is_number(x) and x >= 0
+  if "task" in config:
+    need("task", lambda x: x in _task_names(), f"one of {_task_names()}")
   need("data.name", lambda x: isinstance(x, str) and "/" in x, "a TFDS 'dataset/config' name")
   need("data.tokenizer", lambda x: x in ("char", "sentencepiece"), "'char' or 'sentencepiece'")
   need("data.vocab_size", lambda x: _is_int(x) and x >= 3, "an integer >= 3 (blank, unknown, one symbol)")
@@ -89,6 +85,11 @@ def problems(config) -> list[str]:
   need("optimizer.clip_norm", lambda x: _is_number(x) and x > 0, "a finite number > 0")
   need("optimizer.grad_accum_steps", pos_int, "a positive integer")
   need("train.num_steps", nonneg_int, "an integer >= 0")
+  if "init_from" in config.train:
+    need("train.init_from", lambda x: isinstance(x, str), "'<workdir>[:step]' or '' (train from scratch)")
+  if "loss_weights" in config.train:
+    need("train.loss_weights", lambda x: all(isinstance(k, str) and _is_number(v) for k, v in dict(x).items()),
+         "{objective term name: finite number}")
   need("train.max_train_seconds", nonneg, "a finite number of seconds >= 0 (0 = no budget)")
   need("train.seed", _is_int, "an integer")
   need("train.fsdp", pos_int, "a positive integer (devices per FSDP group)")
@@ -118,14 +119,19 @@ def problems(config) -> list[str]:
   need("eval.lm.weight", nonneg, "a finite number >= 0")
   need("eval.lm.length_bonus", _is_number, "a finite number")
   if not out:  # what the batcher and the train step make of the fields, as the trainer builds them
-    from asrjax.train import trainer  # noqa: PLC0415 -- trainer imports this module
-    for what, build in (("data.* (batching)", trainer.pipeline_config),
-                        ("train.* (train step)", lambda c: trainer.make_step_config(c, None))):
+    from asrjax.tasks import transducer_asr  # noqa: PLC0415 -- the task imports this module's users
+    for what, build in (("data.* (batching)", transducer_asr.pipeline_config),
+                        ("train.* (train step)", lambda c: transducer_asr.make_loss_config(c, None))):
       try:
         build(config)
       except ValueError as e:
         out.append(f"{what}: {e}")
   return out
+
+
+def _task_names() -> tuple[str, ...]:
+  from asrjax import tasks  # noqa: PLC0415 -- the tasks import this module's users
+  return tuple(sorted(tasks.TASKS))
 
 
 def _decoders() -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from asrjax import atomic_file
 
 FILENAME = "config.json"
 # fields that fix the parameter tree, the tokenizer or the front end of a run
-DEFINING = ("model", "data.name", "data.tokenizer", "data.vocab_size", "data.normalization", "train.prune_range")
+DEFINING = ("task", "model", "data.name", "data.tokenizer", "data.vocab_size", "data.normalization", "train.prune_range")
 
 
 def path(workdir: str) -> str:
@@ -46,6 +46,7 @@ def _tuples(x):
 
 def load(workdir: str) -> ml_collections.ConfigDict | None:
   """The config ``workdir``'s run was started with; None when the workdir has none (an older run).
+  A config saved before tasks were named gets ``task = "transducer_asr"``.
 
   Raises:
     ValueError: the file exists but is not a config written by `save`.
@@ -60,7 +61,8 @@ def load(workdir: str) -> ml_collections.ConfigDict | None:
     raise ValueError(f"{p} is not a readable run config ({type(e).__name__}: {e}).") from None
   if not isinstance(record, dict) or not {"data", "model", "train"} <= set(record):
     raise ValueError(f"{p} is not a run config: it lacks the data, model and train sections.")
-  return ml_collections.ConfigDict(_tuples(record))
+  # a run from before tasks were named trained the transducer task, the one there was
+  return ml_collections.ConfigDict({"task": "transducer_asr", **_tuples(record)})
 
 
 def _flat(tree, prefix: str = "") -> dict:

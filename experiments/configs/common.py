@@ -12,6 +12,14 @@ the config path:
   several sittings), decoded on the whole ``full`` test split.
 * ``full`` -- ``espeak_speech/full`` with SpecAugment, for a GPU.
 * ``tiny`` -- the tiny corpus and a tiny model: seconds, for smoke tests.
+
+The variant may also be written ``:variant=<name>`` (`parse_arg`, big_vision's
+convention for ``get_config``'s one string argument).
+
+The model configs load this file by its path (``importlib``), not by ``import
+common``: ml_collections' ``config_flags`` loads a config file by path, from any
+current directory, so the configs edit no ``sys.path`` and need no package.
+Measurements behind the values live in BUILD_NOTES.md, not here.
 """
 
 import ml_collections
@@ -23,10 +31,59 @@ TRANSDUCER = dict(embed_dim=64, predictor_hidden=256, predictor_layers=1, joint_
 TINY_TRANSDUCER = dict(embed_dim=16, predictor_hidden=32, predictor_layers=1, joint_hidden=32)
 
 
-def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
+def _convert(name: str, default, text: str):
+  """``text`` as the type of ``default``; a bool takes true/false (any case), a bare name is true."""
+  if isinstance(default, bool):
+    if text.lower() not in ("true", "false"):
+      raise ValueError(f"config argument {name}={text!r}: expected true or false.")
+    return text.lower() == "true"
+  try:
+    return type(default)(text)
+  except ValueError:
+    raise ValueError(f"config argument {name}={text!r}: expected {type(default).__name__}.") from None
+
+
+def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
+  """Parses the string after ``config.py:`` into the options of ``spec`` (big_vision's convention).
+
+  ``spec`` maps each option to its default, whose type converts the given text. ``arg`` is
+  ``name=value`` items separated by commas; a bool option may be given by its bare name
+  (true); one item with no ``=`` that is not an option name is the value of the first
+  option. With ``spec = dict(variant="")``, ``"tiny"`` and ``"variant=tiny"`` both give
+  ``variant="tiny"``, and ``None`` or ``""`` the defaults. Unknown or repeated options,
+  and values of the wrong type, raise ValueError.
+  """
   arg = arg or ""
-  if arg not in VARIANTS:
-    raise ValueError(f"unknown config variant {arg!r}; choose one of {VARIANTS}.")
+  if arg and "=" not in arg and "," not in arg and arg not in spec:
+    if not spec:
+      raise ValueError(f"config argument {arg!r} given, but this config takes none.")
+    arg = f"{next(iter(spec))}={arg}"
+  given = {}
+  for item in filter(None, arg.split(",")):
+    name, has_value, text = item.partition("=")
+    if name not in spec:
+      raise ValueError(f"unknown config argument {name!r} in {arg!r}; known: {', '.join(spec)}.")
+    if name in given:
+      raise ValueError(f"config argument {name!r} given twice in {arg!r}.")
+    if not has_value and not isinstance(spec[name], bool):
+      raise ValueError(f"config argument {name!r} needs a value ({name}=...).")
+    given[name] = _convert(name, spec[name], text) if has_value else True
+  return ml_collections.ConfigDict({**spec, **given}, type_safe=False)
+
+
+def variant(arg: str | None) -> str:
+  """The variant ``get_config(arg)`` builds: ``arg`` is None, ``""``, a name of VARIANTS or ``variant=<name>``."""
+  try:
+    name = parse_arg(arg, variant="").variant
+  except ValueError as e:
+    raise ValueError(f"unknown config variant {arg!r}; choose one of {VARIANTS}.") from e
+  if name not in VARIANTS:
+    raise ValueError(f"unknown config variant {name!r}; choose one of {VARIANTS}.")
+  return name
+
+
+def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
+  arg = variant(arg)
   c = ml_collections.ConfigDict()
   c.data = dict(
       name="espeak_speech/small",  # TFDS dataset/config
@@ -40,11 +97,14 @@ def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
       max_labels=(56, 104, 128, 128),  # label padding per bucket; longer transcripts are dropped
       labels_per_frame=2,  # transcripts needing more labels per encoder frame are dropped
   )
+  c.task = "transducer_asr"  # what is trained and evaluated: a name in asrjax.tasks.TASKS
   c.model = ml_collections.ConfigDict()  # set by the model config
   c.optimizer = dict(learning_rate=1.5e-3, end_learning_rate=1e-5, warmup_steps=500, weight_decay=1e-4,
                      clip_norm=5.0, grad_accum_steps=1)  # effective batch = batch_size * grad_accum_steps
   c.train = dict(
       num_steps=20_000,  # also the length of the cosine decay
+      init_from="",  # "<workdir>[:step]": start from that run's parameters, fresh optimizer (fine-tuning)
+      loss_weights=dict(),  # {objective term: weight}, e.g. a model's sown cost; unweighted terms are logged only
       max_train_seconds=0,  # wall-clock budget, 0 = none
       seed=0,
       fsdp=1,  # devices per FSDP group (parameters sharded across them)
@@ -76,31 +136,30 @@ def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
                 # interpolated with the token n-gram (weight char_weight); asrjax.decoding.word_lm
                 lm=dict(order=0, discount=0.7, weight=0.0, length_bonus=0.0, word_order=0, char_weight=0.1))
   if arg in ("demo", "cpu_long"):
-    # The `full` corpus (416 training voices, 40,000 sentences): 28 min of steps are ~2
-    # epochs of it but ~15 of `small`, whose demo models fit their training speakers far
-    # better than unseen ones (greedy WER 31% train vs 58% test; BUILD_NOTES.md).
+    # the `full` corpus (416 training voices, 40,000 sentences) rather than `small`'s 144
+    # voices (tuning: BUILD_NOTES.md, section "The demo recipe")
     c.data.name = "espeak_speech/full"
     c.optimizer.warmup_steps = 200
     c.train.num_steps = 5600  # the cosine decay's length: about what 28 min of pruned steps reach on 2 cores
     c.train.max_train_seconds = 1680  # 28 min: the issue bounds CPU training at 30
-    c.train.spec_augment = False  # too few epochs for augmentation to pay off
-    c.train.prune_range = 5  # pruned RNN-T: ~1.5x the steps of the full loss per CPU minute
+    # SpecAugment off: too few epochs for it to pay off (tuning: BUILD_NOTES.md, section
+    # "The demo recipe")
+    c.train.spec_augment = False
+    c.train.prune_range = 5  # pruned RNN-T, S = 5 (speed: BUILD_NOTES.md, section "Pruned RNN-T")
     c.eval.splits = ("test",)
-    c.eval.limit = 800  # of the 4,000 test utterances (decoding with the LM runs ~0.2x real time)
+    c.eval.limit = 800  # the first 800 of the 4,000 test utterances (RTF: BUILD_NOTES.md, "The demo recipe")
     # Graves search, beam 16, with a word 4-gram over the training vocabulary spelt out per
-    # character, interpolated with a character 12-gram (dev WER of the 89f556a demo model, 200
-    # utterances: char LM (weight 0.5, bonus 0.5) 24.1; + word 4-gram 22.6; weight 0.4, bonus
-    # 0.3: 21.9; BUILD_NOTES.md)
+    # character, interpolated with a character 12-gram; weight 0.4, bonus 0.3 (tuning:
+    # BUILD_NOTES.md, section "The demo recipe")
     c.eval.decoder = "beam"
     c.eval.decoder_options = dict(beam=16)
     c.eval.lm.update(dict(order=12, discount=0.7, weight=0.4, length_bonus=0.3, word_order=4, char_weight=0.1))
   if arg == "cpu_long":
     c.train.num_steps = 40_000
     c.train.max_train_seconds = 0
-    c.eval.limit = 0  # all 4,000 test utterances (3.5 h of audio: ~32 min of beam + LM decoding)
-    # LM weight and bonus tuned on 200 dev utterances at step 40,000 (weight 0.15 / 0.2 /
-    # 0.25 / 0.35 at bonus 0.3: 19.56 / 19.73 / 20.01 / 19.90%; bonus 0.0 / 0.6 at weight
-    # 0.15: 19.73 / 20.98%; BUILD_NOTES.md): the demo's 0.4 suits its weaker acoustic model
+    c.eval.limit = 0  # all 4,000 test utterances (3.5 h of audio)
+    # LM weight and bonus for the step-40,000 model, lower than the demo's (tuning:
+    # BUILD_NOTES.md, section "The convergence run on the CPU")
     c.eval.lm.update(dict(weight=0.15, length_bonus=0.3))
   if arg == "full":
     c.data.name = "espeak_speech/full"

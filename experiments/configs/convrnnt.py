@@ -5,14 +5,24 @@ r"""ConvRNN-T (Radfar et al., 2022) on the embedded corpus.
   python experiments/train.py --config=experiments/configs/convrnnt.py:tiny --workdir=/tmp/convrnnt_tiny
 """
 
+import importlib.util
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+
+def _load_sibling(name: str):
+  """``<name>.py`` of this directory, loaded by path: no ``sys.path`` edit, any current directory."""
+  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
+  spec = importlib.util.spec_from_file_location(f"asrjax_experiment_configs_{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+common = _load_sibling("common")
 
 
 def get_config(arg: str | None = None):
+  arg = common.variant(arg)  # "tiny" or "variant=tiny"; None or "" = the default variant
   c = common.get_base(arg)
   c.model.name = "convrnnt"  # module in asrjax.models exporting build(config, vocab_size)
   c.model.encoder = dict(stack=4, channels=128, local_layers=2, local_kernel=5, global_blocks=2, global_kernel=5,

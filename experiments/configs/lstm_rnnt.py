@@ -1,16 +1,27 @@
 r"""Vanilla LSTM RNN-T baseline, encoder size matched to ConvRNN-T.
 
   python experiments/train.py --config=experiments/configs/lstm_rnnt.py --workdir=workdirs/lstm_rnnt
+  python experiments/train.py --config=experiments/configs/lstm_rnnt.py:tiny --workdir=/tmp/lstm_rnnt_tiny
 """
 
+import importlib.util
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+
+def _load_sibling(name: str):
+  """``<name>.py`` of this directory, loaded by path: no ``sys.path`` edit, any current directory."""
+  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
+  spec = importlib.util.spec_from_file_location(f"asrjax_experiment_configs_{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+common = _load_sibling("common")
 
 
 def get_config(arg: str | None = None):
+  arg = common.variant(arg)  # "tiny" or "variant=tiny"; None or "" = the default variant
   c = common.get_base(arg)
   c.model.name = "lstm_rnnt"
   c.model.encoder = dict(stack=4, lstm_hidden=280, lstm_layers=2, output_dim=256, dropout=0.0)

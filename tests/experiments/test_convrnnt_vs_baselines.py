@@ -3,7 +3,7 @@
 import pytest
 
 from asrjax.data.tokenizer import CharTokenizer
-from asrjax.train import trainer
+from asrjax.tasks import transducer_asr
 from experiments import convrnnt_vs_baselines as compare
 
 
@@ -15,8 +15,8 @@ def test_greedy_comparison_of_the_demo_variant_needs_no_lm(model, tmp_path):
   assert (config.train.seed, config.train.num_steps, config.eval.splits) == (3, 11, ("dev", "test"))
   tok = CharTokenizer.build(["a b"])
   # no LM: make_lm must neither fail on the demo's word LM setting nor open the (absent) data
-  lm = trainer.make_lm(config, None, tok, str(tmp_path))
-  assert lm is None and trainer.lm_decoder_options(config, config.eval.decoder, lm) == {}
+  lm = transducer_asr.make_lm(config, None, tok, str(tmp_path))
+  assert lm is None and transducer_asr.lm_decoder_options(config, config.eval.decoder, lm) == {}
 
 
 def test_config_decoding_keeps_the_variant_lm():

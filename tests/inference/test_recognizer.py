@@ -18,7 +18,9 @@ import soundfile
 
 from asrjax.data import tokenizer as tokenizer_lib
 from asrjax.inference import Recognizer
-from asrjax.train import checkpoint, evaluation, run_config, sharding, trainer
+from asrjax.inference import evaluation
+from asrjax.train import checkpoint, run_config, sharding, trainer
+from asrjax.tasks import transducer_asr
 from tests.train.test_run_config import _config
 
 RNG = np.random.default_rng(0)
@@ -34,8 +36,7 @@ def workdir(tmp_path_factory):
   with open(os.path.join(wd, "feature_stats.json"), "w") as f:
     json.dump({"mean": [0.0] * 80, "std": [1.0] * 80, "utterances": 1}, f)
   run_config.save(config, wd)
-  model = trainer.build_model(config, tok.vocab_size)
-  state = trainer.init_fn(model, trainer.make_optimizer(config), config, tok)(jax.random.key(3))
+  state = trainer.fresh_state(transducer_asr.TransducerASR.from_config(config, wd), jax.random.key(3))
   mesh = sharding.make_mesh(devices=jax.devices()[:1])
   state = jax.device_put(state, sharding.tree_shardings(mesh, state))
   ckpt = checkpoint.Checkpointer(os.path.join(wd, "checkpoints"), save_interval_steps=1, async_save=False)
@@ -55,9 +56,9 @@ def _same(a, b):
 
 
 def test_an_array_gives_the_hypothesis_of_evaluate(workdir, rec):
-  restored = trainer.restore_params(run_config.load(workdir), workdir)
+  restored = transducer_asr.restore_params(run_config.load(workdir), workdir)
   ev = evaluation.evaluate(restored.model, restored.params, [{"audio": SPEECH, "text": "x"}], restored.tokenizer,
-                           step_config=restored.step_config)
+                           front_end=restored.front_end)
   got = rec.recognize(SPEECH, 16_000)
   assert got.text == ev["hypotheses"][0] and got.text  # a non-empty hypothesis: the comparison means something
   assert _same(rec.recognize(SPEECH.astype(np.float32) / 32768, 16_000), got)  # float audio, same samples

@@ -1,4 +1,4 @@
-"""Bad-input sweep of `checkpoint.Checkpointer` and `trainer.restore_params` (`tests/sweep/cases.py`).
+"""Bad-input sweep of `checkpoint.Checkpointer` and `transducer_asr.restore_params` (`tests/sweep/cases.py`).
 
 Shared checkpoints are saved once per module (steps 1, 2, 3 of small random trees;
 a tiny ConvRNN-T workdir with steps 3 and 6); each case damages or reads its own
@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from asrjax.train import checkpoint, sharding
+from asrjax.tasks import transducer_asr
 from tests.sweep import cases
 from tests.train.test_checkpoint import data_files, flip as _flip
 from tests.sweep.cases import Case
@@ -296,8 +297,7 @@ def _pristine_workdir():
   tok.save(os.path.join(workdir, "tokenizer.json"))
   with open(os.path.join(workdir, "feature_stats.json"), "w") as f:
     json.dump({"mean": [0.0] * 80, "std": [1.0] * 80, "utterances": 1}, f)
-  model = trainer.build_model(config, tok.vocab_size)
-  abstract = jax.eval_shape(trainer.init_fn(model, trainer.make_optimizer(config), config, tok), jax.random.key(0))
+  abstract = trainer.abstract_state(transducer_asr.TransducerASR.from_config(config, workdir))
   states = {}
   ckpt = _checkpointer(os.path.join(workdir, "checkpoints"))
   for s in (3, 6):
@@ -325,12 +325,11 @@ def _workdir(*damage):
 
 
 def _restore_params(*damage, config=None, **kw):
-  from asrjax.train import trainer
-  return trainer.restore_params(config or _config(), _workdir(*damage), **kw)
+  return transducer_asr.restore_params(config or _config(), _workdir(*damage), **kw)
 
 
 def _params_of(step):
-  """Checks a `trainer.Restored`: checkpoint ``step``'s parameters, and the workdir still holds 6."""
+  """Checks a `transducer_asr.Restored`: checkpoint ``step``'s parameters, and the workdir still holds 6."""
   def check(restored):
     if not os.path.isdir(os.path.join(_workdir(), "checkpoints", "6")):
       raise cases.DataLoss("restore_params moved or deleted checkpoint 6 of the training workdir")
@@ -453,7 +452,7 @@ CASES = [
     Case("ckpt/rotation/issue 14: good 9, 12; damaged 15; save 18", _issue_rotation, check=_issue_check),
     Case("ckpt/rotation/new save of a quarantined step number", _resave_quarantined_step,
          check=lambda r: r[0] == 2 and r[1][2] == 3 and _equal(r[1][0], _state(33))),
-    # trainer.restore_params
+    # transducer_asr.restore_params
     Case("trainer/restore_params/step=-1", lambda: _restore_params(step=-1),
          raises=ValueError, match=r"no checkpoint of step -1; the steps held are \[3, 6\]"),
     Case("trainer/restore_params/step not held", lambda: _restore_params(step=5),

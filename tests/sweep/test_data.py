@@ -28,9 +28,11 @@ import pytest
 import scipy.signal
 import tensorflow_datasets as tfds
 
-from asrjax.data import catalog, corpus_plan, espeak_corpus, features, log_mel_stream, pipeline, sources
-from asrjax.data import spec_augment as spec_augment_lib
-from asrjax.data import vtlp
+from asrjax.data import catalog, pipeline, sources
+from asrjax.corpus import corpus_plan, espeak_corpus
+from asrjax.frontend import features, log_mel_stream
+from asrjax.frontend import spec_augment as spec_augment_lib
+from asrjax.frontend import vtlp
 from asrjax.data.tokenizer import CharTokenizer, SentencePieceTokenizer
 from tests.sweep import cases
 from tests.sweep.cases import Case

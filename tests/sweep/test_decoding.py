@@ -28,7 +28,8 @@ import pytest
 
 from asrjax import decoding
 from asrjax.decoding import greedy as greedy_lib
-from asrjax.decoding import streaming, word_lm
+from asrjax.decoding import word_lm
+from asrjax.inference import streaming
 from asrjax.decoding.ngram_lm import NgramLM
 from tests.decoding import toy
 from tests.sweep import cases

@@ -1,11 +1,11 @@
 """Bad-input sweep of the glue behind every reported figure: WER and OOV metrics, `evaluate`,
-the evaluation and training launchers' checks, `error_breakdown`'s inputs, `StepConfig`.
+the evaluation and training launchers' checks, `error_breakdown`'s inputs, `LossConfig` and `FrontEnd`.
 
 Each case is correct against an independent reference (jiwer, hand-derived counts, the
 split's own order) or a clear error whose message names the argument. The launchers
 run in one subprocess (`_DRIVER`): it loads each launcher, replaces what would need a
 corpus or a trained workdir (`sources.open_split` returns a hand-built split;
-`trainer.restore_params` and `trainer.train_and_evaluate` stop the run, showing that
+`transducer_asr.restore_params` and `trainer.train_and_evaluate` stop the run, showing that
 the launcher's checks passed and the work began -- an error for a bad input, even if
 the real function would fail later -- or `restore_params` gives a stub model whose
 decoder returns empty hypotheses), and runs ``main`` once per scenario with its flags. A scenario that rewrote an earlier evaluation JSON
@@ -15,6 +15,7 @@ with a worse one is `DataLoss`.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
 import json
 import math
@@ -30,7 +31,9 @@ import pytest
 
 from asrjax import decoding
 from asrjax.metrics import oov, wer
-from asrjax.train import evaluation, step as step_lib
+from asrjax.frontend.featurize import FrontEnd, featurize
+from asrjax.inference import evaluation
+from asrjax.tasks.transducer_asr import LossConfig
 from tests.sweep import cases
 from tests.sweep.cases import Case, DataLoss
 
@@ -199,8 +202,8 @@ def _hyp_of_frames() -> dict:
   out = {}
   for ex, (_, _, hyp, _) in zip(_records(), _RECORDS):
     audio = jax.numpy.asarray(ex["audio"])[None]
-    _, pads = step_lib.featurize({"audio": audio, "audio_paddings": jax.numpy.zeros(audio.shape)}, jax.random.key(0),
-                                 step_lib.StepConfig(), train=False)
+    _, pads = featurize({"audio": audio, "audio_paddings": jax.numpy.zeros(audio.shape)}, jax.random.key(0),
+                        FrontEnd(), train=False)
     out[int(np.sum(1 - np.asarray(pads)))] = hyp
   assert len(out) == len(_RECORDS)
   return out
@@ -316,11 +319,12 @@ CHECK_CASES = [
 ]
 
 
-# ----------------------------------------------------------------------------------------- StepConfig
+# ------------------------------------------------------------------- LossConfig and FrontEnd (the step's options)
 
 def _step_config_case(field, value, match):
-  return Case(f"step/StepConfig/{field}={value!r}", lambda: step_lib.StepConfig(**{field: value}),
-              raises=ValueError, match=f"StepConfig.{field} must be {match}")
+  cls = LossConfig if field in {f.name for f in dataclasses.fields(LossConfig)} else FrontEnd
+  return Case(f"step/{cls.__name__}/{field}={value!r}", lambda: cls(**{field: value}),
+              raises=ValueError, match=f"{cls.__name__}.{field} must be {match}")
 
 
 STEP_CASES = [
@@ -336,9 +340,9 @@ STEP_CASES = [
     _step_config_case("simple_loss_scale", -1.0, "a finite number >= 0"),
     _step_config_case("spec_augment", "yes", "a bool"),
     _step_config_case("vtlp_max_warp", -0.1, "a finite number >= 0.0, < 1.0"),
-    Case("step/StepConfig/feature_std-zero", lambda: step_lib.StepConfig(feature_mean=(0.0,), feature_std=(0.0,)),
+    Case("step/FrontEnd/feature_std-zero", lambda: FrontEnd(feature_mean=(0.0,), feature_std=(0.0,)),
          raises=ValueError, match="feature_std finite and > 0"),
-    Case("step/StepConfig/compute_dtype-a-name", lambda: step_lib.StepConfig(compute_dtype="bfloat16"),
+    Case("step/LossConfig/compute_dtype-a-name", lambda: LossConfig(compute_dtype="bfloat16"),
          check=lambda c: c.compute_dtype == np.dtype("bfloat16") and hash(c) is not None),
 ]
 
@@ -354,7 +358,9 @@ from absl import app, flags
 from asrjax import decoding
 from asrjax.data import sources
 from asrjax.metrics import wer
-from asrjax.train import evaluation, trainer
+from asrjax.inference import evaluation
+from asrjax.train import trainer
+from asrjax.tasks import transducer_asr
 
 
 class Reached(Exception):
@@ -384,7 +390,7 @@ def records(texts):
           for i, t in enumerate(texts)]
 
 
-ORIGINAL_EVALUATE, ORIGINAL_RESTORE, GREEDY = evaluation.evaluate, trainer.restore_params, decoding.DECODERS["greedy"]
+ORIGINAL_EVALUATE, ORIGINAL_RESTORE, GREEDY = evaluation.evaluate, transducer_asr.restore_params, decoding.DECODERS["greedy"]
 BASE_FLAGS = set(flags.FLAGS)
 results, loaded, launcher_flags = {}, {}, set()
 with open(spec_path) as f:
@@ -411,21 +417,21 @@ for sc in scenarios:
 
   split = records(sc.get("split", ["a b", "c d e"]))
   sources.open_split = lambda *a, **k: split
-  trainer.restore_params = ORIGINAL_RESTORE if sc.get("mode") == "real" else reach("restore_params")
+  transducer_asr.restore_params = ORIGINAL_RESTORE if sc.get("mode") == "real" else reach("restore_params")
   trainer.train_and_evaluate = reach("train_and_evaluate")
-  trainer.train_transcripts = lambda *a, **k: sc.get("train_transcripts", ["a b c"])
+  transducer_asr.train_transcripts = lambda *a, **k: sc.get("train_transcripts", ["a b c"])
   evaluation.evaluate = ORIGINAL_EVALUATE
   decoding.DECODERS["greedy"] = GREEDY
   if sc.get("mode") == "stub":  # restores a stub model; the real evaluate runs, every hypothesis empty
     decoding.DECODERS["greedy"] = empty_hypotheses
-    trainer.restore_params = lambda *a, **k: (calls.append("restore_params"), (StubModel(), None, Tok(), None, (7,)))[1]
+    transducer_asr.restore_params = lambda *a, **k: (calls.append("restore_params"), (StubModel(), None, Tok(), None, (7,)))[1]
 
     def counting_evaluate(*args, **kwargs):
       calls.append("evaluate")
       return ORIGINAL_EVALUATE(*args, **kwargs)
     evaluation.evaluate = counting_evaluate
   if sc.get("mode") == "fake":  # evaluate replaced by one giving the scenario's hypotheses
-    trainer.restore_params = lambda *a, **k: (calls.append("restore_params"), (None, None, Tok(), None, (7,)))[1]
+    transducer_asr.restore_params = lambda *a, **k: (calls.append("restore_params"), (None, None, Tok(), None, (7,)))[1]
 
     def fake_evaluate(model, params, split, tok, *, limit=0, **kwargs):
       calls.append("evaluate")

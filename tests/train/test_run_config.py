@@ -7,6 +7,7 @@ import os
 import pytest
 
 from asrjax.train import run_config
+from asrjax.tasks import transducer_asr
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -55,17 +56,16 @@ def test_decoding_options_merge_lm_then_config_then_the_caller(tmp_path):
   """One order everywhere (trainer, evaluate.py, Recognizer): a caller's option beats the config's LM weight."""
   from asrjax.data import tokenizer as tokenizer_lib
   from asrjax.decoding import ngram_lm
-  from asrjax.train import trainer
   tok = tokenizer_lib.CharTokenizer.build(["ab ba"])
   config = _config()
   config.eval.decoder, config.eval.decoder_options = "beam", {"beam": 6}
   config.eval.lm.update(dict(order=2, weight=0.5, length_bonus=0.2))
   ngram_lm.NgramLM.fit([tok.encode("ab ba")], tok.vocab_size, 2, config.eval.lm.discount).save(
       str(tmp_path / "ngram_lm.npz"))  # found by make_lm: no corpus needed
-  got = trainer.decoding_options(config, "beam", tok, str(tmp_path), {"lm_weight": 0.1, "beam": 3})
+  got = transducer_asr.decoding_options(config, "beam", tok, str(tmp_path), {"lm_weight": 0.1, "beam": 3})
   assert isinstance(got.pop("lm"), ngram_lm.NgramLM)
   assert got == {"lm_weight": 0.1, "length_bonus": 0.2, "beam": 3}
-  assert trainer.decoding_options(config, "greedy", tok, str(tmp_path)) == {}  # the LM and beam=6 are the beam's
+  assert transducer_asr.decoding_options(config, "greedy", tok, str(tmp_path)) == {}  # the LM and beam=6 are the beam's
   config.eval.decoder = "greedy"
   with pytest.raises(ValueError, match="implemented for the 'beam' decoder only"):
-    trainer.decoding_options(config, "greedy", tok, str(tmp_path), strict=True)
+    transducer_asr.decoding_options(config, "greedy", tok, str(tmp_path), strict=True)

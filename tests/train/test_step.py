@@ -9,12 +9,35 @@ import numpy as np
 import optax
 import pytest
 
+from asrjax.frontend.featurize import FrontEnd, featurize
 from asrjax.models import convrnnt, transducer
+from asrjax.tasks import transducer_asr
+from asrjax.tasks.transducer_asr import LossConfig
 from asrjax.train import sharding, step as step_lib
 from tests import oracles
 
 TINY = dict(stack=3, channels=16, local_layers=1, local_kernel=3, global_blocks=1, global_kernel=3,
             lstm_hidden=16, lstm_layers=1, output_dim=16)
+
+
+def _loss(spec_augment=True, *, front_end=None, **kwargs) -> LossConfig:
+  return LossConfig(front_end=front_end or FrontEnd(spec_augment=spec_augment), **kwargs)
+
+
+def _step_fn(model, tx, config: LossConfig):
+  """The trainer's step on the transducer task made of ``model``, ``config`` and ``tx``."""
+  task = transducer_asr.TransducerASR(model, config, tx, init_batch=None)
+  return functools.partial(step_lib.train_step, task=task, txs={"model": tx})
+
+
+def _state(params, tx):
+  return step_lib.init_state({"model": params}, {"model": tx}, ("model",))
+
+
+def _loss_fn(params, model, batch, key, config, step=0):
+  """``(objective value, {term or metric: value})`` of the transducer objective."""
+  objective = transducer_asr.objective(params, model, batch, key, config, step)
+  return objective.value(), {**objective.terms, **objective.metrics}
 
 
 def _setup():
@@ -28,12 +51,11 @@ def _setup():
   labels = rng.integers(1, 7, size=(8, 5)).astype(np.int32)
   label_pad = (np.arange(5)[None] >= rng.integers(1, 6, size=8)[:, None]).astype(np.float32)
   batch = {"audio": audio, "audio_paddings": audio_pad, "labels": labels, "label_paddings": label_pad}
-  config = step_lib.StepConfig(spec_augment=True, num_time_masks=1)
-  feats, pads = step_lib.featurize(jax.tree.map(jnp.asarray, batch), jax.random.key(0), config, train=False)
+  config = _loss(front_end=FrontEnd(spec_augment=True, num_time_masks=1))
+  feats, pads = featurize(jax.tree.map(jnp.asarray, batch), jax.random.key(0), config.front_end, train=False)
   params = model.init(jax.random.key(1), feats, pads, jnp.asarray(labels), jnp.asarray(label_pad))
   tx = optax.adam(1e-3)
-  fn = functools.partial(step_lib.train_step, model=model, tx=tx, config=config)
-  return fn, step_lib.init_state(params, tx), batch
+  return _step_fn(model, tx, config), _state(params, tx), batch
 
 
 def test_sharded_step_equals_single_device():
@@ -77,9 +99,8 @@ def test_non_finite_step_is_skipped_and_counted():
 
 def _setup_plain(tx, compute_dtype=jnp.float32):
   fn, state, batch = _setup()
-  config = step_lib.StepConfig(spec_augment=False, compute_dtype=compute_dtype)
-  fn = functools.partial(step_lib.train_step, model=fn.keywords["model"], tx=tx, config=config)
-  return jax.jit(fn), step_lib.init_state(state.params, tx), batch
+  config = _loss(False, compute_dtype=compute_dtype)
+  return jax.jit(_step_fn(fn.keywords["task"].model, tx, config)), _state(state.params, tx), batch
 
 
 def test_bf16_compute_keeps_fp32_params_and_tracks_the_fp32_step():
@@ -112,11 +133,11 @@ def test_gradient_accumulation_over_two_half_batches_equals_one_full_batch():
 def test_vtlp_warps_training_features_only():
   _, _, batch = _setup()
   batch = jax.tree.map(jnp.asarray, batch)
-  plain = step_lib.StepConfig(spec_augment=False)
-  warped = step_lib.StepConfig(spec_augment=False, vtlp_max_warp=0.1)
-  base, pads = step_lib.featurize(batch, jax.random.key(0), plain, train=True)
-  eval_feats, _ = step_lib.featurize(batch, jax.random.key(0), warped, train=False)
-  train_feats, _ = step_lib.featurize(batch, jax.random.key(0), warped, train=True)
+  plain = FrontEnd(spec_augment=False)
+  warped = FrontEnd(spec_augment=False, vtlp_max_warp=0.1)
+  base, pads = featurize(batch, jax.random.key(0), plain, train=True)
+  eval_feats, _ = featurize(batch, jax.random.key(0), warped, train=False)
+  train_feats, _ = featurize(batch, jax.random.key(0), warped, train=True)
   np.testing.assert_array_equal(np.asarray(eval_feats), np.asarray(base))
   valid = np.asarray(pads) == 0
   assert np.abs(np.asarray(train_feats) - np.asarray(base))[valid].mean() > 0.05
@@ -128,10 +149,10 @@ def test_training_loss_uses_dropout_from_the_step_key(dropout):
   batch = jax.tree.map(jnp.asarray, batch)
   model = transducer.Transducer(convrnnt.ConvRNNTEncoder(**TINY, dropout=dropout), vocab_size=7, embed_dim=8,
                                 predictor_hidden=16, joint_hidden=16)
-  config = step_lib.StepConfig(spec_augment=False)
-  feats, pads = step_lib.featurize(batch, jax.random.key(0), config, train=False)
+  config = _loss(False)
+  feats, pads = featurize(batch, jax.random.key(0), config.front_end, train=False)
   params = model.init(jax.random.key(1), feats, pads, batch["labels"], batch["label_paddings"])
-  losses = {float(step_lib.loss_fn(params, model, batch, jax.random.key(k), config)[0]) for k in range(3)}
+  losses = {float(_loss_fn(params, model, batch, jax.random.key(k), config)[0]) for k in range(3)}
   assert len(losses) == (3 if dropout else 1)
 
 
@@ -142,16 +163,15 @@ def test_pruned_objective_with_covering_windows_equals_the_full_loss_and_gradien
   batch = jax.tree.map(jnp.asarray, batch)
   model = transducer.Transducer(convrnnt.ConvRNNTEncoder(**TINY), vocab_size=7, embed_dim=8,
                                 predictor_hidden=16, joint_hidden=16)
-  full_cfg = step_lib.StepConfig(spec_augment=False)
-  pruned_cfg = step_lib.StepConfig(spec_augment=False, prune_range=batch["labels"].shape[1] + 1,
-                                   simple_loss_scale=0.0, pruned_warmup_steps=10)
-  feats, pads = step_lib.featurize(batch, jax.random.key(0), full_cfg, train=False)
+  full_cfg = _loss(False)
+  pruned_cfg = _loss(False, prune_range=batch["labels"].shape[1] + 1, simple_loss_scale=0.0, pruned_warmup_steps=10)
+  feats, pads = featurize(batch, jax.random.key(0), full_cfg.front_end, train=False)
   params = model.init(jax.random.key(1), feats, pads, batch["labels"], batch["label_paddings"],
                       prune_range=pruned_cfg.prune_range, method=model.pruned_losses)
   assert {"simple_am", "simple_lm"} <= set(params["params"])
-  grad = jax.grad(step_lib.loss_fn, has_aux=True)
-  (full, full_aux) = step_lib.loss_fn(params, model, batch, jax.random.key(2), full_cfg)
-  (pruned, pruned_aux) = step_lib.loss_fn(params, model, batch, jax.random.key(2), pruned_cfg, 10)
+  grad = jax.grad(_loss_fn, has_aux=True)
+  (full, full_aux) = _loss_fn(params, model, batch, jax.random.key(2), full_cfg)
+  (pruned, pruned_aux) = _loss_fn(params, model, batch, jax.random.key(2), pruned_cfg, 10)
   np.testing.assert_allclose(float(pruned), float(full), rtol=1e-5)
   np.testing.assert_allclose(float(pruned_aux["loss_per_label"]), float(full_aux["loss_per_label"]), rtol=1e-5)
   assert float(pruned_aux["simple_loss"]) > 0
@@ -161,7 +181,7 @@ def test_pruned_objective_with_covering_windows_equals_the_full_loss_and_gradien
     for a, b in zip(jax.tree.leaves(g_full["params"][name]), jax.tree.leaves(g_pruned["params"][name])):
       np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
   # During the warm-up the objective mixes in the simple loss: 0.1 pruned + 1.0 simple at step 0.
-  mixed, aux = step_lib.loss_fn(params, model, batch, jax.random.key(2), pruned_cfg, 0)
+  mixed, aux = _loss_fn(params, model, batch, jax.random.key(2), pruned_cfg, 0)
   np.testing.assert_allclose(float(mixed), float(aux["simple_loss"]) + 0.1 * float(aux["loss"]), rtol=1e-5)
   # Smoothing reaches the simple loss: LM-only (scale 1) leaves the acoustic projection without gradient.
   assert np.abs(np.asarray(grad(params, model, batch, jax.random.key(2), pruned_cfg, 0)[0]["params"]["simple_am"]
@@ -172,10 +192,10 @@ def test_pruned_objective_with_covering_windows_equals_the_full_loss_and_gradien
 
 
 def test_loss_scales_follow_the_warm_up_ramp():
-  np.testing.assert_allclose(step_lib.loss_scales(0, 0.5, 100), (1.0, 0.1), rtol=1e-6)
-  np.testing.assert_allclose(step_lib.loss_scales(50, 0.5, 100), (0.75, 0.55), rtol=1e-6)
-  np.testing.assert_allclose(step_lib.loss_scales(400, 0.5, 100), (0.5, 1.0), rtol=1e-6)
-  np.testing.assert_allclose(step_lib.loss_scales(0, 0.25, 0), (0.25, 1.0), rtol=1e-6)
+  np.testing.assert_allclose(transducer_asr.loss_scales(0, 0.5, 100), (1.0, 0.1), rtol=1e-6)
+  np.testing.assert_allclose(transducer_asr.loss_scales(50, 0.5, 100), (0.75, 0.55), rtol=1e-6)
+  np.testing.assert_allclose(transducer_asr.loss_scales(400, 0.5, 100), (0.5, 1.0), rtol=1e-6)
+  np.testing.assert_allclose(transducer_asr.loss_scales(0, 0.25, 0), (0.25, 1.0), rtol=1e-6)
 
 
 # ------------------------------------------------------------------ FastEmit and non-finite gradients
@@ -202,8 +222,7 @@ def small():
   label_pad = np.array([[0, 0, 0], [0, 0, 1]], np.float32)
   batch = {k: jnp.asarray(v) for k, v in
            dict(audio=audio, audio_paddings=audio_pad, labels=labels, label_paddings=label_pad).items()}
-  feats, pads = jax.jit(lambda b: step_lib.featurize(b, jax.random.key(0), step_lib.StepConfig(spec_augment=False),
-                                                     train=True))(batch)
+  feats, pads = jax.jit(lambda b: featurize(b, jax.random.key(0), FrontEnd(spec_augment=False), train=True))(batch)
   init = jax.jit(lambda key: model.init(key, feats, pads, batch["labels"], batch["label_paddings"],
                                         prune_range=labels.shape[1] + 1, method=model.pruned_losses))
   return model, init(jax.random.key(1)), batch, (feats, pads)
@@ -251,10 +270,10 @@ def test_fastemit_through_the_train_step_is_the_oracle_gradient(small, prune_ran
   (loss, expected), (_, plain) = _oracle_gradients(model, params, batch, feats, pads, (lam, 0.0))
   assert _relative_difference(expected, plain) > 0.05  # FastEmit really changes the gradient here
   tx = _capture_gradient()
-  config = step_lib.StepConfig(spec_augment=False, fastemit_lambda=lam, prune_range=prune_range,
-                               simple_loss_scale=0.0, pruned_warmup_steps=0)  # pruned: objective = pruned loss
-  step = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, config=config))
-  new, metrics = step(step_lib.init_state(params, tx), batch, jax.random.key(7))
+  config = _loss(False, fastemit_lambda=lam, prune_range=prune_range, simple_loss_scale=0.0,
+                 pruned_warmup_steps=0)  # pruned: objective = pruned loss
+  step = jax.jit(_step_fn(model, tx, config))
+  new, metrics = step(_state(params, tx), batch, jax.random.key(7))
   assert bool(metrics["finite"]) and int(new.skipped) == 0
   np.testing.assert_allclose(float(metrics["loss"]), loss, rtol=1e-5)  # the value stays the plain NLL
   _assert_trees_close(new.opt_state, expected)
@@ -276,12 +295,11 @@ def _poisoned_gradient(value):
 def test_finite_loss_with_a_non_finite_gradient_is_skipped(small, monkeypatch):
   model, params, batch, _ = small
   poison = _poisoned_gradient(np.nan)
-  real_loss = step_lib.rnnt_loss
-  monkeypatch.setattr(step_lib, "rnnt_loss", lambda *a, **k: poison(real_loss(*a, **k)))
+  real_loss = transducer_asr.rnnt_loss
+  monkeypatch.setattr(transducer_asr, "rnnt_loss", lambda *a, **k: poison(real_loss(*a, **k)))
   tx = optax.adam(1e-2)
-  config = step_lib.StepConfig(spec_augment=False)
-  step = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, config=config))
-  state = step_lib.init_state(params, tx)
+  step = jax.jit(_step_fn(model, tx, _loss(False)))
+  state = _state(params, tx)
   new, metrics = step(state, batch, jax.random.key(0))
   assert np.isfinite(float(metrics["loss"])) and not np.isfinite(float(metrics["grad_norm"]))
   assert not bool(metrics["finite"]) and int(new.skipped) == 1 and int(new.step) == 1
@@ -289,33 +307,36 @@ def test_finite_loss_with_a_non_finite_gradient_is_skipped(small, monkeypatch):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-@pytest.mark.parametrize("field, value, match", [
-    ("num_freq_masks", -1, "num_freq_masks must be an integer >= 0"),
-    ("max_freq_mask", 2.5, "max_freq_mask must be an integer >= 0"),
-    ("num_time_masks", -3, "num_time_masks must be an integer >= 0"),
-    ("max_time_mask_ratio", -0.1, "max_time_mask_ratio must be a finite number >= 0.0, <= 1.0"),
-    ("max_time_mask_ratio", 1.5, "max_time_mask_ratio must be a finite number >= 0.0, <= 1.0"),
-    ("fastemit_lambda", float("nan"), "fastemit_lambda must be a finite number >= 0"),
-    ("fastemit_lambda", -0.1, "fastemit_lambda must be a finite number >= 0"),
-    ("prune_range", -1, "prune_range must be an integer >= 0"),
-    ("vtlp_max_warp", 1.0, "vtlp_max_warp must be a finite number >= 0.0, < 1.0"),
-    ("compute_dtype", "float8", r"compute_dtype must be one of \['float32', 'bfloat16', 'float16'\]"),
-    ("compute_dtype", jnp.int32, "compute_dtype must be one of"),
-    ("simple_lm_only_scale", 0.8, r"simple_lm_only_scale \+ simple_am_only_scale must be <= 1"),
-    ("spec_augment", 1, "spec_augment must be a bool"),
-    ("feature_mean", (0.0,), "feature_mean and feature_std must be given together"),
+@pytest.mark.parametrize("cls, field, value, match", [
+    (FrontEnd, "num_freq_masks", -1, "num_freq_masks must be an integer >= 0"),
+    (FrontEnd, "max_freq_mask", 2.5, "max_freq_mask must be an integer >= 0"),
+    (FrontEnd, "num_time_masks", -3, "num_time_masks must be an integer >= 0"),
+    (FrontEnd, "max_time_mask_ratio", -0.1, "max_time_mask_ratio must be a finite number >= 0.0, <= 1.0"),
+    (FrontEnd, "max_time_mask_ratio", 1.5, "max_time_mask_ratio must be a finite number >= 0.0, <= 1.0"),
+    (LossConfig, "fastemit_lambda", float("nan"), "fastemit_lambda must be a finite number >= 0"),
+    (LossConfig, "fastemit_lambda", -0.1, "fastemit_lambda must be a finite number >= 0"),
+    (LossConfig, "prune_range", -1, "prune_range must be an integer >= 0"),
+    (FrontEnd, "vtlp_max_warp", 1.0, "vtlp_max_warp must be a finite number >= 0.0, < 1.0"),
+    (LossConfig, "compute_dtype", "float8", r"compute_dtype must be one of \['float32', 'bfloat16', 'float16'\]"),
+    (LossConfig, "compute_dtype", jnp.int32, "compute_dtype must be one of"),
+    (LossConfig, "simple_lm_only_scale", 0.8, r"simple_lm_only_scale \+ simple_am_only_scale must be <= 1"),
+    (FrontEnd, "spec_augment", 1, "spec_augment must be a bool"),
+    (FrontEnd, "feature_mean", (0.0,), "feature_mean and feature_std must be given together"),
+    (LossConfig, "loss_weights", (("compute", float("inf")),), "loss_weights must map term names to finite numbers"),
 ])
-def test_step_config_names_a_bad_field(field, value, match):
+def test_loss_and_front_end_options_name_a_bad_field(cls, field, value, match):
   kwargs = {field: value}
   if field == "simple_lm_only_scale":
     kwargs["simple_am_only_scale"] = 0.5
-  with pytest.raises(ValueError, match="StepConfig." + match):
-    step_lib.StepConfig(**kwargs)
+  with pytest.raises(ValueError, match=f"{cls.__name__}." + match):
+    cls(**kwargs)
 
 
-def test_step_config_normalises_dtype_and_statistics():
-  config = step_lib.StepConfig(compute_dtype="bfloat16", feature_mean=[0.0, 1.0], feature_std=np.array([1.0, 2.0]))
-  assert config.compute_dtype == jnp.bfloat16 and config.feature_mean == (0.0, 1.0) and config.feature_std == (1.0, 2.0)
+def test_options_normalise_dtype_and_statistics():
+  front_end = FrontEnd(feature_mean=[0.0, 1.0], feature_std=np.array([1.0, 2.0]))
+  config = LossConfig(compute_dtype="bfloat16", front_end=front_end)
+  assert config.compute_dtype == jnp.bfloat16 and front_end.feature_mean == (0.0, 1.0)
+  assert front_end.feature_std == (1.0, 2.0)
   hash(config)  # a static argument of the jitted step
   with pytest.raises(ValueError, match="feature_std finite and > 0"):
-    step_lib.StepConfig(feature_mean=(0.0,), feature_std=(0.0,))
+    FrontEnd(feature_mean=(0.0,), feature_std=(0.0,))

@@ -36,7 +36,7 @@ def _final_params(workdir):
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-  from asrjax.data import espeak_corpus
+  from asrjax.corpus import espeak_corpus
   path = str(tmp_path_factory.mktemp("tfds"))
   espeak_corpus.EspeakSpeech(config="tiny", data_dir=path, num_workers=2).download_and_prepare(
       file_format="array_record")
@@ -91,26 +91,26 @@ def test_killed_and_resumed_run_ends_bitwise_equal(tmp_path, data_dir):
 
 
 def _check_restore_params(workdir, data_dir, last):
-  """`trainer.restore_params` against orbax read directly: a given step, the newest, a mean of two."""
+  """`transducer_asr.restore_params` against orbax read directly: a given step, the newest, a mean of two."""
   import jax
-  from asrjax.train import trainer
+  from asrjax.tasks import transducer_asr
   from tests.experiments.test_configs import load
   config = load("convrnnt", "tiny")
   config.data.data_dir = data_dir
-  newest = trainer.restore_params(config, workdir)
+  newest = transducer_asr.restore_params(config, workdir)
   assert newest.steps == (last,)
   for a, b in zip(jax.tree.leaves(newest.params), _orbax_params(workdir, last)):
     np.testing.assert_array_equal(np.asarray(a), b)
-  earlier = trainer.restore_params(config, workdir, step=last - 2)
+  earlier = transducer_asr.restore_params(config, workdir, step=last - 2)
   assert earlier.steps == (last - 2,)
   for a, b in zip(jax.tree.leaves(earlier.params), _orbax_params(workdir, last - 2)):
     np.testing.assert_array_equal(np.asarray(a), b)
-  mean = trainer.restore_params(config, workdir, average=2)
+  mean = transducer_asr.restore_params(config, workdir, average=2)
   assert mean.steps == (last - 2, last)
   for a, b, c in zip(jax.tree.leaves(mean.params), _orbax_params(workdir, last - 2), _orbax_params(workdir, last)):
     np.testing.assert_allclose(np.asarray(a), (b.astype(np.float64) + c) / 2, rtol=1e-6)
   with pytest.raises(ValueError, match=rf"no checkpoint of step {last - 1}"):
-    trainer.restore_params(config, workdir, step=last - 1)
+    transducer_asr.restore_params(config, workdir, step=last - 1)
 
 
 def _orbax_params(workdir, step):

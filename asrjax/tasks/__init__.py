@@ -1,0 +1,30 @@
+"""Tasks: what each method trains and evaluates (`asrjax.train.task.Task`), found by ``config.task``.
+
+`TASKS` is the registry: each entry is a task class with ``from_config(config, workdir,
+train_split)``. A new method is one task module and one entry here, never a second trainer.
+"""
+
+from asrjax.tasks import transducer_asr
+
+TASKS = {
+    "transducer_asr": transducer_asr.TransducerASR,
+}
+
+DEFAULT = "transducer_asr"  # the task of a config (or a run's config.json) that names none
+
+
+def task_name(config) -> str:
+  """``config.task``, or `DEFAULT` for a config written before tasks were named."""
+  return config.get("task", DEFAULT) if hasattr(config, "get") else DEFAULT
+
+
+def build(config, workdir: str, train_split=None):
+  """``TASKS[config.task].from_config(config, workdir, train_split)``.
+
+  Raises:
+    ValueError: ``config.task`` is not in `TASKS` (naming those that are).
+  """
+  name = task_name(config)
+  if name not in TASKS:
+    raise ValueError(f"task must be one of {sorted(TASKS)}; got {name!r}.")
+  return TASKS[name].from_config(config, workdir, train_split)

@@ -20,16 +20,17 @@ from ml_collections import config_flags
 
 from asrjax.data import sources
 from asrjax.inference import evaluation
-from asrjax.train import config_check
+from asrjax.train import config_check, run_config
 from asrjax.tasks import transducer_asr
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "The training configuration.", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, "The training configuration (default: the one the run "
+                                          "wrote to <workdir>/config.json).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (checkpoints, tokenizer).")
 _SPLIT = flags.DEFINE_string("split", "dev", "Split to decode.")
 _UTTERANCES = flags.DEFINE_integer("utterances", 64, "Utterances decoded per decoder.")
 _WARMUP = flags.DEFINE_integer("warmup", 16, "Utterances decoded untimed first, per decoder.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest readable one).")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.mark_flags_as_required(["workdir"])
 
 
 def settings(config, lm) -> list[tuple[str, str, dict]]:
@@ -43,7 +44,10 @@ def settings(config, lm) -> list[tuple[str, str, dict]]:
 
 def main(argv):
   del argv
-  config = _CONFIG.value
+  try:
+    config = run_config.resolve(_CONFIG.value, _WORKDIR.value)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
   if _UTTERANCES.value < 1 or _WARMUP.value < 0:
     raise app.UsageError("--utterances must be >= 1 and --warmup >= 0.")
   model, params, tok, front_end, steps = transducer_asr.restore_params(config, _WORKDIR.value, _STEP.value)

@@ -25,13 +25,14 @@ import numpy as np
 from asrjax.data import catalog, sources, tokenizer as tokenizer_lib
 from asrjax.decoding import ngram_lm
 from asrjax.tasks import transducer_asr
-from asrjax.train import config_check
+from asrjax.train import config_check, run_config
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "The training configuration.", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, "The training configuration (default: the one the run "
+                                          "wrote to <workdir>/config.json).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (tokenizer, cached transcripts).")
 _OUT = flags.DEFINE_string("out", "/tmp/bench_ngram_lm.npz", "Where the LM file is written.")
 _SENTENCES = flags.DEFINE_integer("sentences", 200, "Dev transcripts whose prefixes are scored.")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.mark_flags_as_required(["workdir"])
 
 _LOADER = """
 import json, sys, time
@@ -55,7 +56,10 @@ print(json.dumps({"load_s": seconds, "load_rss": rss() - before, "score_s": per_
 
 def main(argv):
   del argv
-  config = _CONFIG.value
+  try:
+    config = run_config.resolve(_CONFIG.value, _WORKDIR.value)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
   if not config.eval.lm.order:
     raise app.UsageError("the config has no n-gram LM (eval.lm.order = 0).")
   if config.data.tokenizer != "char":

@@ -24,15 +24,16 @@ from ml_collections import config_flags
 from asrjax.data import sources
 from asrjax.metrics import oov, wer
 from asrjax.inference import evaluation
-from asrjax.train import config_check
+from asrjax.train import config_check, run_config
 from asrjax.tasks import transducer_asr
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "The training configuration.", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, "The training configuration (default: the one the run "
+                                          "wrote to <workdir>/config.json).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (cached training transcripts).")
 _SPLIT = flags.DEFINE_string("split", None, "The split the eval JSON was decoded from (default: the one it "
                              "records; JSONs written before it recorded one need this flag).")
 _EVAL_JSON = flags.DEFINE_string("eval_json", None, "A JSON written by experiments/evaluate.py.")
-flags.mark_flags_as_required(["config", "workdir", "eval_json"])
+flags.mark_flags_as_required(["workdir", "eval_json"])
 
 
 def _count_table(counts: collections.Counter, title: str) -> str:
@@ -44,7 +45,10 @@ def _count_table(counts: collections.Counter, title: str) -> str:
 
 def main(argv):
   del argv
-  config = _CONFIG.value
+  try:
+    config = run_config.resolve(_CONFIG.value, _WORKDIR.value)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
   try:
     ev, split_name = evaluation.read_eval_json(_EVAL_JSON.value, dataset=config.data.name, split=_SPLIT.value)
   except ValueError as e:

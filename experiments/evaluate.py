@@ -96,16 +96,10 @@ def _check_flags(config) -> tuple[dict, str]:
 
 def _config():
   """``--config`` (with its overrides), else the config the run wrote to its workdir."""
-  if _CONFIG.value is not None:
-    return _CONFIG.value
   try:
-    config = run_config.load(_WORKDIR.value)
+    return run_config.resolve(_CONFIG.value, _WORKDIR.value)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  if config is None:
-    raise app.UsageError(f"--config is needed: {run_config.path(_WORKDIR.value)} does not exist (a run of an "
-                         "older asrjax, or not a training workdir).")
-  return config
 
 
 def main(argv):

@@ -85,9 +85,9 @@ def problems(config) -> list[str]:
   need("optimizer.clip_norm", lambda x: _is_number(x) and x > 0, "a finite number > 0")
   need("optimizer.grad_accum_steps", pos_int, "a positive integer")
   need("train.num_steps", nonneg_int, "an integer >= 0")
-  if "init_from" in config.train:
+  if "init_from" in config.get("train", {}):
     need("train.init_from", lambda x: isinstance(x, str), "'<workdir>[:step]' or '' (train from scratch)")
-  if "loss_weights" in config.train:
+  if "loss_weights" in config.get("train", {}):
     need("train.loss_weights", lambda x: all(isinstance(k, str) and _is_number(v) for k, v in dict(x).items()),
          "{objective term name: finite number}")
   need("train.max_train_seconds", nonneg, "a finite number of seconds >= 0 (0 = no budget)")

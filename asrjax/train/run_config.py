@@ -94,3 +94,23 @@ def check_compatible(config, workdir: str) -> None:
                      f"(run's value != this config's):\n  " + "\n  ".join(diffs[:10])
                      + (f"\n  ... and {len(diffs) - 10} more" if len(diffs) > 10 else "")
                      + f"\nUse the run's own config ({path(workdir)}: omit --config) or another workdir.")
+
+
+def resolve(config, workdir: str) -> ml_collections.ConfigDict:
+  """The config a launcher uses for ``workdir``: ``config`` (its ``--config``, overrides
+  included) when given, else the one the run wrote there (`load`); a given one must not
+  change what defines the run (`check_compatible`).
+
+  Raises:
+    ValueError: ``config`` is None and ``workdir`` holds no run config (or an unreadable
+      one), or ``config`` would build another model or front end than the run's.
+  """
+  if config is not None:
+    check_compatible(config, workdir)
+    return config
+  saved = load(workdir)
+  if saved is None:
+    raise ValueError(f"--config is needed: {path(workdir)} does not exist (a run of an older asrjax, or not a "
+                     "training workdir).")
+  return saved
+

@@ -71,3 +71,19 @@ def test_sample_rate_of_reads_audio_features_and_metadata():
     catalog.standardize("librispeech", types.SimpleNamespace(dataset_info=audio_feature))
   with pytest.raises(ValueError, match=r"sampled at 44100 Hz"):
     catalog.standardize("librispeech", [], sample_rate=44_100)
+
+
+def test_a_prepared_split_opens_without_its_builder_or_the_synthesis_stack(data_dir):
+  """A fresh process that never imports the builder (nor asrjax.corpus) opens the prepared split from
+  its directory, and the training and inference code it imports leave the synthesis stack out."""
+  import subprocess
+  import sys
+  code = ("import sys; from asrjax.data import sources; "
+          f"s = sources.open_split('fake_rate_speech/rate16000', 'train', {data_dir!r}); "
+          "import asrjax.train.trainer, asrjax.inference.recognizer, asrjax.inference.evaluation; "
+          "print(len(s), [int(x) for x in s[3]['audio'][:2]], sorted(m for m in sys.modules "
+          "if m.startswith('asrjax.corpus') or m == 'tests.data.fake_tfds'))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**__import__("os").environ, "JAX_PLATFORMS": "cpu"})
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.split("\n")[-2] == "6 [3, 3] []"  # 6 examples; example 3 holds 103 samples of value 3

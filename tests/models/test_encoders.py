@@ -7,6 +7,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from asrjax import models
 from asrjax.losses import rnnt_loss
 from asrjax.models import conformer, contextnet, convrnnt, lstm_rnnt, transducer
 
@@ -69,13 +70,20 @@ def test_no_look_ahead_beyond_the_declared_frames(name):
     assert enc.lookahead_frames == 1  # chunk_size 2: frame 10 sees frame 11
 
 
+def test_the_registry_names_every_encoder_and_refuses_others():
+  assert {k: v for k, v in models.ENCODERS.items()} == {n: ENCODERS[n][0] for n in ("convrnnt", "lstm_rnnt",
+                                                                                      "conformer", "contextnet")}
+  with pytest.raises(ValueError, match=r"model.name must be one of \['conformer', 'contextnet', 'convrnnt', "
+                                       r"'lstm_rnnt'\]; got 'convrnn'"):
+    models.build(ml_collections.ConfigDict({"name": "convrnn"}), vocab_size=7)
+
+
 @pytest.mark.parametrize("name", ["convrnnt", "lstm_rnnt", "conformer", "contextnet"])
 def test_registry_build_gives_a_trainable_transducer(name):
-  module = {"convrnnt": convrnnt, "lstm_rnnt": lstm_rnnt, "conformer": conformer, "contextnet": contextnet}[name]
-  config = ml_collections.ConfigDict({"encoder": ENCODERS[name][1],
+  config = ml_collections.ConfigDict({"name": name, "encoder": ENCODERS[name][1],
                                       "transducer": dict(embed_dim=8, predictor_hidden=16, joint_hidden=16)})
-  model = module.build(config, vocab_size=7)
-  assert isinstance(model, transducer.Transducer)
+  model = models.build(config, vocab_size=7)
+  assert isinstance(model, transducer.Transducer) and type(model.encoder) is ENCODERS[name][0]
   feats, pads = jnp.ones((2, 30, 8)), jnp.zeros((2, 30))
   labels, label_pads = jnp.asarray([[1, 2, 3], [4, 5, 0]]), jnp.asarray([[0.0, 0, 0], [0, 0, 1]])
   params = model.init(jax.random.key(0), feats, pads, labels, label_pads)

@@ -9,6 +9,7 @@ import atexit
 import importlib.util
 import os
 import shutil
+import json
 import tempfile
 
 import jax
@@ -186,6 +187,13 @@ CONFIG_CASES = [
          match=r"data\.batch_size=0.*train\.log_every=0"),
     Case("config/not-a-config", lambda: config_check.validate(ml_collections.ConfigDict()), raises=ValueError,
          match="config has no field"),
+    Case("config/unknown-task", lambda: config_check.validate(_with("task", "speaker_verification")),
+         raises=ValueError, match=r"task='speaker_verification': expected one of \('transducer_asr',\)"),
+    Case("config/init_from-not-a-string", lambda: _with("train.init_from", 5), raises=TypeError,
+         match="Could not override field 'init_from'"),  # the ConfigDict keeps the field a string
+    Case("config/loss_weights-not-numbers",
+         lambda: config_check.validate(_with("train.loss_weights", {"encoder/compute_cost": "high"})),
+         raises=ValueError, match=r"train\.loss_weights=.*expected \{objective term name: finite number\}"),
 ]
 
 
@@ -229,7 +237,26 @@ RUN_CONFIG_CASES = [
     Case("run_config/check_compatible/more-steps-is-fine",
          lambda: run_config.check_compatible(_with("train.num_steps", 60), _run_dir(config=_config("convrnnt"))),
          check=lambda r: r is None),
+    Case("run_config/check_compatible/other-task",
+         lambda: run_config.check_compatible(_with("task", "speaker_verification"),
+                                             _run_dir(config=_config("convrnnt"))),
+         raises=ValueError, match=r"task: 'transducer_asr' != 'speaker_verification'"),
+    Case("run_config/load/before-tasks-were-named",
+         lambda: run_config.load(_run_dir(json.dumps({k: v for k, v in _tuple_free(_config("convrnnt")).items()
+                                                      if k != "task"}))),
+         check=lambda c: c.task == "transducer_asr"),
+    Case("run_config/resolve/no-config-no-run", lambda: run_config.resolve(None, _run_dir()), raises=ValueError,
+         match="--config is needed: .*config.json does not exist"),
+    Case("run_config/resolve/the-runs-own", lambda: run_config.resolve(None, _run_dir(config=_with("train.seed", 7))),
+         check=lambda c: c.train.seed == 7),
+    Case("run_config/resolve/another-model-refused",
+         lambda: run_config.resolve(_other_model(), _run_dir(config=_config("convrnnt"))), raises=ValueError,
+         match=r"model\.encoder\.lstm_hidden: 32 != 64"),
 ]
+
+
+def _tuple_free(config) -> dict:
+  return json.loads(json.dumps(config.to_dict()))
 
 CASES = [c for name in MODELS for c in _model_cases(name)] + CONFIG_CASES + RUN_CONFIG_CASES
 

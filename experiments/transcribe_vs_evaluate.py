@@ -60,8 +60,8 @@ def main(argv):
     soundfile.write(paths[-1], np.asarray(ex["audio"], np.int16), 16_000, subtype="PCM_16")
     refs.append(catalog.as_text(ex["text"]))
   eval_json = os.path.join(_OUT_DIR.value, "evaluate.json")
-  ev = _run([sys.executable, os.path.join(HERE, "evaluate.py"), f"--workdir={_WORKDIR.value}",
-             f"--split={_SPLIT.value}", f"--limit={n}", f"--decoder={decoder}", f"--out={eval_json}"])
+  _run([sys.executable, os.path.join(HERE, "evaluate.py"), f"--workdir={_WORKDIR.value}",
+        f"--split={_SPLIT.value}", f"--limit={n}", f"--decoder={decoder}", f"--out={eval_json}"])
   with open(eval_json) as f:
     evaluated = json.load(f)
   tr = _run([sys.executable, os.path.join(HERE, "transcribe.py"), f"--workdir={_WORKDIR.value}",

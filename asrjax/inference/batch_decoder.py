@@ -44,7 +44,12 @@ class BatchDecoder:
     self.decoder = decoder
     self._encode = jax.jit(lambda p, f, pad: model.apply(p, f, pad, method=transducer.Transducer.encode)[:2])
     self._featurize = jax.jit(lambda b: featurize(b, jax.random.key(0), front_end, train=False))
-    self.frame_seconds = encoder_frame_seconds(model)
+    self._model = model
+
+  @property
+  def frame_seconds(self) -> fractions.Fraction:
+    """An encoder frame's duration (`encoder_frame_seconds`); asked only for timings."""
+    return encoder_frame_seconds(self._model)
 
   def __call__(self, audio: list[np.ndarray], bucket: int) -> list[list[tuple[list[int], float]]]:
     """Decodes one batch of int16 waveforms padded to ``bucket`` samples (one compile per bucket)."""

@@ -9,7 +9,8 @@ decodes with the run's own config and decoder (`asrjax.inference.Recognizer`;
 ``--decoder`` / ``--decoder_options`` choose another). A file that cannot be
 transcribed (missing, unreadable, empty, NaN samples, shorter than 25 ms) gets an
 ``ERROR`` line naming why, the others are still transcribed, and the exit status is 1
-when any failed.
+when any failed. Without ``--stream`` a last line on stderr gives the real-time factor:
+the wall time of reading and decoding every file over their audio duration.
 
 ``--stream`` feeds each file to `Recognizer.stream` in chunks of ``--chunk_ms`` (160 ms
 by default, real-time-sized; without waiting between them), printing
@@ -23,6 +24,7 @@ feature statistics.
 import dataclasses
 import json
 import sys
+import time
 
 from absl import app, flags
 
@@ -67,6 +69,12 @@ def _stream_files(recognizer, paths, chunk_ms: int):
     yield dataclasses.replace(result, path=str(path))
 
 
+def _duration(path: str) -> float:
+  import soundfile  # noqa: PLC0415
+
+  return soundfile.info(path).duration
+
+
 def main(argv):
   paths = argv[1:]
   if not paths:
@@ -88,8 +96,10 @@ def main(argv):
       recognizer.stream()  # refuses a model that cannot stream (per-utterance CMVN), before any file
   except (ValueError, FileNotFoundError) as e:
     raise app.UsageError(str(e)) from None
-  failed = 0
+  failed, start = 0, time.perf_counter()
   results = _stream_files(recognizer, paths, _CHUNK_MS.value) if _STREAM.value else recognizer.recognize_files(paths)
+  results = list(results) if not _STREAM.value else results
+  elapsed = time.perf_counter() - start  # reading, resampling and decoding every file (not the model's loading)
   for r in results:
     failed += r.error is not None
     if _JSON.value:
@@ -98,6 +108,10 @@ def main(argv):
                         "words": [{"word": w, "start": s, "end": e} for w, s, e in r.words]}))
     else:
       print(f"{r.path}\t{r.text}" if r.error is None else f"{r.path}\tERROR {r.error}")
+  if not _STREAM.value:
+    seconds = sum(_duration(r.path) for r in results if r.error is None)
+    print(f"transcribed {len(results) - failed} files, {seconds:.1f} s of audio in {elapsed:.1f} s: RTF "
+          f"{elapsed / max(seconds, 1e-9):.4f}", file=sys.stderr)
   if failed:
     print(f"{failed} of {len(paths)} files could not be transcribed.", file=sys.stderr)
     sys.exit(1)

@@ -70,7 +70,7 @@ from asrjax.decoding import greedy
 from asrjax.decoding import transducer as decoding_transducer
 from asrjax.frontend import log_mel_stream
 from asrjax.frontend.featurize import FrontEnd
-from asrjax.inference import resample_stream
+from asrjax.inference import batch_decoder, resample_stream
 from asrjax.losses import validate_paddings
 from asrjax.models import transducer
 
@@ -117,6 +117,7 @@ class StreamingRecognizer:
     """Starts new utterances."""
     self._enc_state, self._dec_state = self._start(self._params)
     self.labels: list[list[int]] = [[] for _ in range(self._batch)]
+    self.frames: list[list[int]] = [[] for _ in range(self._batch)]  # encoder frame of each label, from 0
 
   @property
   def scores(self) -> np.ndarray:
@@ -128,6 +129,7 @@ class StreamingRecognizer:
     other = object.__new__(type(self))
     other.__dict__.update(self.__dict__)
     other.labels = [list(x) for x in self.labels]
+    other.frames = [list(x) for x in self.frames]
     return other
 
   def fork(self) -> StreamingRecognizer:
@@ -172,10 +174,10 @@ class StreamingRecognizer:
     # encoder output needs no check of its own (its paddings derive from the checked ones, and a
     # non-finite frame shows in the state or the path score).
     enc, enc_pads, enc_state, bad_rows, finite = self._encode(self._params, feats, paddings, self._enc_state)
-    labels, label_pads, dec_state = greedy._decode(  # noqa: SLF001 -- greedy_continue minus its input checks
-        self._fns, self._params, enc, enc_pads, self._dec_state, self._max_symbols)
-    bad_rows, finite, labels, counts, score = jax.device_get(
-        (bad_rows, finite, labels, (label_pads == 0).sum(axis=1), dec_state.score))
+    labels, label_pads, frames, dec_state = greedy._decode(  # noqa: SLF001 -- greedy_continue minus its checks
+        self._fns, self._params, enc, enc_pads, self._dec_state, self._max_symbols, with_frames=True)
+    bad_rows, finite, labels, frames, counts, score = jax.device_get(
+        (bad_rows, finite, labels, frames, (label_pads == 0).sum(axis=1), dec_state.score))
     bad = np.flatnonzero(bad_rows).tolist()
     if bad:
       raise ValueError(f"feats rows {bad} contain NaN/inf in valid frames (paddings == 0); expected finite "
@@ -189,6 +191,8 @@ class StreamingRecognizer:
     new = [labels[i, : counts[i]].tolist() for i in range(self._batch)]
     for mine, more in zip(self.labels, new):
       mine.extend(more)
+    for mine, i in zip(self.frames, range(self._batch)):
+      mine.extend(frames[i, : counts[i]].tolist())
     return new
 
 
@@ -244,6 +248,7 @@ class AudioStream:
     self._front = log_mel_stream.LogMelStream(1, front_end.feature_mean, front_end.feature_std)
     self._num_features = len(front_end.feature_mean)
     self._tokenizer = tokenizer
+    self._frame_seconds = batch_decoder.encoder_frame_seconds(model)
     self._open(sample_rate)
 
   def fork(self, sample_rate: int | None = None) -> AudioStream:
@@ -304,14 +309,16 @@ class AudioStream:
   def finalize(self):
     """Feeds what is left -- the resampler's tail, the waiting frames padded to a multiple of the
     encoder's chunk (paddings 1) -- and returns the `Result` (``text``, ``nbest=((text, score),)``, the
-    score the greedy path's log-probability). Audio shorter than one 25 ms window gives ``""``.
+    score the greedy path's log-probability, and the token and word times of `batch_decoder.timings`). Audio shorter than one 25 ms window gives ``""``.
     Calling it again returns the same `Result`."""
     if self._result is None:
       from asrjax.inference.recognizer import Result  # noqa: PLC0415 -- recognizer imports this module
 
       self._commit(lambda parts: _resample(parts, np.zeros(0, np.float32), flush=True), final=True)
       text = self.partial()
-      self._result = Result(text=text, nbest=((text, float(self._rec.scores[0])),))
+      tokens, words = batch_decoder.timings(self._tokenizer, self._rec.labels[0], self._rec.frames[0],
+                                            self._frame_seconds)
+      self._result = Result(text=text, nbest=((text, float(self._rec.scores[0])),), tokens=tokens, words=words)
     return self._result
 
   def _commit(self, samples_of, final: bool = False) -> None:

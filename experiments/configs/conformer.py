@@ -7,20 +7,9 @@ latency for accuracy (look-ahead ``(chunk_size - 1) * stack * 10`` ms).
   python experiments/train.py --config=experiments/configs/conformer.py:tiny --workdir=/tmp/conformer_tiny
 """
 
-import importlib.util
-import os
+from asrjax.train import config_files
 
-
-def _load_sibling(name: str):
-  """``<name>.py`` of this directory, loaded by path: no ``sys.path`` edit, any current directory."""
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
-  spec = importlib.util.spec_from_file_location(f"asrjax_experiment_configs_{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-common = _load_sibling("common")
+common = config_files.sibling(__file__, "common")  # by path: no sys.path edit
 
 
 def get_config(arg: str | None = None):

@@ -8,7 +8,6 @@ whole array (batch front end, one encoder call over the bucket-padded utterance,
 `greedy_search`), and `scipy.signal.resample_poly` for the streaming resampler.
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -25,9 +24,9 @@ from asrjax.inference import BatchDecoder, Recognizer, streaming
 from asrjax.inference.resample_stream import ResampleStream
 from asrjax.models import transducer
 from asrjax.tasks import transducer_asr
-from asrjax.train import checkpoint, run_config, sharding, trainer
+from asrjax.train import run_config
 from tests.models.test_encoders import ENCODERS
-from tests.train.test_run_config import _config
+from tests.inference import workdirs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SPEECH = np.random.default_rng(0).normal(0, 3000, size=12_050).astype(np.int16)  # 0.75 s; ends mid-frame
@@ -35,19 +34,7 @@ SPEECH = np.random.default_rng(0).normal(0, 3000, size=12_050).astype(np.int16) 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-  wd = str(tmp_path_factory.mktemp("wd"))
-  config = _config()
-  tokenizer_lib.CharTokenizer.build(["the quick brown fox jumps over a lazy dog"]).save(os.path.join(wd, "tokenizer.json"))
-  with open(os.path.join(wd, "feature_stats.json"), "w") as f:
-    json.dump({"mean": [0.0] * 80, "std": [1.0] * 80, "utterances": 1}, f)
-  run_config.save(config, wd)
-  state = trainer.fresh_state(transducer_asr.TransducerASR.from_config(config, wd), jax.random.key(3))
-  mesh = sharding.make_mesh(devices=jax.devices()[:1])
-  state = jax.device_put(state, sharding.tree_shardings(mesh, state))
-  ckpt = checkpoint.Checkpointer(os.path.join(wd, "checkpoints"), save_interval_steps=1, async_save=False)
-  ckpt.save(0, state, {"step": 0})
-  ckpt.close()
-  return wd
+  return workdirs.make(str(tmp_path_factory.mktemp("wd")))
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,16 @@ same array (the one evaluation path), and scipy's resampler applied by hand.
 import json
 import os
 
-import jax
 import numpy as np
 import pytest
 from scipy import signal
 import soundfile
 
-from asrjax.data import tokenizer as tokenizer_lib
 from asrjax.inference import Recognizer
 from asrjax.inference import evaluation
-from asrjax.train import checkpoint, run_config, sharding, trainer
+from asrjax.train import run_config
 from asrjax.tasks import transducer_asr
-from tests.train.test_run_config import _config
+from tests.inference import workdirs
 
 RNG = np.random.default_rng(0)
 SPEECH = (RNG.normal(0, 3000, size=12_000)).astype(np.int16)  # 0.75 s at 16 kHz
@@ -29,20 +27,7 @@ SPEECH = (RNG.normal(0, 3000, size=12_000)).astype(np.int16)  # 0.75 s at 16 kHz
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-  wd = str(tmp_path_factory.mktemp("wd"))
-  config = _config()
-  tok = tokenizer_lib.CharTokenizer.build(["the quick brown fox jumps over a lazy dog"])
-  tok.save(os.path.join(wd, "tokenizer.json"))
-  with open(os.path.join(wd, "feature_stats.json"), "w") as f:
-    json.dump({"mean": [0.0] * 80, "std": [1.0] * 80, "utterances": 1}, f)
-  run_config.save(config, wd)
-  state = trainer.fresh_state(transducer_asr.TransducerASR.from_config(config, wd), jax.random.key(3))
-  mesh = sharding.make_mesh(devices=jax.devices()[:1])
-  state = jax.device_put(state, sharding.tree_shardings(mesh, state))
-  ckpt = checkpoint.Checkpointer(os.path.join(wd, "checkpoints"), save_interval_steps=1, async_save=False)
-  ckpt.save(0, state, {"step": 0})
-  ckpt.close()
-  return wd
+  return workdirs.make(str(tmp_path_factory.mktemp("wd")))
 
 
 @pytest.fixture(scope="module")

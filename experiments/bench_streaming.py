@@ -73,12 +73,13 @@ def measure(config, workdir: str, chunk_ms: int, utterances: int, split_name: st
     t0 = time.perf_counter()
     result = stream.finalize()
     finals.append(time.perf_counter() - t0)
-    compute += sum(latencies[-(-audio.size // samples):]) + finals[-1]
+    chunks = -(-audio.size // samples)  # this utterance's chunks: the last ones timed
+    compute += sum(latencies[-chunks:]) + finals[-1]
     audio_s += audio.size / 16_000
     mismatches += int(result.text != recognizer.recognize(audio, 16_000).text)
   lat, fin = np.asarray(latencies) * 1000, np.asarray(finals) * 1000
   return {"rtf": compute / audio_s, "chunk_ms": chunk_ms, "latency_ms_p50": float(np.percentile(lat, 50)),
-          "latency_ms_p95": float(np.percentile(lat, 95)), "finalize_ms_p50": float(np.percentile(fin, 50)),
+          "latency_ms_p95": float(np.percentile(lat, 95)), "latency_ms_max": float(lat.max()), "finalize_ms_p50": float(np.percentile(fin, 50)), "finalize_ms_max": float(fin.max()),
           "utterances": min(utterances, len(split)), "audio_s": audio_s, "stream_vs_whole_mismatches": mismatches,
           "device": jax.devices()[0].device_kind,
           "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
@@ -86,16 +87,10 @@ def measure(config, workdir: str, chunk_ms: int, utterances: int, split_name: st
 
 def _config():
   """``--config`` (with its overrides), else the config the run wrote to its workdir."""
-  if _CONFIG.value is not None:
-    return _CONFIG.value
   try:
-    config = run_config.load(_WORKDIR.value)
+    return run_config.resolve(_CONFIG.value, _WORKDIR.value)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  if config is None:
-    raise app.UsageError(f"--config is needed: {run_config.path(_WORKDIR.value)} does not exist (a run of an "
-                         "older asrjax, or not a training workdir).")
-  return config
 
 
 def main(argv):

@@ -14,6 +14,7 @@ def test_normalise_strips_fillers_and_variants():
   assert P.normalise("<s> Turn(2) [NOISE] ON ++BREATH++ the lights </s>") == "turn on the lights"
 
 
+@pytest.mark.slow  # 10 s; the default suite's 15-minute budget (BUILD_NOTES)
 @pytest.mark.skipif(not shutil.which("espeak-ng"), reason="espeak-ng not installed")
 def test_decodes_synthetic_speech_with_in_domain_lm(tmp_path):
   import subprocess

@@ -11,7 +11,8 @@ from asrjax.models import transducer
 from tests.models.test_encoders import ENCODERS
 
 
-@pytest.mark.parametrize("name,cmvn_frames", [("convrnnt", 0.0), ("conformer", 0.0), ("convrnnt", 20.0)])
+@pytest.mark.parametrize("name,cmvn_frames", [("convrnnt", 0.0), ("conformer", 0.0),
+                                              pytest.param("convrnnt", 20.0, marks=pytest.mark.slow)])  # 10 s
 def test_chunked_recognition_equals_whole_utterance_greedy(name, cmvn_frames):
   cls, kwargs = ENCODERS[name]
   model = transducer.Transducer(cls(**kwargs), vocab_size=9, embed_dim=8, predictor_hidden=16, joint_hidden=16,

@@ -78,7 +78,8 @@ def test_the_registry_names_every_encoder_and_refuses_others():
     models.build(ml_collections.ConfigDict({"name": "convrnn"}), vocab_size=7)
 
 
-@pytest.mark.parametrize("name", ["convrnnt", "lstm_rnnt", "conformer", "contextnet"])
+@pytest.mark.parametrize("name", [pytest.param("convrnnt", marks=pytest.mark.slow), "lstm_rnnt",  # 22 s, 11 s:
+                                  pytest.param("conformer", marks=pytest.mark.slow), "contextnet"])  # suite budget
 def test_registry_build_gives_a_trainable_transducer(name):
   config = ml_collections.ConfigDict({"name": name, "encoder": ENCODERS[name][1],
                                       "transducer": dict(embed_dim=8, predictor_hidden=16, joint_hidden=16)})

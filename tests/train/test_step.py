@@ -103,6 +103,7 @@ def _setup_plain(tx, compute_dtype=jnp.float32):
   return jax.jit(_step_fn(fn.keywords["task"].model, tx, config)), _state(state.params, tx), batch
 
 
+@pytest.mark.slow  # 11 s; the default suite's 15-minute budget (BUILD_NOTES)
 def test_bf16_compute_keeps_fp32_params_and_tracks_the_fp32_step():
   fp32_fn, fp32_state, batch = _setup_plain(optax.sgd(1.0))
   bf16_fn, bf16_state, _ = _setup_plain(optax.sgd(1.0), jnp.bfloat16)
@@ -156,6 +157,7 @@ def test_training_loss_uses_dropout_from_the_step_key(dropout):
   assert len(losses) == (3 if dropout else 1)
 
 
+@pytest.mark.slow  # 45 s; the pruned gradient also meets the oracle in test_fastemit_through_the_train_step[4]
 def test_pruned_objective_with_covering_windows_equals_the_full_loss_and_gradient():
   # Windows of U+1 positions cover the whole lattice, so the pruned loss must be the
   # full RNN-T loss, value and gradient (simple-loss weight 0, past the warm-up).

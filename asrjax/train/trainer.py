@@ -146,7 +146,7 @@ def initial_params(config, task, abstract) -> dict | None:
   source_config = run_config.load(source) or config
   _, params, steps = restore(source_config, source, step)
   names = task.param_sets
-  expected = {n: getattr(abstract, "params") if i == 0 else abstract.others[n].params for i, n in enumerate(names)}
+  expected = abstract.param_sets(names)
   shared = {n: params[n] for n in names if n in params}
   diff = first_difference(expected, shared)
   if diff is not None:

@@ -12,12 +12,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,baselines]'
 	touch $(STAMP)
 
-# espeak-ng and sox synthesise the embedded corpus (Debian/Ubuntu packages).
+# espeak-ng, flite, festival (with three English voices) and sox synthesise the embedded
+# corpus (Debian/Ubuntu packages).
+SYSTEM_PACKAGES := espeak-ng sox flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
 system-deps:
-	@if ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null; then \
+	@if ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null || ! command -v flite >/dev/null \
+	    || ! command -v text2wave >/dev/null || [ ! -d /usr/share/festival/voices/english/ked_diphone ] \
+	    || [ ! -d /usr/share/festival/voices/english/kal_diphone ] \
+	    || [ ! -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq espeak-ng sox \
-	  || { echo "Could not install espeak-ng and sox: run 'sudo apt-get install espeak-ng sox'"; exit 1; }; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES) \
+	  || { echo "Could not install the synthesizers: run 'sudo apt-get install $(SYSTEM_PACKAGES)'"; exit 1; }; \
 	fi
 
 # The main job: build the embedded corpus (`full`, speech only), train ConvRNN-T on the CPU

@@ -1,6 +1,7 @@
-r"""pocketsphinx (hybrid HMM/GMM) baseline on the embedded corpus: WER overall and per accent.
+r"""pocketsphinx (hybrid HMM/GMM) baseline on the embedded corpus: WER overall, per accent and per family.
 
   python experiments/pocketsphinx_baseline.py --corpus=small --data_dir=data/tfds --workdir=workdirs/pocketsphinx
+  python experiments/pocketsphinx_baseline.py --corpus=full --split=test_unseen --limit=800 ...  # festival's voices
 
 Decodes a split twice: with pocketsphinx's own en-US trigram LM, and with a
 trigram LM built from the corpus' training transcripts (in-domain). Writes
@@ -21,7 +22,8 @@ from asrjax.baselines import pocketsphinx_asr
 from asrjax.data import catalog, sources
 from asrjax.metrics import wer
 
-_CORPUS = flags.DEFINE_string("corpus", "small", "espeak_speech config.")
+_DATASET = flags.DEFINE_string("dataset", "synth_speech", "Embedded corpus: synth_speech | espeak_speech.")
+_CORPUS = flags.DEFINE_string("corpus", "small", "Its config: tiny | small | full.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data/tfds", "TFDS data directory.")
 _SPLIT = flags.DEFINE_string("split", "test", "Split to decode.")
 _LIMIT = flags.DEFINE_integer("limit", 0, "Decode only the first N utterances (0 = all).")
@@ -52,7 +54,7 @@ def main(argv):
     raise app.UsageError(f"--limit must be >= 0 (0 = all) and --workers >= 1; got {_LIMIT.value} and "
                          f"{_WORKERS.value}.")
   os.makedirs(_WORKDIR.value, exist_ok=True)
-  name = f"espeak_speech/{_CORPUS.value}"
+  name = f"{_DATASET.value}/{_CORPUS.value}"
   train = sources.open_split(name, "train", _DATA_DIR.value)
   lm_path = pocketsphinx_asr.build_arpa_lm(
       [catalog.as_text(train[i]["text"]) for i in range(len(train))], os.path.join(_WORKDIR.value, "train_text.arpa"))
@@ -61,6 +63,7 @@ def main(argv):
   examples = [split[i] for i in range(n)]
   refs = [catalog.as_text(e["text"]) for e in examples]
   accents = [catalog.as_text(e["accent"]) for e in examples]
+  families = [catalog.as_text(e["family"]) if "family" in e else "espeak-ng" for e in examples]
   lm_paths = {k: v for k, v in {"default_lm": None, "train_text_lm": lm_path}.items() if k in _LMS.value}
   results = {}
   ctx = multiprocessing.get_context("spawn")
@@ -71,17 +74,21 @@ def main(argv):
       seconds = time.time() - start
       audio_seconds = sum(len(e["audio"]) for e in examples) / 16_000
       per_accent = wer.grouped_errors(refs, hyps, accents)
+      per_family = wer.grouped_errors(refs, hyps, families)
       total = wer.corpus_errors(refs, hyps)
-      print(f"\npocketsphinx, {lm_name}, espeak_speech/{_CORPUS.value} {_SPLIT.value} ({n} utterances): "
+      print(f"\npocketsphinx, {lm_name}, {name} {_SPLIT.value} ({n} utterances): "
             f"WER {100 * total.wer:.1f}%, RTF {seconds * _WORKERS.value / audio_seconds:.3f} (per core)")
       print(wer.wer_table({"all": total, **per_accent}, "accent"))
+      print(wer.wer_table(per_family, "family"))
       results[lm_name] = {
           "wer": total.wer,
           "per_accent": {k: v.wer for k, v in per_accent.items()},
+          "per_family": {k: v.wer for k, v in per_family.items()},
           "hypotheses": hyps,
       }
   with atomic_file.open(os.path.join(_WORKDIR.value, "results.json")) as f:
-    json.dump({"references": refs, "accents": accents, **results}, f, indent=1)
+    json.dump({"dataset": name, "split": _SPLIT.value, "references": refs, "accents": accents, "families": families,
+               **results}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -40,11 +40,18 @@ def place_second(first_span: tuple[int, int], second_span: tuple[int, int], over
   return max(0, int(round(target_speech_start)) - second_span[0])
 
 
-def render_mixture(spec: corpus_plan.MixtureSpec) -> tuple[np.ndarray, list[Turn]]:
-  """``([N] int16 mixture, turns sorted by start time)``."""
+def render_mixture(spec: corpus_plan.MixtureSpec, clean=(None, None)) -> tuple[np.ndarray, list[Turn]]:
+  """``([N] int16 mixture, turns sorted by start time)``.
+
+  ``clean``: the two talkers' `synthesis.render_clean` outputs where already made
+  (the speech build renders the same utterances; see `espeak_corpus`), else None.
+  """
   rate = synthesis.SAMPLE_RATE
-  a = synthesis.render_clean(spec.first.text, spec.first.speaker, spec.first.condition)
-  b = synthesis.render_clean(spec.second.text, spec.second.speaker, spec.second.condition)
+  a, b = clean
+  if a is None:
+    a = synthesis.render_clean(spec.first.text, spec.first.speaker, spec.first.condition)
+  if b is None:
+    b = synthesis.render_clean(spec.second.text, spec.second.speaker, spec.second.condition)
   b = b * 10 ** (spec.gain_db / 20)
   span_a, span_b = synthesis.speech_span(a), synthesis.speech_span(b)
   offset = place_second(span_a, span_b, spec.overlap, rate)

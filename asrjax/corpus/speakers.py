@@ -101,6 +101,18 @@ class Speaker:
   demographic_group: str
   income_band: str
   difficulty: str  # "normal" | "hard"
+  # Synthesizer family and base voice (`asrjax.corpus.synthesizers`). For espeak-ng the base
+  # voice is the variant (the accent only changes pronunciation) and there is no talker; for
+  # flite and festival ``variant`` is the voice name, ``pitch`` the target mean f0 in Hz (0:
+  # the voice's own) and ``rate`` the speaking rate in percent of the voice's own.
+  family: str = "espeak-ng"
+  base_voice: str = ""  # "family:voice", e.g. "flite:awb" or "espeak-ng:f3"
+  talker: str = ""  # the person the base voice was recorded from ("" for espeak-ng)
+  # Widening (sox, all families): formant (and pitch) shift in cents, output level below
+  # -3 dBFS peak, low-pass "codec" bandwidth (0: full band).
+  formant_cents: int = 0
+  level_db: float = 0.0
+  bandwidth_hz: int = 0
 
   @property
   def espeak_voice(self) -> str:
@@ -238,6 +250,70 @@ def sample_speakers(rng: np.random.Generator, num: int, *, seed: int, prefix: st
             demographic_group=group,
             income_band=income,
             difficulty="hard" if hard else "normal",
+            base_voice=f"espeak-ng:{variant}",
         )
     )
+  return speakers
+
+
+BANDWIDTHS_HZ = (0, 0, 0, 7000, 5500, 4000)  # codec-like low-pass; 0 = full band (half the speakers)
+
+
+def draw_channel(rng: np.random.Generator, speaker: Speaker) -> Speaker:
+  """``speaker`` with a drawn output level (-18..0 dB) and codec-like bandwidth (`BANDWIDTHS_HZ`)."""
+  return dataclasses.replace(
+      speaker, level_db=float(np.round(rng.uniform(-18.0, 0.0), 1)),
+      bandwidth_hz=int(BANDWIDTHS_HZ[int(rng.integers(len(BANDWIDTHS_HZ)))]))
+
+
+def _accent(voice_name: str) -> Accent:
+  return next(a for a in ACCENTS if a.voice == voice_name)
+
+
+def sample_voice_speakers(rng: np.random.Generator, base, num: int, *, seed: int, prefix: str) -> list[Speaker]:
+  """``num`` speakers widened from one recorded `asrjax.corpus.synthesizers.BaseVoice`.
+
+  Each speaker keeps the base voice's gender, talker and accent and draws the same
+  metadata as an espeak-ng speaker (age band, difficulty, home location around the
+  accent's region -- or another region's for ``MOVED_FRACTION`` -- area code and census
+  attributes), plus the widening: a formant shift of -150..150 cents (sox ``pitch``,
+  which moves the pitch with it), a target mean f0 within +-20% of the voice's own where
+  the synthesizer sets one (compensated for the shift), a speaking rate of 85-115% of
+  the voice's (120-140% for "hard" speakers, x0.9 at 60+), a treble colour, an output
+  level and a codec-like bandwidth (`draw_channel`).
+
+  Args:
+    rng: the only source of randomness.
+    base: the base voice.
+    num: number of speakers.
+    seed: corpus seed (census attributes of areas).
+    prefix: speaker ids are ``f"{prefix}{index:04d}"``.
+  """
+  accent = _accent(base.accent)
+  speakers = []
+  for i in range(num):
+    age_band = AGE_BANDS[int(rng.integers(len(AGE_BANDS)))]
+    hard = rng.random() < HARD_FRACTION
+    cents = int(rng.integers(-150, 151))
+    pitch = 0
+    if base.native_pitch:
+      target = base.f0_hz * rng.uniform(0.8, 1.2)
+      pitch = int(round(target / 2 ** (cents / 1200)))
+    rate = int(rng.integers(120, 141) if hard else rng.integers(85, 116))
+    if age_band == "60+":
+      rate = int(rate * 0.9)
+    home = accent
+    if rng.random() < MOVED_FRACTION:
+      home = ACCENTS[int(rng.integers(len(ACCENTS)))]
+    lat = float(np.clip(home.latitude + home.spread_deg * rng.normal(), -89.0, 89.0))
+    lon = float(home.longitude + home.spread_deg * rng.normal())
+    code = area_code(lat, lon)
+    group, income = area_attributes(code, seed)
+    speaker = Speaker(
+        speaker_id=f"{prefix}{i:04d}", accent=accent.voice, region=accent.region, variant=base.name,
+        gender=base.gender, age_band=age_band, pitch=pitch, rate=rate, word_gap=0,
+        timbre_db=float(np.round(rng.uniform(-6.0, 6.0), 1)), latitude=round(lat, 4), longitude=round(lon, 4),
+        area_code=code, demographic_group=group, income_band=income, difficulty="hard" if hard else "normal",
+        family=base.family, base_voice=base.key, talker=base.talker, formant_cents=cents)
+    speakers.append(draw_channel(rng, speaker))
   return speakers

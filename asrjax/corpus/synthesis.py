@@ -1,12 +1,15 @@
-"""Offline speech synthesis: espeak-ng, then sox effects and seeded additive noise.
+"""Offline speech synthesis: a synthesizer, then sox effects and seeded additive noise.
 
-One utterance = ``espeak-ng --stdout`` (22.05 kHz) piped through
-``sox -R -D`` (repeatable, no dither) for resampling to 16 kHz, speed
-perturbation, the speaker's voice-quality filter, optional telephone
-band-limiting and reverberation; additive noise (white, pink or brown) is then
-mixed in NumPy at the condition's SNR from a per-utterance seed. Every step is
-deterministic, so the same text, speaker, condition and seed give the same
-int16 samples on any machine with the same espeak-ng and sox.
+One utterance = the speaker's synthesizer (`asrjax.corpus.synthesizers`: espeak-ng,
+flite or festival, at its own rate) piped through ``sox -R -D`` (repeatable, no
+dither) for resampling to 16 kHz, the speaker's formant shift, tempo (voices whose
+synthesizer cannot stretch durations) and low-pass bandwidth, speed perturbation,
+the voice-quality filter, optional telephone band-limiting and reverberation, then
+peak normalisation and the speaker's level; additive noise (white, pink or brown)
+is then mixed in NumPy at the condition's SNR from a per-utterance seed. Every step
+is deterministic, so the same text, speaker, condition and seed give the same int16
+samples on any machine with the same synthesizer and sox. The widening effects are
+off for espeak-ng speakers of the old `espeak_speech` corpus, whose audio is unchanged.
 
 References:
   Ko et al., "Audio augmentation for speech recognition", Interspeech 2015 (speed
@@ -23,7 +26,7 @@ import subprocess
 import numpy as np
 
 from asrjax.corpus import speakers as speakers_lib
-from asrjax.corpus import system_tools
+from asrjax.corpus import synthesizers, system_tools
 
 SAMPLE_RATE = 16_000
 NOISE_TYPES = ("white", "pink", "brown")
@@ -63,6 +66,12 @@ def sample_condition(rng: np.random.Generator, speaker: speakers_lib.Speaker) ->
 
 def _sox_effects(speaker: speakers_lib.Speaker, condition: Condition) -> list[str]:
   effects = ["rate", "-h", str(SAMPLE_RATE)]
+  if speaker.formant_cents:
+    effects += ["pitch", str(speaker.formant_cents)]
+  if speaker.family != "espeak-ng" and speaker.rate != 100 and not synthesizers.voice(speaker.base_voice).native_rate:
+    effects += ["tempo", "-s", f"{speaker.rate / 100:g}"]
+  if speaker.bandwidth_hz:
+    effects += ["sinc", f"-{speaker.bandwidth_hz}"]
   if condition.speed != 1.0:
     effects += ["speed", f"{condition.speed:g}", "rate", "-h", str(SAMPLE_RATE)]
   if speaker.timbre_db:
@@ -71,24 +80,22 @@ def _sox_effects(speaker: speakers_lib.Speaker, condition: Condition) -> list[st
     effects += ["sinc", "300-3400"]
   if condition.reverb:
     effects += ["reverb", str(condition.reverb)]
-  return effects + ["gain", "-n", "-3"]  # peak-normalise to -3 dBFS
+  effects += ["gain", "-n", "-3"]  # peak-normalise to -3 dBFS
+  return effects + (["gain", f"{speaker.level_db:g}"] if speaker.level_db else [])
 
 
 def render_clean(text: str, speaker: speakers_lib.Speaker, condition: Condition) -> np.ndarray:
-  """espeak-ng + sox effects, before noise: ``[N]`` float32 in [-1, 1] at 16 kHz."""
+  """Synthesizer + sox effects, before noise: ``[N]`` float32 in [-1, 1] at 16 kHz."""
   if not text.strip():
     raise ValueError("cannot synthesise empty text.")
-  espeak = [
-      speakers_lib.require_espeak(), "-v", speaker.espeak_voice, "-p", str(speaker.pitch),
-      "-s", str(speaker.rate), "-g", str(speaker.word_gap), "--stdout", text,
-  ]
   sox = [require_sox(), "-R", "-D", "-t", "wav", "-", "-t", "raw", "-e", "signed", "-b", "16", "-c", "1",
          "-"] + _sox_effects(speaker, condition)
-  wav = subprocess.run(espeak, check=True, capture_output=True).stdout
+  wav = synthesizers.render_wav(text, speaker)
   raw = subprocess.run(sox, input=wav, check=True, capture_output=True).stdout
   audio = np.frombuffer(raw, np.int16).astype(np.float32) / 32768.0
   if audio.size == 0:
-    raise RuntimeError(f"espeak-ng/sox produced no audio for {text!r} with voice {speaker.espeak_voice}.")
+    voice = speaker.espeak_voice if speaker.family == "espeak-ng" else speaker.base_voice
+    raise RuntimeError(f"{speaker.family}/sox produced no audio for {text!r} with voice {voice}.")
   return audio
 
 
@@ -128,10 +135,11 @@ def to_int16(audio: np.ndarray) -> np.ndarray:
 
 
 def synthesize(
-    text: str, speaker: speakers_lib.Speaker, condition: Condition, noise_seed: int
+    text: str, speaker: speakers_lib.Speaker, condition: Condition, noise_seed: int,
+    clean: np.ndarray | None = None,
 ) -> np.ndarray:
-  """One utterance as ``[N]`` int16 samples at 16 kHz."""
-  audio = render_clean(text, speaker, condition)
+  """One utterance as ``[N]`` int16 samples at 16 kHz (``clean``: its `render_clean` output, if already made)."""
+  audio = render_clean(text, speaker, condition) if clean is None else clean
   return to_int16(add_noise(audio, condition.snr_db, condition.noise, np.random.default_rng(noise_seed)))
 
 

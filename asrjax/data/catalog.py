@@ -35,6 +35,7 @@ class Fields:
 
 KNOWN: dict[str, Fields] = {
     "espeak_speech": Fields(),
+    "synth_speech": Fields(),
     "librispeech": Fields(audio="speech", text="text", speaker="speaker_id", id="id", lowercase=True),
     "voxceleb": Fields(audio="audio", text=None, speaker="label", id=None),
 }

@@ -105,7 +105,8 @@ def _builder(name: str, data_dir: str) -> tfds.core.DatasetBuilder:
     close = difflib.get_close_matches(base, tfds.list_builders(with_community_datasets=False), n=3)
     raise ValueError(
         f"unknown dataset {base!r}" + (f"; did you mean {' or '.join(map(repr, close))}?" if close else ".")
-        + " asrjax's own corpora are 'espeak_speech' and 'espeak_multitalker' (configs tiny|small|full).") from None
+        + " asrjax's own corpora are 'synth_speech' and 'synth_multitalker' (espeak-ng, flite and, held out, "
+        "festival) and the older 'espeak_speech' and 'espeak_multitalker' (configs tiny|small|full).") from None
 
 
 def open_split(name: str, split: str, data_dir: str, *, sample_rate: int | None = audio_lib.SAMPLE_RATE) -> Split:

@@ -26,9 +26,10 @@ from asrjax.inference import batch_decoder
 from asrjax.metrics import wer
 
 # metadata fields WER is broken down by, where a corpus has them: speaker attributes
-# (with the espeak voice variant), then recording conditions (the espeak corpus' noise
+# (with the synthesizer family, the base voice and the espeak voice variant), then recording conditions (the espeak corpus' noise
 # type and SNR, telephone-band limiting) and the sentence kind (read / assistant)
-GROUP_FIELDS = ("accent", "gender", "region", "age_band", "difficulty", "variant", "noise", "snr_db",
+GROUP_FIELDS = ("family", "base_voice", "accent", "gender", "region", "age_band", "difficulty", "variant", "noise",
+                "snr_db",
                 "band_limited", "kind")
 MISSING = "n/a"  # the group label of an example without a field that other examples of the split have
 

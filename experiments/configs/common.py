@@ -5,12 +5,16 @@ Each model config (``convrnnt.py``, ``lstm_rnnt.py``, ``conformer.py``,
 matched at about 1.4 M encoder parameters. Variants, chosen with ``:<name>`` after
 the config path:
 
-* (none)  -- ``espeak_speech/small``, 20k steps.
+* (none)  -- ``synth_speech/small``, 20k steps.
 * ``demo`` -- the README main job: bounded CPU training (28 min) on ``full``, pruned loss.
 * ``cpu_long`` -- the demo recipe run towards convergence on a CPU: 40,000 steps with no
   time budget (~3.5 h on 2 cores; resumes from its last checkpoint, so it may span
   several sittings), decoded on the whole ``full`` test split.
-* ``full`` -- ``espeak_speech/full`` with SpecAugment, for a GPU.
+* ``full`` -- ``synth_speech/full`` with SpecAugment, for a GPU.
+
+Every variant evaluates on ``test`` (espeak-ng and flite voices, unseen speakers) and
+``test_unseen`` (festival's voices: a synthesizer family never used for training or
+tuning; issue 16); ``dev`` (training families) is the only split to tune on.
 * ``tiny`` -- the tiny corpus and a tiny model: seconds, for smoke tests.
 
 The variant may also be written ``:variant=<name>`` (`parse_arg`, big_vision's
@@ -86,7 +90,7 @@ def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
   arg = variant(arg)
   c = ml_collections.ConfigDict()
   c.data = dict(
-      name="espeak_speech/small",  # TFDS dataset/config
+      name="synth_speech/small",  # TFDS dataset/config (espeak_speech/*: the espeak-ng-only corpus)
       data_dir="data/tfds",  # where experiments/build_corpus.py put it
       tokenizer="char",  # "char" | "sentencepiece"
       vocab_size=256,  # sentencepiece only
@@ -128,7 +132,7 @@ def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
       keep_checkpoints=3,
       max_consecutive_nonfinite=20,
   )
-  c.eval = dict(splits=("dev", "test"), decoder="greedy", limit=0,
+  c.eval = dict(splits=("dev", "test", "test_unseen"), decoder="greedy", limit=0,
                 decoder_options=dict(),  # keyword options of the decoder, e.g. dict(beam=8)
                 # shallow fusion of a token n-gram LM counted on the training transcripts
                 # (beam decoder only); order 0 = none. word_order > 0 (char tokenizer): a word
@@ -138,7 +142,7 @@ def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
   if arg in ("demo", "cpu_long"):
     # the `full` corpus (416 training voices, 40,000 sentences) rather than `small`'s 144
     # voices (tuning: BUILD_NOTES.md, section "The demo recipe")
-    c.data.name = "espeak_speech/full"
+    c.data.name = "synth_speech/full"
     c.optimizer.warmup_steps = 200
     c.train.num_steps = 5600  # the cosine decay's length: about what 28 min of pruned steps reach on 2 cores
     c.train.max_train_seconds = 1680  # 28 min: the issue bounds CPU training at 30
@@ -146,8 +150,10 @@ def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
     # "The demo recipe")
     c.train.spec_augment = False
     c.train.prune_range = 5  # pruned RNN-T, S = 5 (speed: BUILD_NOTES.md, section "Pruned RNN-T")
-    c.eval.splits = ("test",)
-    c.eval.limit = 800  # the first 800 of the 4,000 test utterances (RTF: BUILD_NOTES.md, "The demo recipe")
+    c.eval.splits = ("test", "test_unseen")
+    # the first 800 of the 4,000 test utterances and of the 1,200 test_unseen ones (the same
+    # 800 sentences; RTF: BUILD_NOTES.md, "The demo recipe")
+    c.eval.limit = 800
     # Graves search, beam 16, with a word 4-gram over the training vocabulary spelt out per
     # character, interpolated with a character 12-gram; weight 0.4, bonus 0.3 (tuning:
     # BUILD_NOTES.md, section "The demo recipe")
@@ -162,11 +168,11 @@ def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
     # BUILD_NOTES.md, section "The convergence run on the CPU")
     c.eval.lm.update(dict(weight=0.15, length_bonus=0.3))
   if arg == "full":
-    c.data.name = "espeak_speech/full"
+    c.data.name = "synth_speech/full"
     c.data.batch_size = 64
     c.train.num_steps = 30_000
   if arg == "tiny":
-    c.data.name = "espeak_speech/tiny"
+    c.data.name = "synth_speech/tiny"
     c.data.batch_size = 8
     c.data.stats_utterances = 16
     c.optimizer.warmup_steps = 2

@@ -1,0 +1,223 @@
+"""The offline English synthesizer families of the corpus and the voices each one ships.
+
+Three families install from Debian's main archive: espeak-ng (formant synthesis by
+rule: no recorded talker), flite (CMU's diphone and clustergen voices, built from
+recordings of real talkers) and festival (diphone voices and an HTS voice, also built
+from recordings). A `BaseVoice` is one voice of a family; its ``talker`` names the
+person whose recordings it was built from, which several voices share across families:
+flite's ``kal``/``kal16`` and festival's ``kal_diphone`` come from the same diphone
+recordings, flite's ``slt`` and festival's ``cmu_us_slt_arctic_hts`` from the same CMU
+ARCTIC talker. The corpus plan (`asrjax.corpus.corpus_plan`) uses the talkers to keep
+a held-out family's people out of training, not just its voice names.
+
+Every family is checked before a build the way espeak-ng's variants are: the program
+must be installed (else the apt-get command) and must list each voice the plan uses,
+since festival's ``text2wave`` exits 0 with the default voice when asked for a voice
+it does not have.
+
+`render_wav(text, speaker)` returns the synthesizer's own WAV bytes (its native rate);
+`asrjax.corpus.synthesis` resamples and applies the speaker's and condition's effects.
+
+References:
+  Black and Lenzo, "Flite: a small fast run-time synthesis engine", SSW 2001;
+  Black and Taylor, "The Festival speech synthesis system", 1997; Zen et al., "The HMM-based
+  speech synthesis system (HTS) version 2.0", SSW 2007; Kominek and Black, "The CMU
+  Arctic speech databases", SSW 2004.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+import struct
+import subprocess
+from typing import TYPE_CHECKING
+
+from asrjax.corpus import system_tools
+
+if TYPE_CHECKING:
+  from asrjax.corpus import speakers as speakers_lib
+
+FAMILIES = ("espeak-ng", "flite", "festival")
+
+
+@dataclasses.dataclass(frozen=True)
+class BaseVoice:
+  """One voice a synthesizer ships.
+
+  Attributes:
+    family: one of `FAMILIES`.
+    name: the synthesizer's name for it (``flite -voice NAME``, festival's ``voice_NAME``).
+    talker: the person recorded to build it (``""`` for rule-based espeak-ng).
+    gender: "female" | "male".
+    accent: the closest accent of `asrjax.corpus.speakers.ACCENTS` (its region places the
+      speakers drawn from this voice).
+    native_pitch: the synthesizer can set this voice's mean f0 itself.
+    native_rate: the synthesizer can stretch this voice's durations itself (else sox ``tempo``).
+    f0_hz: the voice's own median f0, measured on a test sentence.
+  """
+
+  family: str
+  name: str
+  talker: str
+  gender: str
+  accent: str
+  native_pitch: bool
+  native_rate: bool
+  f0_hz: float
+
+  @property
+  def key(self) -> str:
+    return f"{self.family}:{self.name}"
+
+
+VOICES: dict[str, tuple[BaseVoice, ...]] = {
+    "flite": (
+        BaseVoice("flite", "kal", "kal", "male", "en-us", True, True, 95.0),
+        BaseVoice("flite", "kal16", "kal", "male", "en-us", True, True, 95.0),
+        BaseVoice("flite", "awb", "awb", "male", "en-gb-scotland", True, True, 132.0),
+        BaseVoice("flite", "rms", "rms", "male", "en-us", False, True, 104.0),
+        BaseVoice("flite", "slt", "slt", "female", "en-us", True, True, 174.0),
+    ),
+    "festival": (
+        BaseVoice("festival", "kal_diphone", "kal", "male", "en-us", True, True, 107.0),
+        BaseVoice("festival", "ked_diphone", "ked", "male", "en-us", True, True, 107.0),
+        BaseVoice("festival", "cmu_us_slt_arctic_hts", "slt", "female", "en-us", False, False, 174.0),
+    ),
+}
+
+# Debian packages per program and per festival voice.
+PACKAGES = {"espeak-ng": "espeak-ng", "sox": "sox", "flite": "flite", "festival": "festival",
+            "text2wave": "festival"}
+FESTIVAL_VOICE_PACKAGES = {"kal_diphone": "festvox-kallpc16k", "ked_diphone": "festvox-kdlpc16k",
+                           "cmu_us_slt_arctic_hts": "festvox-us-slt-hts"}
+PROGRAMS = {"espeak-ng": ("espeak-ng",), "flite": ("flite",), "festival": ("festival", "text2wave")}
+
+
+def voices(family: str) -> tuple[BaseVoice, ...]:
+  """The base voices of a recorded-voice family (flite, festival); `ValueError` for others."""
+  if family not in VOICES:
+    raise ValueError(f"no base-voice list for family {family!r}; families with one: {sorted(VOICES)}.")
+  return VOICES[family]
+
+
+def voice(key: str) -> BaseVoice:
+  """The `BaseVoice` named ``"family:name"``."""
+  family, _, name = key.partition(":")
+  for v in VOICES.get(family, ()):
+    if v.name == name:
+      return v
+  raise ValueError(f"unknown base voice {key!r}; known: {[v.key for vs in VOICES.values() for v in vs]}.")
+
+
+def install_packages(families) -> list[str]:
+  """Debian packages that provide ``families`` (programs, festival's voices) and sox."""
+  packages = ["sox"]
+  for family in families:
+    packages += [PACKAGES[p] for p in PROGRAMS[family]]
+    if family == "festival":
+      packages += [FESTIVAL_VOICE_PACKAGES[v.name] for v in VOICES["festival"]]
+  return list(dict.fromkeys(packages))
+
+
+def missing_programs(families) -> list[str]:
+  """The programs ``families`` need (and sox) that are not on ``PATH``, in a stable order."""
+  programs = [p for f in families for p in PROGRAMS[f]] + ["sox"]
+  missing = []
+  for program in dict.fromkeys(programs):
+    try:
+      system_tools.require(program)
+    except RuntimeError:
+      missing.append(program)
+  return missing
+
+
+@functools.lru_cache(maxsize=None)
+def installed_voices(family: str) -> frozenset[str]:
+  """Names of the voices ``family``'s program lists (``flite -lv``; festival's ``(voice.list)``)."""
+  if family == "flite":
+    out = subprocess.run([system_tools.require("flite"), "-lv"], check=True, capture_output=True, text=True).stdout
+    return frozenset(out.split(":", 1)[-1].split())
+  if family == "festival":
+    out = subprocess.run([system_tools.require("festival"), "--pipe"], input="(print (voice.list))\n",
+                         check=True, capture_output=True, text=True).stdout
+    return frozenset(re.sub(r"[()]", " ", out).split())
+  raise ValueError(f"no voice listing for family {family!r}.")
+
+
+def validate_voices(family: str) -> None:
+  """Raises `ValueError` naming every voice of ``family`` its program lacks, with the package to install."""
+  missing = [v for v in voices(family) if v.name not in installed_voices(family)]
+  if missing:
+    packages = sorted({FESTIVAL_VOICE_PACKAGES.get(v.name, PACKAGES[family]) for v in missing})
+    raise ValueError(
+        f"{family} has no voice(s) {[v.name for v in missing]} (it lists {sorted(installed_voices(family))}); "
+        f"install them with `sudo apt-get install {' '.join(packages)}` or `make system-deps`.")
+
+
+def tool_version(family: str) -> str:
+  """The version line of ``family``'s program (the corpus is byte-identical only for equal versions)."""
+  if family == "espeak-ng":
+    out = subprocess.run([system_tools.require("espeak-ng"), "--version"], capture_output=True, text=True).stdout
+    return out.split("Data at")[0].strip()
+  if family == "flite":
+    out = subprocess.run([system_tools.require("flite"), "--version"], capture_output=True, text=True).stdout
+    found = re.search(r"version: (\S+)", out)
+    return f"flite {found.group(1)}" if found else out.strip()
+  out = subprocess.run([system_tools.require("festival"), "--version"], capture_output=True, text=True).stdout
+  return out.strip().split(": ", 1)[-1]  # without the program's path
+
+
+def _flite(text: str, speaker: speakers_lib.Speaker, base: BaseVoice) -> list[str]:
+  argv = [system_tools.require("flite"), "-voice", base.name]
+  if speaker.pitch and base.native_pitch:
+    argv += ["--setf", f"int_f0_target_mean={speaker.pitch}"]
+  if speaker.rate != 100 and base.native_rate:
+    argv += ["--setf", f"duration_stretch={100 / speaker.rate:.4f}"]
+  return argv + ["-t", text, "-o", "/dev/stdout"]
+
+
+def _festival_setup(speaker: speakers_lib.Speaker, base: BaseVoice) -> str:
+  forms = [f"(voice_{base.name})"]
+  if speaker.rate != 100 and base.native_rate:
+    forms.append(f"(Parameter.set 'Duration_Stretch {100 / speaker.rate:.4f})")
+  if speaker.pitch and base.native_pitch:
+    forms.append(f"(set! int_lr_params '((target_f0_mean {speaker.pitch}) (target_f0_std {speaker.pitch * 0.12:.1f}) "
+                 "(model_f0_mean 170) (model_f0_std 34)))")
+  return "(begin " + " ".join(forms) + ")"
+
+
+def render_wav(text: str, speaker: speakers_lib.Speaker) -> bytes:
+  """The synthesizer's WAV bytes for ``text`` in ``speaker``'s voice (native rate, before any sox effect).
+
+  Raises:
+    RuntimeError: the program is missing (with the install command), fails, or (festival)
+      reports a Scheme error, which it otherwise survives with exit status 0.
+  """
+  if speaker.family == "espeak-ng":
+    argv = [system_tools.require("espeak-ng"), "-v", speaker.espeak_voice, "-p", str(speaker.pitch),
+            "-s", str(speaker.rate), "-g", str(speaker.word_gap), "--stdout", text]
+    return subprocess.run(argv, check=True, capture_output=True).stdout
+  base = voice(speaker.base_voice)
+  if base.family == "flite":
+    return subprocess.run(_flite(text, speaker, base), check=True, capture_output=True).stdout
+  argv = [system_tools.require("text2wave"), "-eval", _festival_setup(speaker, base), "-o", "/dev/stdout"]
+  done = subprocess.run(argv, input=text.encode(), check=True, capture_output=True)
+  error = done.stderr.decode(errors="replace")
+  if re.search(r"SIOD ERROR|\bError\b", error):
+    raise RuntimeError(f"festival failed on voice {base.name} for {text!r}: {error.strip()}")
+  return _with_sizes(done.stdout)
+
+
+def _with_sizes(wav: bytes) -> bytes:
+  """``wav`` with its RIFF and data chunk sizes filled in.
+
+  festival writes them as 0 when its output is a pipe (it cannot seek back), and
+  sox then reads 0 samples without complaint.
+  """
+  at = wav.find(b"data", 12)
+  if wav[:4] != b"RIFF" or at < 0:
+    raise RuntimeError(f"festival wrote no WAV data ({len(wav)} bytes).")
+  return (b"RIFF" + struct.pack("<I", len(wav) - 8) + wav[8 : at + 4]
+          + struct.pack("<I", len(wav) - at - 8) + wav[at + 8 :])

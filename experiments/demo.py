@@ -2,17 +2,19 @@ r"""The README main job: embedded corpus -> ConvRNN-T trained on the CPU -> WER 
 
   python experiments/demo.py --data_dir=data/tfds --workdir=workdirs/demo
 
-1. builds the config's corpus, ``espeak_speech/full`` (speech only; skipped when
-   already built; ~15 min on 2 cores): 416 training voices and 40,000 sentences, so
-   that 28 minutes of steps are ~2 epochs rather than ~15 of `small`'s 144 voices
-   (BUILD_NOTES.md);
+1. builds the config's corpus, ``synth_speech/full`` (speech only; skipped when
+   already built; ~22 min on 2 cores): 40,000 training sentences read by 416
+   espeak-ng and 84 flite speakers, and the held-out festival family's
+   ``test_unseen`` split (BUILD_NOTES.md);
 2. trains ConvRNN-T with ``experiments/configs/convrnnt.py:demo`` -- a 28-minute
    training budget that also spans restarts, pruned RNN-T loss -- and decodes the
-   config's test utterances (the first 800; Graves beam search, beam 16, fused with a
-   word 4-gram of the training text spelt out per character and a character 12-gram);
-3. decodes the same test utterances with pocketsphinx and a trigram LM of the
-   training text (~11 min; reused when ``<workdir>/pocketsphinx/results.json`` exists);
-4. prints WER overall and per accent for both systems.
+   config's test sets (the first 800 utterances of ``test`` and of ``test_unseen``, the
+   same 800 sentences; Graves beam search, beam 16, fused with a word 4-gram of the
+   training text spelt out per character and a character 12-gram);
+3. decodes the same utterances with pocketsphinx and a trigram LM of the training text
+   (~11 min a set; reused when ``<workdir>/pocketsphinx/<split>/results.json`` exists);
+4. prints WER (with a 95% speaker-bootstrap interval) on the in-domain and the
+   unseen-family test set, then per synthesizer family and per accent, for both systems.
 
 Each stage is one of the project's launchers run as a subprocess, so a stage can be
 rerun on its own; rerunning the demo resumes where it stopped. Config overrides
@@ -56,6 +58,23 @@ def _decoding(result: dict) -> str:
   return text
 
 
+_SPLIT_NAMES = {"test": "in-domain test (espeak-ng + flite voices, unseen speakers)",
+                "test_unseen": "unseen family (festival: never trained or tuned on)"}
+
+
+def _percent(x) -> str:
+  return "-" if x is None else f"{100 * x:.1f}"
+
+
+def _pocketsphinx(ps_dir: str, dataset: str, corpus: str, split: str, limit: str) -> dict:
+  out = os.path.join(ps_dir, split)
+  if not os.path.exists(os.path.join(out, "results.json")):
+    _run("pocketsphinx_baseline.py", f"--dataset={dataset}", f"--corpus={corpus}", f"--split={split}",
+         f"--data_dir={_DATA_DIR.value}", f"--workdir={out}", "--lms=train_text_lm", limit)
+  with open(os.path.join(out, "results.json")) as f:
+    return json.load(f)
+
+
 def main(argv):
   del argv
   model_dir = os.path.join(_WORKDIR.value, "convrnnt")
@@ -63,34 +82,47 @@ def main(argv):
   config = _CONFIG.value
   config_check.validate(config)  # before the corpus build and the training, each many minutes
   dataset, corpus = config.data.name.split("/")
-  if dataset != "espeak_speech":
-    raise ValueError(f"the demo runs on the embedded espeak_speech corpus; the config names {config.data.name}.")
+  if dataset not in ("synth_speech", "espeak_speech"):
+    raise ValueError(f"the demo runs on the embedded corpus (synth_speech or espeak_speech); the config names "
+                     f"{config.data.name}.")
+  splits = list(config.eval.splits)
   limit = f"--limit={config.eval.limit}"
-  _run("build_corpus.py", f"--config={corpus}", "--datasets=speech", f"--data_dir={_DATA_DIR.value}")
+  _run("build_corpus.py", f"--corpus={dataset.split('_')[0]}", f"--config={corpus}", "--datasets=speech",
+       f"--data_dir={_DATA_DIR.value}")
   _run("train.py", f"--config={flags.FLAGS['config'].config_filename}", f"--workdir={model_dir}",
-       f"--config.data.data_dir={_DATA_DIR.value}", "--config.eval.splits=('test',)",
+       f"--config.data.data_dir={_DATA_DIR.value}", f"--config.eval.splits={tuple(splits)!r}",
        *[a for a in sys.argv[1:] if a.startswith("--config.")])  # the demo's own config overrides
-  if not os.path.exists(os.path.join(ps_dir, "results.json")):
-    _run("pocketsphinx_baseline.py", f"--corpus={corpus}", f"--data_dir={_DATA_DIR.value}", f"--workdir={ps_dir}",
-         "--lms=train_text_lm", limit)
   with open(os.path.join(model_dir, "results.json")) as f:
     ours = json.load(f)
-  with open(os.path.join(ps_dir, "results.json")) as f:
-    ps = json.load(f)
-  if len(ps["references"]) != ours["test"]["utterances"]:
-    raise RuntimeError(f"pocketsphinx scored {len(ps['references'])} utterances, ConvRNN-T "
-                       f"{ours['test']['utterances']}: delete {ps_dir} and rerun.")
-  ps_accent = wer.grouped_errors(ps["references"], ps["train_text_lm"]["hypotheses"], ps["accents"])
-  ps_total = wer.corpus_errors(ps["references"], ps["train_text_lm"]["hypotheses"])
-  ours_accent = ours["test"]["per_group"]["accent"]
-  print(f"\n{config.data.name} test, {len(ps['references'])} utterances. ConvRNN-T: {ours['steps']} steps in "
-        f"{ours['train_seconds'] / 60:.1f} min of CPU training, {_decoding(ours['test'])}. pocketsphinx 5: "
-        "trigram LM of the training text.\n")
-  print("| accent | ConvRNN-T WER % | pocketsphinx WER % |")
+  ps = {split: _pocketsphinx(ps_dir, dataset, corpus, split, limit) for split in splits}
+  for split in splits:
+    if len(ps[split]["references"]) != ours[split]["utterances"]:
+      raise RuntimeError(f"pocketsphinx scored {len(ps[split]['references'])} {split} utterances, ConvRNN-T "
+                         f"{ours[split]['utterances']}: delete {os.path.join(ps_dir, split)} and rerun.")
+  print(f"\n{config.data.name}, the first {config.eval.limit or 'all'} utterances of each test set. ConvRNN-T: "
+        f"{ours['steps']} steps in {ours['train_seconds'] / 60:.1f} min of CPU training, {_decoding(ours[splits[0]])}. "
+        "pocketsphinx 5: trigram LM of the training text. Intervals: 95%, speaker bootstrap.\n")
+  print("| test set | ConvRNN-T WER % [95% interval] | pocketsphinx WER % |")
   print("| --- | --- | --- |")
-  print(f"| all | {100 * ours['test']['wer']:.1f} | {100 * ps_total.wer:.1f} |")
-  for accent in sorted(ours_accent):
-    print(f"| {accent} | {100 * ours_accent[accent]:.1f} | {100 * ps_accent[accent].wer:.1f} |")
+  for split in splits:
+    low, high = ours[split].get("wer_interval") or (None, None)
+    print(f"| {_SPLIT_NAMES.get(split, split)} | {_percent(ours[split]['wer'])} [{_percent(low)}, {_percent(high)}] "
+          f"| {100 * wer.corpus_errors(ps[split]['references'], ps[split]['train_text_lm']['hypotheses']).wer:.1f} |")
+  if "test" in splits and "test_unseen" in splits and ours["test"]["wer"]:
+    print(f"\nunseen-family / in-domain WER: ConvRNN-T {ours['test_unseen']['wer'] / ours['test']['wer']:.2f}x")
+  for field, title in (("family", "synthesizer family"), ("accent", "accent")):
+    rows = []
+    for split in splits:
+      ours_group = ours[split]["per_group"].get(field, {})
+      labels = ps[split].get("families" if field == "family" else "accents")
+      if not ours_group or not labels:
+        continue
+      ps_group = wer.grouped_errors(ps[split]["references"], ps[split]["train_text_lm"]["hypotheses"], labels)
+      rows += [f"| {split} | {g} | {_percent(ours_group[g])} | {100 * ps_group[g].wer:.1f} |"
+               for g in sorted(ours_group) if g in ps_group]
+    if rows:
+      print(f"\n| split | {title} | ConvRNN-T WER % | pocketsphinx WER % |\n| --- | --- | --- | --- |")
+      print("\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""What the embedded espeak-ng corpus contains, decided before any audio exists.
+"""What the embedded corpus contains, decided before any audio exists.
 
 `plan_corpus(config)` is a pure function of a `CorpusConfig`: it draws the
-speakers, splits them by accent into train/dev/test speakers (so dev and test
-speakers are unseen in training, as in LibriSpeech and VoxCeleb), assigns
+speakers, splits them by accent (espeak-ng) or by base voice (flite) into
+train/dev/test speakers (so dev and test speakers are unseen in training, as in
+LibriSpeech and VoxCeleb), puts the held-out synthesizer family's speakers
+(festival in `SYNTH_CONFIGS`) into ``test_unseen`` alone, assigns
 generated sentences to speakers, draws each utterance's acoustic condition and
 noise seed, and lays out the speaker-verification trials and the two-talker
 mixtures. Synthesis (`asrjax.corpus.synthesis`) then only executes the plan, so

@@ -92,9 +92,11 @@ def require_tools(families=("espeak-ng",)) -> None:
     names = " and ".join(missing) if len(missing) <= 2 else ", ".join(missing[:-1]) + " and " + missing[-1]
     tools = list(families) + ["sox"]
     used = " and ".join(tools) if len(tools) <= 2 else ", ".join(tools[:-1]) + " and " + tools[-1]
-    packages = [synthesizers.PACKAGES[m] for m in missing]
-    if "festival" in families and {"festival", "text2wave"} & set(missing):
-      packages += [synthesizers.FESTIVAL_VOICE_PACKAGES[v.name] for v in synthesizers.VOICES["festival"]]
+    packages = []
+    for program in missing:
+      packages.append(synthesizers.PACKAGES[program])
+      if program in synthesizers.PROGRAMS["festival"]:  # festival ships without English voices
+        packages += [synthesizers.FESTIVAL_VOICE_PACKAGES[v.name] for v in synthesizers.VOICES["festival"]]
     raise RuntimeError(
         f"{names} {'is' if len(missing) == 1 else 'are'} not installed; the embedded corpus is synthesised with "
         f"{used}. Install with `sudo apt-get install {' '.join(dict.fromkeys(packages))}` (Debian/Ubuntu) or "

@@ -1,9 +1,14 @@
-"""Synthetic speakers: espeak-ng voice settings plus demographic and geographic metadata.
+"""Synthetic speakers: synthesizer voice settings plus demographic and geographic metadata.
 
-A speaker is an espeak-ng English voice (accent) x voice variant (which fixes the
-gender) x pitch x speaking rate x word gap x a voice-quality filter, each drawn from
-an explicit `numpy.random.Generator`. Every speaker also carries the metadata that
-the fairness and speaker-verification methods need:
+An espeak-ng speaker (`sample_speakers`) is an English voice (accent) x voice variant
+(which fixes the gender) x pitch x speaking rate x word gap x a voice-quality filter.
+A flite or festival speaker (`sample_voice_speakers`) is one recorded base voice
+(`asrjax.corpus.synthesizers.BaseVoice`: its talker, gender and accent) widened by a
+formant shift, a target f0, a speaking rate, a voice-quality filter, an output level
+and a codec-like bandwidth. Every draw comes from an explicit
+`numpy.random.Generator`, and every speaker records its ``family``, ``base_voice``
+and ``talker`` (so splits can keep a talker out of training) and carries the
+metadata that the fairness and speaker-verification methods need:
 
 * accent (the espeak-ng voice) and its home region;
 * gender (from the variant) and an age band;

@@ -87,6 +87,9 @@ def _prepared_dir(name: str, data_dir: str) -> str | None:
   return os.path.join(root, max(found)[1]) if found else None
 
 
+_OWN = ("espeak_", "synth_")  # the embedded corpora's builder names (asrjax.corpus.espeak_corpus)
+
+
 def _builder(name: str, data_dir: str) -> tfds.core.DatasetBuilder:
   """The prepared dataset's read-only builder; else ``tfds.builder`` (for `open_split`'s
   "not prepared" message), with a short message for an unknown dataset (TFDS lists its
@@ -96,7 +99,7 @@ def _builder(name: str, data_dir: str) -> tfds.core.DatasetBuilder:
   prepared = _prepared_dir(name, data_dir)
   if prepared is not None:
     return tfds.builder_from_directory(prepared)
-  if name.startswith("espeak_"):
+  if name.startswith(_OWN):
     from asrjax.corpus import espeak_corpus  # noqa: F401, PLC0415 -- registers the builders: configs, build command
   try:
     return tfds.builder(name, data_dir=data_dir)
@@ -131,8 +134,8 @@ def open_split(name: str, split: str, data_dir: str, *, sample_rate: int | None 
     config = name.split("/")[1] if "/" in name else "tiny"
     raise DatasetMissingError(
         f"{name} is not prepared under {data_dir}. Build it with: "
-        f"python experiments/build_corpus.py --config={config} --data_dir={data_dir}"
-        if name.startswith("espeak_") else
+        f"python experiments/build_corpus.py --corpus={name.split('_')[0]} --config={config} --data_dir={data_dir}"
+        if name.startswith(_OWN) else
         f"{name} is not prepared under {data_dir}; prepare it with tfds (array_record format)."
     )
   if split not in builder.info.splits:

@@ -162,8 +162,9 @@ def evaluate(model, params, split, tok, *, batch_size: int = 16, buckets=(32_000
 
   Returns:
     ``{"wer", "total": ErrorCounts, "errors": {group_field: {value: ErrorCounts}}, "rtf",
-    "hypotheses", "references", "utterance_errors": [ErrorCounts]}``, the last three in
-    split order (each utterance is aligned once; every total is summed from them). ``wer`` is NaN when
+    "hypotheses", "references", "utterance_errors": [ErrorCounts], "speakers"}``, the last four in
+    split order (each utterance is aligned once; every total is summed from them;
+    ``speakers``: each example's ``speaker_id``, or its own label without one). ``wer`` is NaN when
     the references hold no words (`ErrorCounts.wer`); an example without a group
     field that others have is labelled `MISSING` in that field. ``rtf`` is decode
     wall time / audio duration on this host.
@@ -185,7 +186,7 @@ def evaluate(model, params, split, tok, *, batch_size: int = 16, buckets=(32_000
   decode = batch_decoder.BatchDecoder(model, params, decoder=decoder, decoder_options=options,
                                       front_end=front_end or FrontEnd())
   order = sorted(range(n), key=lambda i: lengths[i])
-  refs, hyps, meta, audio_seconds, start = [None] * n, [None] * n, [None] * n, 0.0, time.time()
+  refs, hyps, meta, speakers, audio_seconds, start = [None] * n, [None] * n, [None] * n, [None] * n, 0.0, time.time()
   for s in range(0, n, batch_size):
     ids = order[s : s + batch_size]
     exs = [_record(split, i) for i in ids]
@@ -194,6 +195,7 @@ def evaluate(model, params, split, tok, *, batch_size: int = 16, buckets=(32_000
       refs[i] = catalog.as_text(e["text"])
       hyps[i] = tok.decode(o[0][0]) if o else ""
       meta[i] = example_groups(e)
+      speakers[i] = catalog.as_text(e["speaker_id"]) if "speaker_id" in e else f"utterance-{i}"
       audio_seconds += lengths[i] / 16_000
   elapsed = time.time() - start
   fields = list(dict.fromkeys(f for m in meta for f in m))  # every field any example has, first-seen order
@@ -201,12 +203,22 @@ def evaluate(model, params, split, tok, *, batch_size: int = 16, buckets=(32_000
   errors = {f: wer.group_counts(per_utterance, [m.get(f, MISSING) for m in meta]) for f in fields}
   total = sum(per_utterance, wer.ErrorCounts())
   return {"wer": total.wer, "total": total, "errors": errors, "rtf": elapsed / max(audio_seconds, 1e-9),
-          "hypotheses": hyps, "references": refs, "utterance_errors": per_utterance}
+          "hypotheses": hyps, "references": refs, "utterance_errors": per_utterance, "speakers": speakers}
 
 
 def rate(counts: wer.ErrorCounts) -> float | None:
   """``counts.wer`` for JSON: None (``null``) instead of NaN when there are no reference words."""
   return None if math.isnan(counts.wer) else counts.wer
+
+
+BOOTSTRAP_DRAWS = 2000
+BOOTSTRAP_KEY = 0  # fixed: an interval is a function of the hypotheses alone
+
+
+def speaker_interval(ev: dict, level: float = 0.95) -> list:
+  """``[low, high]`` (None for NaN): the speaker-bootstrap interval of `evaluate`'s corpus WER."""
+  draws = wer.bootstrap_wers(ev["utterance_errors"], ev["speakers"], BOOTSTRAP_KEY, BOOTSTRAP_DRAWS)
+  return [None if math.isnan(x) else x for x in wer.percentile_interval(draws, level)]
 
 
 def per_group_rates(errors: dict) -> dict:

@@ -160,6 +160,52 @@ def grouped_errors(references, hypotheses, groups) -> dict:
   return group_counts(utterance_errors(references, hypotheses), groups)
 
 
+def bootstrap_wers(counts: Sequence[ErrorCounts], clusters, key: int, draws: int = 2000):
+  """``[draws]`` corpus WERs of cluster-bootstrap resamples (clusters, e.g. speakers, drawn with replacement).
+
+  Utterances of one speaker are not independent, so the resampling unit is the
+  cluster: each draw picks as many clusters as there are, with replacement, and sums
+  their errors and reference words. A draw with no reference words is NaN.
+
+  Args:
+    counts: per-utterance errors.
+    clusters: one label per utterance (e.g. its speaker id).
+    key: seed of the draws (`numpy.random.default_rng`).
+    draws: number of resamples, >= 1.
+
+  References:
+    Efron and Tibshirani, "An introduction to the bootstrap", 1993; Bisani and Ney,
+    "Bootstrap estimates for confidence intervals in ASR performance evaluation", ICASSP 2004.
+  """
+  import numpy as np  # noqa: PLC0415 -- the rest of this module is pure Python
+
+  grouped = group_counts(counts, clusters)
+  if not grouped:
+    raise ValueError("no utterances to resample.")
+  if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+    raise ValueError(f"draws must be an integer >= 1; got {draws!r}.")
+  errors = np.array([c.errors for c in grouped.values()], np.float64)
+  words = np.array([c.reference_words for c in grouped.values()], np.float64)
+  n = len(grouped)
+  weights = np.random.default_rng(key).multinomial(n, np.full(n, 1.0 / n), size=draws)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    return (weights @ errors) / (weights @ words)
+
+
+def percentile_interval(draws, level: float = 0.95) -> tuple[float, float]:
+  """``(low, high)``: the central ``level`` percentile interval of bootstrap ``draws`` (NaN draws ignored)."""
+  import numpy as np  # noqa: PLC0415
+
+  if not 0.0 < level < 1.0:
+    raise ValueError(f"level must be in (0, 1); got {level!r}.")
+  draws = np.asarray(draws, np.float64)
+  draws = draws[~np.isnan(draws)]
+  if draws.size == 0:
+    return float("nan"), float("nan")
+  low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+  return float(low), float(high)
+
+
 def format_wer(c: ErrorCounts) -> str:
   """``c.wer`` in percent with one decimal, or ``"-"`` when there are no reference words."""
   return f"{100 * c.wer:.1f}" if c.reference_words else "-"
@@ -174,5 +220,5 @@ def wer_table(counts: dict, title: str = "group") -> str:
   return "\n".join(rows)
 
 
-__all__ = ["ErrorCounts", "align", "corpus_errors", "format_wer", "group_counts", "grouped_errors", "utterance_errors",
+__all__ = ["ErrorCounts", "align", "bootstrap_wers", "corpus_errors", "percentile_interval", "format_wer", "group_counts", "grouped_errors", "utterance_errors",
            "wer_table", "word_errors"]

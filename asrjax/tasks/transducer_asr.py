@@ -455,7 +455,9 @@ class TransducerASR:
                                limit=config.eval.limit, front_end=self.front_end, decoder_options=options)
       record = {"wer": evaluation.rate(ev["total"]), "rtf": ev["rtf"], "utterances": len(ev["references"]),
                 "decoder": config.eval.decoder, "decoder_options": config.eval.decoder_options.to_dict(),
-                "lm": config.eval.lm.to_dict(), "per_group": evaluation.per_group_rates(ev["errors"])}
+                "lm": config.eval.lm.to_dict(), "per_group": evaluation.per_group_rates(ev["errors"]),
+                # 95% speaker-bootstrap interval (utterances of a speaker are not independent)
+                "wer_interval": evaluation.speaker_interval(ev)}
       out[split_name] = (record, {"wer": ev["wer"], "rtf": ev["rtf"]})
     return out
 

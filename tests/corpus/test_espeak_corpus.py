@@ -136,7 +136,7 @@ def test_build_is_deterministic_whatever_the_worker_count(tiny, tmp_path):
 
 
 def test_missing_and_corrupt_data_give_clear_errors(tiny, tmp_path):
-  with pytest.raises(sources.DatasetMissingError, match="build_corpus.py --config=small"):
+  with pytest.raises(sources.DatasetMissingError, match="build_corpus.py --corpus=espeak --config=small"):
     sources.open_split("espeak_speech/small", "train", str(tmp_path / "empty"))
   copy = tmp_path / "copy"
   shutil.copytree(tiny, copy)

@@ -54,7 +54,7 @@ def test_unknown_names_splits_and_directories(data_dir, tmp_path):
     sources.open_split("fake_rate_speech/rate16000", "test", data_dir)
   with pytest.raises(sources.DatasetMissingError, match=r"not prepared under .*empty"):
     sources.open_split("fake_rate_speech/rate16000", "train", str(tmp_path / "empty"))
-  with pytest.raises(sources.DatasetMissingError, match=r"build_corpus.py --config=small --data_dir="):
+  with pytest.raises(sources.DatasetMissingError, match=r"build_corpus.py --corpus=espeak --config=small --data_dir="):
     sources.open_split("espeak_speech/small", "train", str(tmp_path / "empty"))
   with pytest.raises(ValueError, match=r"unknown corpus config 'tinny': choose one of tiny\|small\|full\. "
                                        r"Did you mean 'tiny'\?"):

@@ -106,7 +106,7 @@ def test_a_config_loaded_twice_gives_independent_equal_configs():
   first.model.transducer.embed_dim = 999
   first.data.name = "changed"
   second = load("convrnnt", "tiny")
-  assert second.model.transducer.embed_dim == 16 and second.data.name == "espeak_speech/tiny"
+  assert second.model.transducer.embed_dim == 16 and second.data.name == "synth_speech/tiny"
   assert load_module("convrnnt").common is not load_module("convrnnt").common  # each load reads common.py afresh
 
 

@@ -481,7 +481,7 @@ def _workspace() -> dict:
   for name in ("workdir", "wd_neg_limit", "wd_empty_split", "wd_partial"):  # the last three hold an earlier result
     paths.setdefault(name, os.path.join(d, name))
     os.makedirs(paths[name])
-  good = {"dataset": "espeak_speech/tiny", "split": "test", "steps": [9], "wer": 0.25, "utterances": 2,
+  good = {"dataset": "synth_speech/tiny", "split": "test", "steps": [9], "wer": 0.25, "utterances": 2,
           "references": ["a b", "c d e"], "hypotheses": ["a b", "c x e"]}
   jsons = {
       "good": good,
@@ -490,7 +490,7 @@ def _workspace() -> dict:
       "other_dataset": dict(good, dataset="librispeech/clean100"),
       "other_transcripts": dict(good, references=["a b", "c d f"]),
       "length_mismatch": dict(good, hypotheses=["a b"]),
-      "no_references": {"dataset": "espeak_speech/tiny", "split": "test", "wer": 0.25},
+      "no_references": {"dataset": "synth_speech/tiny", "split": "test", "wer": 0.25},
       "too_many": dict(good, references=["a b", "c d e", "f"], hypotheses=["a b", "c x e", "f"]),
       "breakdown": dict(good, references=["turn on the light", "play music"],
                         hypotheses=["turn on light", "play some music"]),
@@ -546,7 +546,7 @@ def _scenarios(p) -> list[dict]:
   ]
 
 
-_PREVIOUS = {"dataset": "espeak_speech/tiny", "split": "test", "wer": 0.1, "utterances": 3,
+_PREVIOUS = {"dataset": "synth_speech/tiny", "split": "test", "wer": 0.1, "utterances": 3,
              "references": ["a", "b", "c"], "hypotheses": ["a", "b", "x"]}  # a good earlier result
 
 

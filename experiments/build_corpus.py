@@ -21,6 +21,7 @@ on stderr (exit status 1) saying what to do, before anything is written.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -66,6 +67,9 @@ def main(argv):
     print(corpus_stats.summary_table(builder))
   if cache:
     shutil.rmtree(cache, ignore_errors=True)
+    parent = os.path.dirname(cache)
+    if os.path.isdir(parent) and not os.listdir(parent):
+      os.rmdir(parent)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,29 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,baselines]'
 	touch $(STAMP)
 
-# espeak-ng, flite, festival (with three English voices) and sox synthesise the embedded
-# corpus (Debian/Ubuntu packages).
-SYSTEM_PACKAGES := espeak-ng sox flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+# The embedded corpus is synthesised with espeak-ng, flite, MBROLA (contrib), SVOX Pico
+# (non-free), festival with three English voices, and sox (Debian/Ubuntu packages). On
+# Debian the contrib and non-free components are enabled first when apt cannot find them
+# (Ubuntu: the multiverse component).
+SYSTEM_PACKAGES := espeak-ng sox flite mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 libttspico-utils \
+  festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+CONTRIB_SOURCES := /etc/apt/sources.list.d/asrjax-contrib-non-free.sources
 system-deps:
-	@if ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null || ! command -v flite >/dev/null \
-	    || ! command -v text2wave >/dev/null || [ ! -d /usr/share/festival/voices/english/ked_diphone ] \
-	    || [ ! -d /usr/share/festival/voices/english/kal_diphone ] \
-	    || [ ! -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ]; then \
+	@missing=0; for t in espeak-ng sox flite mbrola pico2wave text2wave; do command -v $$t >/dev/null || missing=1; done; \
+	for v in english/kal_diphone english/ked_diphone us/cmu_us_slt_arctic_hts; do \
+	  [ -d /usr/share/festival/voices/$$v ] || missing=1; done; \
+	for v in us1 us2 us3 en1; do [ -e /usr/share/mbrola/$$v/$$v ] || missing=1; done; \
+	if [ $$missing = 1 ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES) \
-	  || { echo "Could not install the synthesizers: run 'sudo apt-get install $(SYSTEM_PACKAGES)'"; exit 1; }; \
+	  $$SUDO apt-get update -qq; \
+	  if ! apt-get install --dry-run -qq $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
+	    if grep -qi ubuntu /etc/os-release; then $$SUDO add-apt-repository -y multiverse; \
+	    else . /etc/os-release; printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$$VERSION_CODENAME" \
+	      | $$SUDO tee $(CONTRIB_SOURCES) >/dev/null; fi; \
+	    $$SUDO apt-get update -qq; \
+	  fi; \
+	  $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES) \
+	  || { echo "Could not install the synthesizers: enable Debian's contrib and non-free components (Ubuntu: multiverse), then run 'sudo apt-get install $(SYSTEM_PACKAGES)'"; exit 1; }; \
 	fi
 
 # The main job: build the embedded corpus (`full`, speech only), train ConvRNN-T on the CPU

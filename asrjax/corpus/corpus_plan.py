@@ -143,17 +143,21 @@ CONFIGS = {
                          {"train": 8_000, "test": 1_000}),
 }
 
-# The multi-synthesizer corpus (``synth_speech``): espeak-ng and flite for training,
-# festival held out as the standing cross-synthesizer test.
-_SYNTH = dict(heldout_family="festival", family_share={"espeak-ng": 0.5, "flite": 0.5})
+# The multi-synthesizer corpus (``synth_speech``): espeak-ng, flite, MBROLA and Pico for
+# training (8 recorded talkers besides espeak-ng's rules), festival held out as the
+# standing cross-synthesizer test.
+_SYNTH = dict(heldout_family="festival",
+              family_share={"espeak-ng": 0.4, "flite": 0.2, "mbrola": 0.2, "pico": 0.2})
 SYNTH_CONFIGS = {
     "tiny": CorpusConfig("tiny", 4, {"train": 48, "dev": 12, "test": 16, UNSEEN_SPLIT: 12}, 2,
                          {"train": 8, "test": 4}, speaker_split=(0.5, 0.25, 0.25),
-                         families={"flite": 4, "festival": 2}, **_SYNTH),
+                         families={"flite": 4, "mbrola": 4, "pico": 4, "festival": 2}, **_SYNTH),
     "small": CorpusConfig("small", 25, {"train": 6_000, "dev": 400, "test": 800, UNSEEN_SPLIT: 400}, 25,
-                          {"train": 1_000, "test": 200}, families={"flite": 20, "festival": 6}, **_SYNTH),
+                          {"train": 1_000, "test": 200}, families={"flite": 20, "mbrola": 10, "pico": 10, "festival": 6},
+                          **_SYNTH),
     "full": CorpusConfig("full", 75, {"train": 40_000, "dev": 2_000, "test": 4_000, UNSEEN_SPLIT: 1_200}, 100,
-                         {"train": 8_000, "test": 1_000}, families={"flite": 60, "festival": 12}, **_SYNTH),
+                         {"train": 8_000, "test": 1_000},
+                         families={"flite": 60, "mbrola": 30, "pico": 30, "festival": 12}, **_SYNTH),
 }
 
 

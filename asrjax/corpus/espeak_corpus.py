@@ -77,7 +77,7 @@ def check_config(name, configs=corpus_plan.CONFIGS) -> str:
   raise ValueError(f"unknown corpus config {name!r}: choose one of {'|'.join(valid)}.{hint}")
 
 
-SYNTH_FAMILIES = ("espeak-ng", "flite", "festival")
+SYNTH_FAMILIES = ("espeak-ng", "flite", "mbrola", "pico", "festival")
 
 
 def missing_tools(families=("espeak-ng",)) -> list[str]:
@@ -95,12 +95,17 @@ def require_tools(families=("espeak-ng",)) -> None:
     packages = []
     for program in missing:
       packages.append(synthesizers.PACKAGES[program])
-      if program in synthesizers.PROGRAMS["festival"]:  # festival ships without English voices
-        packages += [synthesizers.FESTIVAL_VOICE_PACKAGES[v.name] for v in synthesizers.VOICES["festival"]]
+      for family in families:  # festival and mbrola ship without voices
+        if program == synthesizers.PROGRAMS[family][-1] and family in synthesizers.VOICE_PACKAGES:
+          packages += list(synthesizers.VOICE_PACKAGES[family].values())
+    components = ""
+    if {"mbrola", "pico2wave"} & set(missing):
+      components = (" (mbrola and its voices are in Debian's contrib component, libttspico-utils in non-free; "
+                    "Ubuntu: multiverse)")
     raise RuntimeError(
         f"{names} {'is' if len(missing) == 1 else 'are'} not installed; the embedded corpus is synthesised with "
-        f"{used}. Install with `sudo apt-get install {' '.join(dict.fromkeys(packages))}` (Debian/Ubuntu) or "
-        f"`make system-deps`.")
+        f"{used}. Install with `sudo apt-get install {' '.join(dict.fromkeys(packages))}` (Debian/Ubuntu{components}) "
+        f"or `make system-deps`.")
 
 
 def _cache_file(cache_dir: str, utt_id: str) -> str:

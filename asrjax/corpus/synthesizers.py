@@ -1,9 +1,12 @@
 """The offline English synthesizer families of the corpus and the voices each one ships.
 
-Three families install from Debian's main archive: espeak-ng (formant synthesis by
-rule: no recorded talker), flite (CMU's diphone and clustergen voices, built from
-recordings of real talkers) and festival (diphone voices and an HTS voice, also built
-from recordings). A `BaseVoice` is one voice of a family; its ``talker`` names the
+Five families install from Debian's packages: espeak-ng (formant synthesis by rule: no
+recorded talker), flite (CMU's diphone and clustergen voices, built from recordings
+of real talkers), festival (diphone voices and an HTS voice, also built from
+recordings) -- all three in ``main`` -- and, from ``contrib`` / ``non-free``, MBROLA
+(diphone databases of four English talkers, driven by espeak-ng's phonemes) and SVOX
+Pico (``pico2wave``: a US and a British English voice). A `BaseVoice` is one voice of
+a family; its ``talker`` names the
 person whose recordings it was built from, which several voices share across families:
 flite's ``kal``/``kal16`` and festival's ``kal_diphone`` come from the same diphone
 recordings, flite's ``slt`` and festival's ``cmu_us_slt_arctic_hts`` from the same CMU
@@ -29,9 +32,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import re
 import struct
 import subprocess
+import tempfile
 from typing import TYPE_CHECKING
 
 from asrjax.corpus import system_tools
@@ -39,7 +44,7 @@ from asrjax.corpus import system_tools
 if TYPE_CHECKING:
   from asrjax.corpus import speakers as speakers_lib
 
-FAMILIES = ("espeak-ng", "flite", "festival")
+FAMILIES = ("espeak-ng", "flite", "mbrola", "pico", "festival")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +53,8 @@ class BaseVoice:
 
   Attributes:
     family: one of `FAMILIES`.
-    name: the synthesizer's name for it (``flite -voice NAME``, festival's ``voice_NAME``).
+    name: the synthesizer's name for it (``flite -voice NAME``, festival's ``voice_NAME``,
+      espeak-ng's ``mb-NAME``, ``pico2wave -l NAME``).
     talker: the person recorded to build it (``""`` for rule-based espeak-ng).
     gender: "female" | "male".
     accent: the closest accent of `asrjax.corpus.speakers.ACCENTS` (its region places the
@@ -80,6 +86,19 @@ VOICES: dict[str, tuple[BaseVoice, ...]] = {
         BaseVoice("flite", "rms", "rms", "male", "en-us", False, True, 104.0),
         BaseVoice("flite", "slt", "slt", "female", "en-us", True, True, 174.0),
     ),
+    # MBROLA through espeak-ng (``-v mb-us1``): espeak-ng sets the rate; its pitch scale is
+    # not in Hz, so the pitch moves only with the formant shift.
+    "mbrola": (
+        BaseVoice("mbrola", "us1", "mbrola-us1", "female", "en-us", False, True, 193.0),
+        BaseVoice("mbrola", "us2", "mbrola-us2", "male", "en-us", False, True, 101.0),
+        BaseVoice("mbrola", "us3", "mbrola-us3", "male", "en-us", False, True, 99.0),
+        BaseVoice("mbrola", "en1", "mbrola-en1", "male", "en-gb", False, True, 101.0),
+    ),
+    # Pico's ``<pitch level>`` / ``<speed level>`` markup (percent of the voice's own).
+    "pico": (
+        BaseVoice("pico", "en-US", "pico-en-US", "female", "en-us", True, True, 168.0),
+        BaseVoice("pico", "en-GB", "pico-en-GB", "female", "en-gb", True, True, 168.0),
+    ),
     "festival": (
         BaseVoice("festival", "kal_diphone", "kal", "male", "en-us", True, True, 107.0),
         BaseVoice("festival", "ked_diphone", "ked", "male", "en-us", True, True, 107.0),
@@ -87,12 +106,18 @@ VOICES: dict[str, tuple[BaseVoice, ...]] = {
     ),
 }
 
-# Debian packages per program and per festival voice.
+# Debian packages per program and per voice (festival and MBROLA ship without voices;
+# mbrola and its voices are in contrib, libttspico-utils in non-free).
 PACKAGES = {"espeak-ng": "espeak-ng", "sox": "sox", "flite": "flite", "festival": "festival",
-            "text2wave": "festival"}
-FESTIVAL_VOICE_PACKAGES = {"kal_diphone": "festvox-kallpc16k", "ked_diphone": "festvox-kdlpc16k",
-                           "cmu_us_slt_arctic_hts": "festvox-us-slt-hts"}
-PROGRAMS = {"espeak-ng": ("espeak-ng",), "flite": ("flite",), "festival": ("festival", "text2wave")}
+            "text2wave": "festival", "mbrola": "mbrola", "pico2wave": "libttspico-utils"}
+VOICE_PACKAGES = {"festival": {"kal_diphone": "festvox-kallpc16k", "ked_diphone": "festvox-kdlpc16k",
+                               "cmu_us_slt_arctic_hts": "festvox-us-slt-hts"},
+                  "mbrola": {v: f"mbrola-{v}" for v in ("us1", "us2", "us3", "en1")}}
+FESTIVAL_VOICE_PACKAGES = VOICE_PACKAGES["festival"]
+PROGRAMS = {"espeak-ng": ("espeak-ng",), "flite": ("flite",), "festival": ("festival", "text2wave"),
+            "mbrola": ("espeak-ng", "mbrola"), "pico": ("pico2wave",)}
+MBROLA_DIR = "/usr/share/mbrola"
+PICO_LANG_DIR = "/usr/share/pico/lang"
 
 
 def voices(family: str) -> tuple[BaseVoice, ...]:
@@ -116,8 +141,7 @@ def install_packages(families) -> list[str]:
   packages = ["sox"]
   for family in families:
     packages += [PACKAGES[p] for p in PROGRAMS[family]]
-    if family == "festival":
-      packages += [FESTIVAL_VOICE_PACKAGES[v.name] for v in VOICES["festival"]]
+    packages += [VOICE_PACKAGES[family][v.name] for v in VOICES.get(family, ()) if family in VOICE_PACKAGES]
   return list(dict.fromkeys(packages))
 
 
@@ -143,6 +167,12 @@ def installed_voices(family: str) -> frozenset[str]:
     out = subprocess.run([system_tools.require("festival"), "--pipe"], input="(print (voice.list))\n",
                          check=True, capture_output=True, text=True).stdout
     return frozenset(re.sub(r"[()]", " ", out).split())
+  if family == "mbrola":  # espeak-ng lists mb-* voices whether or not their databases are installed
+    names = os.listdir(MBROLA_DIR) if os.path.isdir(MBROLA_DIR) else []
+    return frozenset(n for n in names if os.path.exists(os.path.join(MBROLA_DIR, n, n)))
+  if family == "pico":
+    names = os.listdir(PICO_LANG_DIR) if os.path.isdir(PICO_LANG_DIR) else []
+    return frozenset(n[: -len("_ta.bin")] for n in names if n.endswith("_ta.bin"))
   raise ValueError(f"no voice listing for family {family!r}.")
 
 
@@ -150,7 +180,8 @@ def validate_voices(family: str) -> None:
   """Raises `ValueError` naming every voice of ``family`` its program lacks, with the package to install."""
   missing = [v for v in voices(family) if v.name not in installed_voices(family)]
   if missing:
-    packages = sorted({FESTIVAL_VOICE_PACKAGES.get(v.name, PACKAGES[family]) for v in missing})
+    program = PROGRAMS[family][-1]
+    packages = sorted({VOICE_PACKAGES.get(family, {}).get(v.name, PACKAGES[program]) for v in missing})
     raise ValueError(
         f"{family} has no voice(s) {[v.name for v in missing]} (it lists {sorted(installed_voices(family))}); "
         f"install them with `sudo apt-get install {' '.join(packages)}` or `make system-deps`.")
@@ -165,6 +196,10 @@ def tool_version(family: str) -> str:
     out = subprocess.run([system_tools.require("flite"), "--version"], capture_output=True, text=True).stdout
     found = re.search(r"version: (\S+)", out)
     return f"flite {found.group(1)}" if found else out.strip()
+  if family in ("mbrola", "pico"):  # neither program prints a version: the Debian package's
+    package = {"mbrola": "mbrola", "pico": "libttspico-utils"}[family]
+    out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True)
+    return f"{package} {out.stdout.strip() or 'unknown'}"
   out = subprocess.run([system_tools.require("festival"), "--version"], capture_output=True, text=True).stdout
   return out.strip().split(": ", 1)[-1]  # without the program's path
 
@@ -202,12 +237,32 @@ def render_wav(text: str, speaker: speakers_lib.Speaker) -> bytes:
   base = voice(speaker.base_voice)
   if base.family == "flite":
     return subprocess.run(_flite(text, speaker, base), check=True, capture_output=True).stdout
+  if base.family == "mbrola":  # espeak-ng's default rate is 175 words per minute
+    argv = [system_tools.require("espeak-ng"), "-v", f"mb-{base.name}", "-s", str(round(175 * speaker.rate / 100)),
+            "--stdout", text]
+    return subprocess.run(argv, check=True, capture_output=True).stdout
+  if base.family == "pico":
+    return _pico(text, speaker, base)
   argv = [system_tools.require("text2wave"), "-eval", _festival_setup(speaker, base), "-o", "/dev/stdout"]
   done = subprocess.run(argv, input=text.encode(), check=True, capture_output=True)
   error = done.stderr.decode(errors="replace")
   if re.search(r"SIOD ERROR|\bError\b", error):
     raise RuntimeError(f"festival failed on voice {base.name} for {text!r}: {error.strip()}")
   return _with_sizes(done.stdout)
+
+
+def _pico(text: str, speaker: speakers_lib.Speaker, base: BaseVoice) -> bytes:
+  """``pico2wave`` writes only to a named ``.wav`` file: one in a private temporary folder."""
+  if "<" in text or ">" in text:
+    raise ValueError(f"text for pico must not hold markup: {text!r}")
+  pitch = round(100 * speaker.pitch / base.f0_hz) if speaker.pitch else 100
+  marked = f"<pitch level='{pitch}'><speed level='{speaker.rate}'>{text}</speed></pitch>"
+  with tempfile.TemporaryDirectory(prefix="asrjax-pico-") as tmp:
+    path = os.path.join(tmp, "out.wav")
+    subprocess.run([system_tools.require("pico2wave"), "-l", base.name, "-w", path, marked], check=True,
+                   capture_output=True)
+    with open(path, "rb") as f:
+      return f.read()
 
 
 def _with_sizes(wav: bytes) -> bytes:

@@ -49,16 +49,20 @@ def test_missing_synthesizers_are_one_line_with_every_package(tmp_path):
   empty = tmp_path / "bin"
   empty.mkdir()
   result = run_launcher("--config=tiny", path=str(empty), data_dir=tmp_path / "tfds")
-  _assert_short(result, "build_corpus: espeak-ng, flite, festival, text2wave and sox are not installed; the embedded "
-                        "corpus is synthesised with espeak-ng, flite, festival and sox. Install with `sudo apt-get "
-                        "install espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox` "
-                        "(Debian/Ubuntu) or `make system-deps`.")
+  _assert_short(result, "build_corpus: espeak-ng, flite, mbrola, pico2wave, festival, text2wave and sox are not "
+                        "installed; the embedded corpus is synthesised with espeak-ng, flite, mbrola, pico, festival "
+                        "and sox. Install with `sudo apt-get install espeak-ng flite mbrola mbrola-us1 mbrola-us2 "
+                        "mbrola-us3 mbrola-en1 libttspico-utils festival festvox-kallpc16k festvox-kdlpc16k "
+                        "festvox-us-slt-hts sox` (Debian/Ubuntu (mbrola and its voices are in Debian's contrib "
+                        "component, libttspico-utils in non-free; Ubuntu: multiverse)) or `make system-deps`.")
   assert not (tmp_path / "tfds").exists()
 
 
 @pytest.mark.parametrize("missing,packages", [
     (("flite",), "flite"),
     (("text2wave",), "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"),
+    (("mbrola",), "mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1"),
+    (("pico2wave",), "libttspico-utils"),
     (("flite", "sox"), "flite sox"),
 ])
 def test_the_synth_builder_checks_its_synthesizers_before_writing(tmp_path, monkeypatch, missing, packages):
@@ -66,7 +70,7 @@ def test_the_synth_builder_checks_its_synthesizers_before_writing(tmp_path, monk
   monkeypatch.setattr(system_tools.shutil, "which", lambda tool: None if tool in missing else real(tool) or "/x")
   builder = espeak_corpus.SynthSpeech(config="tiny", data_dir=str(tmp_path / "tfds"), num_workers=1)
   with pytest.raises(RuntimeError, match=rf"^{' and '.join(missing)} (is|are) not installed; .*espeak-ng, flite, "
-                                         rf"festival and sox\. Install with `sudo apt-get install {packages}`"):
+                                         rf"mbrola, pico, festival and sox\. Install with `sudo apt-get install {packages}`"):
     builder.download_and_prepare(file_format="array_record")
   assert not (tmp_path / "tfds" / "synth_speech").exists()
 

@@ -1,4 +1,4 @@
-"""flite and festival voices, validated like espeak-ng's: each renders, each differs, and the
+"""flite, MBROLA, Pico and festival voices, validated like espeak-ng's: each renders, each differs, and the
 speaker settings and acoustic conditions are measured on their output."""
 
 import dataclasses
@@ -14,11 +14,12 @@ from asrjax.corpus import synthesis as Y
 from asrjax.corpus import synthesizers as Z
 
 pytestmark = pytest.mark.skipif(
-    not all(shutil.which(t) for t in ("flite", "text2wave", "festival", "sox")),
-    reason="flite/festival/sox not installed (make system-deps)")
+    not all(shutil.which(t) for t in ("flite", "text2wave", "festival", "mbrola", "pico2wave", "sox")),
+    reason="flite/festival/mbrola/pico/sox not installed (make system-deps)")
 
 TEXT = "please add milk eggs and bread to my shopping list"
-RECORDED = [v for family in ("flite", "festival") for v in Z.voices(family)]
+FAMILIES = ("flite", "mbrola", "pico", "festival")
+RECORDED = [v for family in FAMILIES for v in Z.voices(family)]
 
 
 def neutral(base: Z.BaseVoice, **changes) -> S.Speaker:
@@ -51,7 +52,7 @@ def high_fraction(x: np.ndarray, above_hz: float) -> float:
 
 
 def test_every_voice_is_installed_and_listed():
-  for family in ("flite", "festival"):
+  for family in FAMILIES:
     Z.validate_voices(family)  # raises naming the package of any voice the program lacks
 
 
@@ -71,10 +72,12 @@ def test_native_pitch_reaches_its_target(base):
     assert abs(measured / target - 1) < 0.12, (base.key, target, measured)
 
 
-@pytest.mark.parametrize("base", [Z.voice("flite:rms"), Z.voice("festival:kal_diphone"),
-                                  Z.voice("festival:cmu_us_slt_arctic_hts")], ids=lambda v: v.key)
+@pytest.mark.parametrize("base", [Z.voice("flite:rms"), Z.voice("festival:kal_diphone"), Z.voice("mbrola:us2"),
+                                  Z.voice("pico:en-GB"), Z.voice("festival:cmu_us_slt_arctic_hts")],
+                         ids=lambda v: v.key)
 def test_rate_changes_the_duration(base):
-  """Natively (flite, festival diphones) or through sox tempo (the HTS voice): duration ~ 1 / rate."""
+  """Natively (flite, festival diphones, espeak-ng for MBROLA, Pico's markup) or through sox tempo
+  (the HTS voice): duration ~ 1 / rate."""
   slow, fast = (Y.render_clean(TEXT, neutral(base, rate=r), Y.Condition()).size for r in (80, 125))
   assert abs((slow / fast) / (125 / 80) - 1) < 0.15, (base.key, slow, fast)
 
@@ -88,7 +91,7 @@ def test_formant_shift_moves_the_pitch_with_it(key):
   assert abs(shifted / plain / 2 ** (150 / 1200) - 1) < 0.05, (plain, shifted)
 
 
-@pytest.mark.parametrize("key", ["flite:rms", "festival:cmu_us_slt_arctic_hts"])
+@pytest.mark.parametrize("key", ["flite:rms", "mbrola:us1", "pico:en-US", "festival:cmu_us_slt_arctic_hts"])
 def test_level_bandwidth_and_conditions_measured_on_the_output(key):
   base = Z.voice(key)
   speaker = neutral(base)
@@ -96,9 +99,10 @@ def test_level_bandwidth_and_conditions_measured_on_the_output(key):
   quiet = Y.render_clean(TEXT, neutral(base, level_db=-12.0), Y.Condition())
   assert abs(20 * np.log10(np.abs(quiet).max() / np.abs(clean).max()) + 12.0) < 0.1
   narrow = Y.render_clean(TEXT, neutral(base, bandwidth_hz=4000), Y.Condition())
-  assert high_fraction(narrow, 4300) < 0.002 < high_fraction(clean, 4300)
+  # relative to the voice's own energy there (MBROLA and Pico voices have little above 4 kHz)
+  assert high_fraction(narrow, 4300) < 0.02 * high_fraction(clean, 4300) and high_fraction(clean, 4300) > 1e-4
   phone = Y.render_clean(TEXT, speaker, Y.Condition(band_limited=True))
-  assert high_fraction(phone, 3800) < 0.01 < high_fraction(clean, 3800)
+  assert high_fraction(phone, 3800) < 0.05 * high_fraction(clean, 3800)
   fast = Y.render_clean(TEXT, speaker, Y.Condition(speed=1.1))
   assert abs(fast.size / clean.size - 1 / 1.1) < 0.01
   for snr in (0.0, 10.0):
@@ -144,6 +148,27 @@ def test_missing_festival_voice_names_its_package(monkeypatch):
   monkeypatch.setattr(Z, "installed_voices", lambda family: frozenset({"kal_diphone", "cmu_us_slt_arctic_hts"}))
   with pytest.raises(ValueError, match=r"\['ked_diphone'\].*sudo apt-get install festvox-kdlpc16k"):
     Z.validate_voices("festival")
+
+
+def test_missing_mbrola_database_is_found_on_disk(monkeypatch, tmp_path):
+  """espeak-ng lists every mb-* voice whether or not its database is installed."""
+  (tmp_path / "us1").mkdir()
+  (tmp_path / "us1" / "us1").write_bytes(b"x")
+  (tmp_path / "us2").mkdir()  # a folder without its database
+  monkeypatch.setattr(Z, "MBROLA_DIR", str(tmp_path))
+  Z.installed_voices.cache_clear()
+  try:
+    assert Z.installed_voices("mbrola") == {"us1"}
+    with pytest.raises(ValueError, match=r"mbrola has no voice\(s\) \['us2', 'us3', 'en1'\].*apt-get install "
+                                         r"mbrola-en1 mbrola-us2 mbrola-us3"):
+      Z.validate_voices("mbrola")
+  finally:
+    Z.installed_voices.cache_clear()
+
+
+def test_pico_refuses_markup_in_the_text():
+  with pytest.raises(ValueError, match="must not hold markup"):
+    Z.render_wav("turn <speed level='500'>on</speed>", neutral(Z.voice("pico:en-US")))
 
 
 def test_wav_sizes_written_as_zero_are_filled_in():

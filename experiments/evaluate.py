@@ -119,14 +119,17 @@ def main(argv):
   options = transducer_asr.decoding_options(config, _DECODER.value, tok, _WORKDIR.value, flag_options)
   ev = evaluation.evaluate(model, params, split, tok, decoder=_DECODER.value, decoder_options=options,
                            limit=_LIMIT.value, front_end=front_end)
+  interval = evaluation.speaker_interval(ev)
+  shown = "-" if None in interval else f"[{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
   print(f"{config.data.name} {_SPLIT.value}, {_DECODER.value}, step {step}"
         + (f" (mean of steps {list(steps)})" if len(steps) > 1 else "") + f": WER {wer.format_wer(ev['total'])}%"
-        f" of {ev['total'].reference_words} reference words, RTF {ev['rtf']:.3f}")
+        f" (95% speaker bootstrap {shown}) of {ev['total'].reference_words} reference words, RTF {ev['rtf']:.3f}")
   for field, counts in ev["errors"].items():
     print(wer.wer_table(counts, field))
   with atomic_file.open(out) as f:
     json.dump({"dataset": config.data.name, "split": _SPLIT.value, "steps": list(steps),
-               "wer": evaluation.rate(ev["total"]), "rtf": ev["rtf"], "utterances": len(ev["references"]),
+               "wer": evaluation.rate(ev["total"]), "wer_interval": interval, "rtf": ev["rtf"],
+               "utterances": len(ev["references"]),
                "decoder_options": {k: v for k, v in options.items() if k != "lm"},
                "lm": config.eval.lm.to_dict() if "lm" in options else None,
                "per_group": evaluation.per_group_rates(ev["errors"]),

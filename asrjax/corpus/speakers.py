@@ -209,6 +209,18 @@ def area_attributes(code: str, seed: int) -> tuple[str, str]:
   return DEMOGRAPHIC_GROUPS[min(group, len(DEMOGRAPHIC_GROUPS) - 1)], INCOME_BANDS[income]
 
 
+def _home(rng: np.random.Generator, accent: Accent, seed: int) -> tuple:
+  """``(latitude, longitude, area_code, demographic_group, income_band)``: a home around the accent's
+  region centre, or another region's for ``MOVED_FRACTION`` of speakers."""
+  home = accent
+  if rng.random() < MOVED_FRACTION:
+    home = ACCENTS[int(rng.integers(len(ACCENTS)))]
+  lat = float(np.clip(home.latitude + home.spread_deg * rng.normal(), -89.0, 89.0))
+  lon = float(home.longitude + home.spread_deg * rng.normal())
+  code = area_code(lat, lon)
+  return (lat, lon, code, *area_attributes(code, seed))
+
+
 def sample_speakers(rng: np.random.Generator, num: int, *, seed: int, prefix: str = "spk") -> list[Speaker]:
   """Draws ``num`` speakers, accents round-robin so every accent is represented.
 
@@ -230,13 +242,7 @@ def sample_speakers(rng: np.random.Generator, num: int, *, seed: int, prefix: st
     rate = int(rng.integers(200, 250) if hard else rng.integers(135, 195))
     if age_band == "60+":
       rate = int(rate * 0.9)
-    home = accent
-    if rng.random() < MOVED_FRACTION:
-      home = ACCENTS[int(rng.integers(len(ACCENTS)))]
-    lat = float(np.clip(home.latitude + home.spread_deg * rng.normal(), -89.0, 89.0))
-    lon = float(home.longitude + home.spread_deg * rng.normal())
-    code = area_code(lat, lon)
-    group, income = area_attributes(code, seed)
+    lat, lon, code, group, income = _home(rng, accent, seed)
     speakers.append(
         Speaker(
             speaker_id=f"{prefix}{i:04d}",
@@ -307,13 +313,7 @@ def sample_voice_speakers(rng: np.random.Generator, base, num: int, *, seed: int
     rate = int(rng.integers(120, 141) if hard else rng.integers(85, 116))
     if age_band == "60+":
       rate = int(rate * 0.9)
-    home = accent
-    if rng.random() < MOVED_FRACTION:
-      home = ACCENTS[int(rng.integers(len(ACCENTS)))]
-    lat = float(np.clip(home.latitude + home.spread_deg * rng.normal(), -89.0, 89.0))
-    lon = float(home.longitude + home.spread_deg * rng.normal())
-    code = area_code(lat, lon)
-    group, income = area_attributes(code, seed)
+    lat, lon, code, group, income = _home(rng, accent, seed)
     speaker = Speaker(
         speaker_id=f"{prefix}{i:04d}", accent=accent.voice, region=accent.region, variant=base.name,
         gender=base.gender, age_band=age_band, pitch=pitch, rate=rate, word_gap=0,

@@ -136,15 +136,6 @@ def voice(key: str) -> BaseVoice:
   raise ValueError(f"unknown base voice {key!r}; known: {[v.key for vs in VOICES.values() for v in vs]}.")
 
 
-def install_packages(families) -> list[str]:
-  """Debian packages that provide ``families`` (programs, festival's voices) and sox."""
-  packages = ["sox"]
-  for family in families:
-    packages += [PACKAGES[p] for p in PROGRAMS[family]]
-    packages += [VOICE_PACKAGES[family][v.name] for v in VOICES.get(family, ()) if family in VOICE_PACKAGES]
-  return list(dict.fromkeys(packages))
-
-
 def missing_programs(families) -> list[str]:
   """The programs ``families`` need (and sox) that are not on ``PATH``, in a stable order."""
   programs = [p for f in families for p in PROGRAMS[f]] + ["sox"]

@@ -43,7 +43,8 @@ RECORDS = [
 def _split():
   rng = np.random.default_rng(0)
   return [{"audio": (rng.normal(size=n) * 2000).astype(np.int16), "text": ref.encode() if i % 2 else ref,
-           "accent": accent, "gender": "f" if i % 3 else "m", "id": f"utt{i}"}
+           "accent": accent, "gender": "f" if i % 3 else "m", "id": f"utt{i}",
+           **({"speaker_id": f"spk{i % 3}".encode()} if i < 6 else {})}  # the last one has no speaker
           for i, (n, ref, _, accent, _) in enumerate(RECORDS)]
 
 
@@ -109,6 +110,8 @@ def test_wer_groups_and_order_of_a_hand_built_split(setup, stub_decoder):
   assert ev["wer"] == pytest.approx(jiwer.process_words([r[1] for r in RECORDS], [r[2] for r in RECORDS]).wer)
   # and utterance by utterance, in split order: the counts every total is summed from
   assert ev["utterance_errors"] == [wer.ErrorCounts(*r[4], len(r[1].split())) for r in RECORDS]  # by hand
+  # the bootstrap's clusters: each example's speaker, or the utterance itself without one
+  assert ev["speakers"] == ["spk0", "spk1", "spk2", "spk0", "spk1", "spk2", "utterance-6"]
   # per accent (bytes and str labels alike) and per gender, summed by hand
   accents = {a: _hand_counts([r for r in RECORDS if r[3] in (a, a.encode())]) for a in ("en-gb", "en-us", "en-in")}
   assert ev["errors"]["accent"] == dict(sorted(accents.items()))

@@ -440,7 +440,8 @@ for sc in scenarios:
       total = wer.corpus_errors(refs, hyps)
       return {"wer": total.wer, "total": total, "errors": {"accent": wer.grouped_errors(refs, hyps, groups)},
               "rtf": 0.1, "hypotheses": hyps, "references": refs,
-              "utterance_errors": [wer.word_errors(r, h) for r, h in zip(refs, hyps)]}
+              "utterance_errors": [wer.word_errors(r, h) for r, h in zip(refs, hyps)],
+              "speakers": [f"s{i}" for i in range(len(refs))]}
     evaluation.evaluate = fake_evaluate
   out, kind, message = io.StringIO(), "ok", ""
   try:

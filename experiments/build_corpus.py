@@ -2,12 +2,12 @@ r"""Builds the embedded corpus (TFDS, array_record) under --data_dir.
 
   python experiments/build_corpus.py --config=tiny  --data_dir=data/tfds   # seconds
   python experiments/build_corpus.py --config=small --data_dir=data/tfds   # minutes
-  python experiments/build_corpus.py --config=full  --data_dir=data/tfds   # ~25 min on 2 cores
-  python experiments/build_corpus.py --config=full --datasets=speech       # the demo corpus, ~22 min
+  python experiments/build_corpus.py --config=full  --data_dir=data/tfds   # ~35 min on 2 cores
+  python experiments/build_corpus.py --config=full --datasets=speech       # the demo corpus, ~31 min
   python experiments/build_corpus.py --config=full --corpus=espeak         # the espeak-ng-only corpus of issue 3
 
-``--corpus=synth`` (default) builds ``synth_speech`` and ``synth_multitalker``: espeak-ng and
-flite voices for training, festival's voices only in ``test_unseen`` (issue 16).
+``--corpus=synth`` (default) builds ``synth_speech`` and ``synth_multitalker``: espeak-ng, flite,
+MBROLA and Pico voices for training, festival's voices only in ``test_unseen`` (issue 16).
 ``--corpus=espeak`` builds the older ``espeak_speech`` and ``espeak_multitalker``.
 ``--datasets`` picks speech and/or mixtures. Each split's utterance lengths (samples) are
 then recorded in the dataset metadata so the input pipeline can bucket by length without

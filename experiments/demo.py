@@ -3,9 +3,10 @@ r"""The README main job: embedded corpus -> ConvRNN-T trained on the CPU -> WER 
   python experiments/demo.py --data_dir=data/tfds --workdir=workdirs/demo
 
 1. builds the config's corpus, ``synth_speech/full`` (speech only; skipped when
-   already built; ~22 min on 2 cores): 40,000 training sentences read by 416
-   espeak-ng and 84 flite speakers, and the held-out festival family's
-   ``test_unseen`` split (BUILD_NOTES.md);
+   already built; ~31 min on 2 cores): 40,000 training sentences read by 416
+   espeak-ng speakers and 210 speakers widened from eight recorded talkers (flite,
+   MBROLA, Pico), and the held-out festival family's ``test_unseen`` split
+   (BUILD_NOTES.md);
 2. trains ConvRNN-T with ``experiments/configs/convrnnt.py:demo`` -- a 28-minute
    training budget that also spans restarts, pruned RNN-T loss -- and decodes the
    config's test sets (the first 800 utterances of ``test`` and of ``test_unseen``, the

@@ -77,7 +77,7 @@ def check_config(name, configs=corpus_plan.CONFIGS) -> str:
   raise ValueError(f"unknown corpus config {name!r}: choose one of {'|'.join(valid)}.{hint}")
 
 
-SYNTH_FAMILIES = ("espeak-ng", "flite", "mbrola", "pico", "festival")
+SYNTH_FAMILIES = synthesizers.FAMILIES  # every family; the config decides which one is held out
 
 
 def missing_tools(families=("espeak-ng",)) -> list[str]:

@@ -14,7 +14,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")), reason="needs espeak-ng and sox"),
+    pytest.mark.skipif(
+        not all(shutil.which(t) for t in ("espeak-ng", "sox", "flite", "text2wave", "mbrola", "pico2wave")),
+        reason="the tiny config trains on synth_speech/tiny: needs espeak-ng/flite/festival/mbrola/pico/sox (make system-deps)"),
 ]
 
 
@@ -38,7 +40,7 @@ def _final_params(workdir):
 def data_dir(tmp_path_factory):
   from asrjax.corpus import espeak_corpus
   path = str(tmp_path_factory.mktemp("tfds"))
-  espeak_corpus.EspeakSpeech(config="tiny", data_dir=path, num_workers=2).download_and_prepare(
+  espeak_corpus.SynthSpeech(config="tiny", data_dir=path, num_workers=2).download_and_prepare(
       file_format="array_record")
   return path
 

@@ -2,6 +2,7 @@
 
 from asrjax.decoding.beam_search import beam_search
 from asrjax.decoding.greedy import greedy_search
+from asrjax.decoding.maes import maes_search
 from asrjax.decoding.modified_beam_search import modified_beam_search
 from asrjax.decoding.transducer import NBest, TransducerFns
 
@@ -25,7 +26,8 @@ DECODERS = _Registry(
     greedy=greedy_search,
     beam=beam_search,
     modified_beam=modified_beam_search,
+    maes=maes_search,
 )
 
 __all__ = ["DECODERS", "NBest", "TransducerFns", "UnknownDecoderError", "beam_search", "greedy_search",
-           "modified_beam_search"]
+           "maes_search", "modified_beam_search"]

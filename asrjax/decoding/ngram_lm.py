@@ -121,6 +121,12 @@ class NgramLM:
     """Index of end-of-sentence in the vectors of `log_probs`."""
     return self.vocab_size
 
+  @property
+  def count_tables(self) -> tuple[_Table, ...]:
+    """The count tables, ``[n]`` for contexts of ``n`` tokens (read-only; `asrjax.decoding.device_lm` lays
+    them out for the jitted search)."""
+    return tuple(self._tables)
+
   # ------------------------------------------------------------------ training
   @classmethod
   def fit(cls, sentences: Iterable[Sequence[int]], vocab_size: int, order: int = 6,

@@ -95,6 +95,11 @@ class LexiconWordLM:
   def eos_id(self) -> int:
     return self.vocab_size
 
+  @property
+  def id_to_char(self) -> dict[int, str]:
+    """The text character of every character id ``>= 2`` (a copy)."""
+    return dict(self._char_of)
+
   @classmethod
   def fit(cls, transcripts: Sequence[str], id_to_char: dict[int, str], char_lm: ngram_lm.NgramLM,
           order: int = 4, discount: float = 0.7, char_weight: float = 0.1) -> "LexiconWordLM":

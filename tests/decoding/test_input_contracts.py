@@ -55,7 +55,7 @@ def test_bad_paddings_raise_eagerly(name, pads):
     _decode(name, ENC, np.asarray(pads, np.float32))
 
 
-@pytest.mark.parametrize("name", ["greedy", "modified_beam"])
+@pytest.mark.parametrize("name", ["greedy", "modified_beam", "maes"])
 def test_broken_contract_under_jit_is_a_nan_score_that_to_lists_refuses(name, references):
   bad_pads = np.array([[0, 0, 0], [0, 1, 0]], np.float32)  # row 1 non-trailing
   nan_enc = ENC.copy()

@@ -73,6 +73,27 @@ class NumpyModel:
       terms.append(sum(self.log_probs(t, y[:u])[self.blank if b else y[u]] for t, u, b in path))
     return float(np.logaddexp.reduce(terms))
 
+  def limited_log_prob(self, y, max_symbols: int) -> float:
+    """``log P(y|x)`` over the alignments that emit at most ``max_symbols`` labels in each frame (-inf if none)."""
+    y, terms = tuple(y), []
+    for counts in itertools.product(range(max_symbols + 1), repeat=len(self.enc)):
+      if sum(counts) != len(y):
+        continue
+      s, u = 0.0, 0
+      for t, c in enumerate(counts):
+        for _ in range(c):
+          s += self.log_probs(t, y[:u])[y[u]]
+          u += 1
+        s += self.log_probs(t, y[:u])[self.blank]
+      terms.append(s)
+    return float(np.logaddexp.reduce(terms)) if terms else -np.inf
+
+  def limited_log_probs(self, max_symbols: int) -> dict:
+    """``{y: limited_log_prob(y)}`` for every y with at most ``max_symbols`` labels per frame."""
+    vocab = len(self.p["out"][0])
+    return {y: self.limited_log_prob(y, max_symbols)
+            for y in all_sequences(vocab, len(self.enc) * max_symbols, self.blank)}
+
   def one_per_frame_log_probs(self) -> dict:
     """``{y: log sum over one-label-per-frame alignments}`` for every reachable y."""
     out = {}
@@ -113,16 +134,22 @@ def all_sequences(vocab: int, max_len: int, blank_id: int = 0):
     yield from itertools.product(labels, repeat=n)
 
 
+MAES_SYMBOLS = 2  # max_symbols_per_frame of the exact ("maes") contract case
+
+
 def reference_nbest(decoder: str, params: dict, enc: np.ndarray, lengths, vocab: int, blank_id: int = 0,
                     max_symbols: int = 4) -> list:
-  """What decoder ``decoder`` ("greedy", "beam", "modified_beam") must return on rows ``enc[b, :lengths[b]]``,
-  from the NumPy model alone: ``[row] -> [(labels, score)]`` best first (greedy: the plain search;
-  modified beam: every one-label-per-frame sequence), or for "beam" ``[row] -> {labels: log P(y|x)}``
+  """What decoder ``decoder`` ("greedy", "beam", "modified_beam", "maes") must return on rows
+  ``enc[b, :lengths[b]]``, from the NumPy model alone: ``[row] -> [(labels, score)]`` best first
+  (greedy: the plain search; modified beam: every one-label-per-frame sequence; maes: every sequence
+  with at most `MAES_SYMBOLS` labels per frame), or for "beam" ``[row] -> {labels: log P(y|x)}``
   over all sequences of up to 5 labels (brute force over alignments)."""
   out = []
   for b, n in enumerate(lengths):
     model = NumpyModel(params, enc[b, :n], blank_id)
-    if decoder == "greedy":
+    if decoder == "maes":
+      out.append(sorted(model.limited_log_probs(MAES_SYMBOLS).items(), key=lambda kv: -kv[1]))
+    elif decoder == "greedy":
       y, s = numpy_greedy(model, n, max_symbols)
       out.append([(tuple(y), s)])
     elif decoder == "modified_beam":
@@ -134,11 +161,18 @@ def reference_nbest(decoder: str, params: dict, enc: np.ndarray, lengths, vocab:
 
 def matches_reference(decoder: str, got: list, ref: list, rtol: float = 1e-5) -> bool:
   """`NBest.to_lists` output against `reference_nbest`: the same hypotheses and scores (greedy,
-  modified beam), or (beam) the brute-force argmax first and every score the brute-force ``log P(y|x)``."""
+  modified beam; maes: the same set, scores in descending order), or (beam) the brute-force argmax
+  first and every score the brute-force ``log P(y|x)``."""
   if len(got) != len(ref):
     return False
   for row, r in zip(got, ref):
-    if decoder == "beam":
+    if decoder == "maes":
+      want = dict(r)
+      scores = [s for _, s in row]
+      if ({tuple(y) for y, _ in row} != set(want) or scores != sorted(scores, reverse=True)
+          or not all(np.isclose(s, want[tuple(y)], rtol=rtol, atol=1e-5) for y, s in row)):
+        return False
+    elif decoder == "beam":
       if not row or tuple(row[0][0]) != max(r, key=r.get):
         return False
       if not all(tuple(y) in r and np.isclose(s, r[tuple(y)], rtol=rtol) for y, s in row):
@@ -159,6 +193,9 @@ CONTRACT_PARAMS = {
     "greedy": make_params(5, CONTRACT_D, CONTRACT_V, scale=2.0),
     "beam": make_params(7, CONTRACT_D, CONTRACT_V, scale=1.5, blank_bias=5.0),
     "modified_beam": make_params(11, CONTRACT_D, CONTRACT_V),
+    "maes": make_params(13, CONTRACT_D, CONTRACT_V, scale=1.5, blank_bias=1.0),
 }
 CONTRACT_OPTIONS = {"greedy": {}, "beam": dict(beam=64, expand=CONTRACT_V, nbest=10, max_symbols_per_frame=8),
-                    "modified_beam": dict(beam=16)}
+                    "modified_beam": dict(beam=16),
+                    # 127 sequences of at most 2 labels in each of 3 frames: a beam of 128 prunes nothing
+                    "maes": dict(beam=128, max_symbols_per_frame=MAES_SYMBOLS)}

@@ -41,9 +41,9 @@ atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 V, D, T = toy.CONTRACT_V, toy.CONTRACT_D, toy.CONTRACT_T
 LENGTHS, ENC, PADS = toy.CONTRACT_LENGTHS, toy.CONTRACT_ENC, toy.CONTRACT_PADS
 PARAMS, OPTIONS = toy.CONTRACT_PARAMS, toy.CONTRACT_OPTIONS
-SMALL = {"greedy": {}, "beam": dict(beam=2, expand=2), "modified_beam": {}}
+SMALL = {"greedy": {}, "beam": dict(beam=2, expand=2), "modified_beam": {}, "maes": dict(beam=2)}
 DECODER_FN = {"greedy": decoding.greedy_search, "beam": decoding.beam_search,
-              "modified_beam": decoding.modified_beam_search}
+              "modified_beam": decoding.modified_beam_search, "maes": decoding.maes_search}
 
 
 @functools.cache
@@ -139,8 +139,19 @@ def _jit_cases(name: str) -> list[Case]:
 
 
 def _option_cases() -> list[Case]:
-  g, b, m = "decoding/greedy", "decoding/beam", "decoding/modified_beam"
+  g, b, m, a = "decoding/greedy", "decoding/beam", "decoding/modified_beam", "decoding/maes"
   return [
+      Case(f"{a}/beam_0", lambda: _decode("maes", beam=0), raises=ValueError, match="beam.*>= 1"),
+      Case(f"{a}/beam_float", lambda: _decode("maes", beam=2.5), raises=ValueError, match="beam.*integer"),
+      Case(f"{a}/max_symbols_per_frame_0", lambda: _decode("maes", max_symbols_per_frame=0), raises=ValueError,
+           match="max_symbols_per_frame.*>= 1"),
+      Case(f"{a}/expansion_gamma_0", lambda: _decode("maes", expansion_gamma=0.0), raises=ValueError,
+           match="expansion_gamma.*> 0"),
+      Case(f"{a}/expansion_gamma_nan", lambda: _decode("maes", expansion_gamma=float("nan")), raises=ValueError,
+           match="expansion_gamma.*finite"),
+      Case(f"{a}/lm_weight_without_lm", lambda: _decode("maes", lm_weight=0.5), raises=ValueError,
+           match="lm_weight.*need an n-gram LM"),
+      Case(f"{a}/unknown_option", lambda: _decode("maes", expand=2), raises=TypeError, match="expand"),
       Case(f"{g}/max_symbols_per_frame_0", lambda: _decode("greedy", max_symbols_per_frame=0), raises=ValueError,
            match="max_symbols_per_frame.*>= 1"),
       Case(f"{g}/max_symbols_per_frame_negative", lambda: _decode("greedy", max_symbols_per_frame=-3),
@@ -239,6 +250,52 @@ def _fusion_cases() -> list[Case]:
            raises=ValueError, match="lm.*7.*5 outputs"),
       Case(f"{b}/not_an_lm", lambda: _fuse({"vocab_size": LM_V}), raises=ValueError, match="lm must have"),
       Case(f"{b}/blank_id_not_0", lambda: decoding.beam_search(
+          toy.fns(2), LM_PARAMS, ENC[:1], PADS[:1], lm=_char_lm(), lm_weight=0.5), raises=ValueError,
+           match="blank id 0"),
+  ]
+
+
+MAES_LM_OPTIONS = dict(beam=96, max_symbols_per_frame=1)  # 85 sequences of <= 1 label in each of 3 frames
+
+
+def _fused_maes_reference(lm, lm_weight, length_bonus):
+  """Every sequence reachable with <= 1 label per frame, scored brute-force log P(y|x) over those alignments
+  + λ log P_LM(y </s>) + β |y|, the LM read token by token on the host."""
+  model = toy.NumpyModel(LM_PARAMS, ENC[0])
+
+  def lm_score(y):
+    return sum(float(lm.log_probs(y[:i])[y[i] if i < len(y) else lm.eos_id]) for i in range(len(y) + 1))
+
+  def check(out):
+    got = out.to_lists()[0]
+    want = {y: model.limited_log_prob(y, 1) + (lm_weight * lm_score(y) if lm_weight else 0.0) + length_bonus * len(y)
+            for y in toy.all_sequences(LM_V, 3)}
+    return {tuple(y) for y, _ in got} == set(want) and all(
+        np.isclose(s, want[tuple(y)], rtol=1e-5, atol=1e-4) for y, s in got)
+  return check
+
+
+def _fuse_maes(lm, **options):
+  opts = dict(dict(MAES_LM_OPTIONS, lm=lm, lm_weight=0.5, length_bonus=0.3), **options)
+  return decoding.maes_search(toy.FNS, LM_PARAMS, ENC[:1], PADS[:1], **opts)
+
+
+def _maes_fusion_cases() -> list[Case]:
+  a = "decoding/maes/lm"
+  return [
+      Case(f"{a}/ngram", lambda: _fuse_maes(_char_lm()), check=_fused_maes_reference(_char_lm(), 0.5, 0.3)),
+      Case(f"{a}/word_lm", lambda: _fuse_maes(_word_lm()), check=_fused_maes_reference(_word_lm(), 0.5, 0.3)),
+      Case(f"{a}/zero_weight_unsmoothed_lm", lambda: _fuse_maes(_char_lm(0.0), lm_weight=0.0),
+           check=_fused_maes_reference(_char_lm(0.0), 0.0, 0.3)),
+      Case(f"{a}/lm_weight_negative", lambda: _fuse_maes(_char_lm(), lm_weight=-0.5), raises=ValueError,
+           match="lm_weight.*>= 0"),
+      Case(f"{a}/length_bonus_inf", lambda: _fuse_maes(_char_lm(), length_bonus=float("inf")), raises=ValueError,
+           match="length_bonus.*finite"),
+      Case(f"{a}/lm_vocab_mismatch", lambda: _fuse_maes(NgramLM.fit([[1, 2]], vocab_size=7)), raises=ValueError,
+           match="lm.*7.*5 outputs"),
+      Case(f"{a}/not_an_lm", lambda: _fuse_maes({"vocab_size": LM_V}), raises=ValueError,
+           match="lm must be an ngram_lm.NgramLM"),
+      Case(f"{a}/blank_id_not_0", lambda: decoding.maes_search(
           toy.fns(2), LM_PARAMS, ENC[:1], PADS[:1], lm=_char_lm(), lm_weight=0.5), raises=ValueError,
            match="blank id 0"),
   ]
@@ -552,9 +609,9 @@ def _word_cases() -> list[Case]:
   ]
 
 
-CASES = [c for name in ("greedy", "beam", "modified_beam") for c in _decoder_cases(name)]
-CASES += _jit_cases("greedy") + _jit_cases("modified_beam")
-CASES += _option_cases() + _fusion_cases() + _registry_cases() + _streaming_cases() + _ngram_cases() + _word_cases()
+CASES = [c for name in ("greedy", "beam", "modified_beam", "maes") for c in _decoder_cases(name)]
+CASES += _jit_cases("greedy") + _jit_cases("modified_beam") + _jit_cases("maes")
+CASES += _option_cases() + _fusion_cases() + _maes_fusion_cases() + _registry_cases() + _streaming_cases() + _ngram_cases() + _word_cases()
 
 
 @pytest.mark.parametrize("case", CASES, ids=cases.ids(CASES))

@@ -1,0 +1,411 @@
+"""Batched, jit-compiled transducer beam search with several labels per frame and LM fusion on device.
+
+Modified adaptive expansion search (mAES, Kim et al. 2020), frame-synchronous and batched
+over utterances and over the beam, with static shapes. Each utterance keeps ``beam``
+hypotheses ``A_0`` (distinct label sequences with ``log P(y, frames < t)``). At frame t:
+
+1. level 0: every hypothesis is scored by the joint network; ending the frame with blank
+   puts it in the frame's *finished set* ``F``;
+2. level j = 1 .. ``max_symbols_per_frame``: the ``beam`` best one-label extensions of the
+   hypotheses of level j-1 (over all ``beam * (V - 1)`` candidates of the utterance, each
+   scored ``log p(k | y, t)``, plus ``λ log P_LM(k | y) + β`` with an LM) form level j; a
+   candidate is dropped when it scores below the ``beam``-th best of ``F`` (it could not
+   enter the beam even if it ended the frame with probability 1: Graves' stopping rule),
+   and, with ``expansion_gamma`` γ, when ``log p(k | y, t)`` is more than γ below the best
+   label of ``y`` (mAES' prune-by-value). Level j is scored and its blank endings join ``F``.
+   The levels stop early, for the whole batch, once no candidate is left;
+3. ``F`` is kept merged: entries that denote the same label sequence (reached with
+   different numbers of labels inside frame t) are summed with ``logaddexp`` and the
+   ``beam`` best distinct sequences become the next frame's hypotheses.
+
+A path through frame t is (a hypothesis of ``A_0``, the labels it emits in the frame), so
+the entries of one level are distinct sequences and no alignment is counted twice: with
+a beam wider than the number of reachable label sequences (nothing is pruned), every
+final score is exactly ``log P(y|x)`` summed over the alignments with at most
+``max_symbols_per_frame`` labels per frame (tested against brute force), and with an LM
+exactly that ``+ λ log P_LM(y </s>) + β |y|`` (the LM factors depend on ``y`` alone) -- the
+scoring rule of the host `beam_search`, whose numbers this search can be compared with.
+
+Label sequences are compared by length and two 32-bit polynomial hashes (a collision
+needs two different sequences of one length to agree on 64 bits).
+
+*Shallow fusion on device*: ``lm`` is an `ngram_lm.NgramLM` or `word_lm.LexiconWordLM`,
+laid out once by `device_lm.to_device` (cached per LM object); its state rides with each
+hypothesis and is advanced with the labels, so the LM is evaluated once per hypothesis
+per level, inside the compiled program. The finished hypotheses add ``λ log P_LM(</s> | y)``.
+
+*Emission frames* (`NBest.frames`): a label emitted at frame t has frame t (absolute:
+counted from the first frame of the stream). When entries are merged, the survivor keeps
+the frames of its highest-scoring member (the first among ties).
+
+*Streaming*: `maes_start` gives the state before the first frame, `maes_continue` decodes
+more frames (one chunk) from a state and `maes_finish` returns the n-best of a state, so
+decoding chunk by chunk equals decoding the whole utterance (tested). The state's label
+buffers grow between chunks as needed; `maes_search` is the three in one call.
+
+Inputs follow `asrjax.decoding.transducer`'s contract, checked in the Python wrappers before
+the jitted search (trailing 0/1 ``enc_paddings``, finite valid frames, else `ValueError`;
+padded frames are never read). ``B = 0`` gives an empty `NBest`, ``T = 0`` the empty
+hypothesis with score 0 per row (``+ λ log P_LM(</s>)`` with an LM); traced under an outer
+`jit`, a row breaking the contract gets NaN scores instead.
+
+References:
+  Kim, Lee, Shin, Ahn, Kim, Lee, "Accelerating RNN transducer inference via adaptive
+  expansion search", IEEE Signal Processing Letters 27, 2020 (mAES; ESPnet's
+  ``BeamSearchTransducer.modified_adaptive_expansion_search``).
+  Graves, "Sequence transduction with recurrent neural networks", 2012 (prefix merging).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+from typing import Any
+
+from flax import struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from asrjax.decoding import device_lm, transducer
+
+_NEG_INF = -jnp.inf
+_HASH_MULT = (0x9E3779B1, 0x85EBCA77)  # odd 32-bit multipliers of the two rolling hashes
+
+
+class MaesState(struct.PyTreeNode):
+  """Search state of ``B`` streams between frames (``K = beam``, ``L`` the label capacity).
+
+  Attributes:
+    scores: ``[B, K]`` float32 hypothesis scores, -inf for empty slots (NaN: a row that
+      broke the input contract under an outer jit).
+    labels, frames: ``[B, K, L]`` int32 label ids and their absolute emission frames.
+    num_labels: ``[B, K]`` int32.
+    hashes: ``[B, K, 2]`` uint32 rolling hashes of the label sequences.
+    pred_out, pred_state: the prediction network after each hypothesis (leading dim ``B * K``).
+    lm_state: the device LM's state per hypothesis (leading dim ``B * K``), or None.
+    t0: ``[B]`` int32 valid frames consumed so far.
+    lm: the device LM (`device_lm.to_device`), or None; lm_weight, length_bonus: λ and β.
+    beam, max_symbols_per_frame, expansion_gamma: the search options.
+  """
+
+  scores: jax.Array
+  labels: jax.Array
+  frames: jax.Array
+  num_labels: jax.Array
+  hashes: jax.Array
+  pred_out: jax.Array
+  pred_state: Any
+  lm_state: Any
+  t0: jax.Array
+  lm: Any
+  lm_weight: jax.Array
+  length_bonus: jax.Array
+  beam: int = struct.field(pytree_node=False)
+  max_symbols_per_frame: int = struct.field(pytree_node=False)
+  expansion_gamma: float | None = struct.field(pytree_node=False)
+
+
+# ---------------------------------------------------------------------------- helpers
+def _per_hyp(tree, batch: int, beam: int):
+  """Leaves with leading dim ``B * K`` -> ``[B, K, ...]``."""
+  return jax.tree.map(lambda x: x.reshape((batch, beam) + x.shape[1:]), tree)
+
+
+def _flat(tree):
+  """Leaves ``[B, K, ...]`` -> ``[B * K, ...]``."""
+  return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), tree)
+
+
+def _take(tree, idx):
+  """Leaves ``[B, M, ...]`` gathered along axis 1 at ``idx [B, K]``."""
+  return jax.tree.map(lambda x: jnp.take_along_axis(x, idx.reshape(idx.shape + (1,) * (x.ndim - 2)), axis=1), tree)
+
+
+def _hyps(state: MaesState) -> dict:
+  """The per-hypothesis part of ``state`` with every leaf ``[B, K, ...]``."""
+  b, k = state.scores.shape
+  return dict(scores=state.scores, labels=state.labels, frames=state.frames, num_labels=state.num_labels,
+              hashes=state.hashes, pred_out=_per_hyp(state.pred_out, b, k), pred_state=_per_hyp(state.pred_state, b, k),
+              lm_state=_per_hyp(state.lm_state, b, k))
+
+
+def _merge(finished: dict, level: dict, ended: jax.Array, beam: int) -> dict:
+  """``finished`` (``[B, K]`` merged) joined by ``level``'s hypotheses with scores ``ended`` (their
+  blank endings): equal sequences summed, the ``beam`` best distinct ones kept, best first."""
+  both = jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=1), finished, dict(level, scores=ended))
+  s, n, h = both["scores"], both["num_labels"], both["hashes"]
+  alive = s > _NEG_INF
+  same = (jnp.all(h[:, :, None] == h[:, None, :], axis=-1) & (n[:, :, None] == n[:, None, :])
+          & alive[:, :, None] & alive[:, None, :])
+  members = jnp.where(same, s[:, None, :], _NEG_INF)  # [B, 2K (entry), 2K (member)]
+  best = jnp.argmax(members, axis=-1)  # the highest-scoring member represents the group
+  total = jax.nn.logsumexp(members, axis=-1)
+  merged = jnp.where(alive & (best == jnp.arange(s.shape[1])), total, jnp.where(jnp.isnan(s), s, _NEG_INF))
+  top, idx = jax.lax.top_k(merged, beam)
+  out = _take(both, idx)
+  out["scores"] = top
+  return out
+
+
+def _score(fns, params, enc_t, pred_out):
+  """``enc_t [B, D]``, ``pred_out [B, K, P]`` -> ``[B, K, V]`` float32 log-probs."""
+  enc = jnp.broadcast_to(enc_t[:, None], pred_out.shape[:2] + enc_t.shape[-1:])
+  return jax.nn.log_softmax(fns.joint(params, enc, pred_out).astype(jnp.float32), axis=-1)
+
+
+def _expand(fns, params, state: MaesState, hyps: dict, lp, threshold, t_abs):
+  """Level j -> level j + 1: the ``beam`` best one-label extensions of ``hyps`` (``lp [B, K, V]`` their
+  log-probs at this frame), those below ``threshold [B]`` dropped; predictor and LM advanced."""
+  batch, beam, vocab = lp.shape
+  blank = fns.blank_id
+  fused = lp
+  if state.lm is not None:
+    lm_lp = state.lm.log_probs(_flat(hyps["lm_state"]))[:, :vocab].reshape(lp.shape)
+    # λ = 0 adds nothing, also where the LM gives -inf (0 * -inf would be NaN)
+    fused = fused + jnp.where(state.lm_weight > 0, state.lm_weight * lm_lp, 0.0) + state.length_bonus
+  is_blank = jnp.arange(vocab) == blank
+  if state.expansion_gamma is not None:
+    best = jnp.max(jnp.where(is_blank, _NEG_INF, lp), axis=-1, keepdims=True)
+    fused = jnp.where(lp >= best - state.expansion_gamma, fused, _NEG_INF)
+  cand = hyps["scores"][..., None] + jnp.where(is_blank, _NEG_INF, fused)
+  top, idx = jax.lax.top_k(cand.reshape(batch, beam * vocab), beam)
+  top = jnp.where(top >= threshold[:, None], top, _NEG_INF)
+  parent, token = idx // vocab, (idx % vocab).astype(jnp.int32)
+  new = _take(hyps, parent)
+  n = new["num_labels"]
+  at_end = jnp.arange(new["labels"].shape[-1]) == n[..., None]
+  new["labels"] = jnp.where(at_end, token[..., None], new["labels"])
+  new["frames"] = jnp.where(at_end, t_abs[:, None, None], new["frames"])
+  new["num_labels"] = n + 1
+  mult = jnp.asarray(_HASH_MULT, jnp.uint32)
+  new["hashes"] = new["hashes"] * mult + (token.astype(jnp.uint32) + 1)[..., None]
+  new["scores"] = top
+  flat_token = token.reshape(-1)
+  out, pstate = fns.predictor_step(params, flat_token, _flat(new["pred_state"]))
+  new["pred_out"], new["pred_state"] = _per_hyp(out, batch, beam), _per_hyp(pstate, batch, beam)
+  if state.lm is not None:
+    new["lm_state"] = _per_hyp(state.lm.advance(_flat(new["lm_state"]), flat_token), batch, beam)
+  return new
+
+
+@functools.partial(jax.jit, static_argnames=("fns",))
+def _continue(fns, params, enc, enc_paddings, state: MaesState) -> MaesState:
+  batch, t_max, _ = enc.shape
+  beam, max_symbols = state.beam, state.max_symbols_per_frame
+  lengths = transducer.frame_lengths(enc_paddings)
+  # shapes are static: a blank id outside the joint's outputs fails once, at trace time
+  transducer.check_blank_id(fns.blank_id, jax.eval_shape(fns.joint, params, enc[:, 0], state.pred_out[:batch]).shape[-1])
+
+  def frame(hyps, xs):
+    enc_t, t = xs
+    t_abs = state.t0 + t
+    lp = _score(fns, params, enc_t, hyps["pred_out"])
+    empty = dict(hyps, scores=jnp.full_like(hyps["scores"], _NEG_INF))
+    finished = _merge(empty, hyps, hyps["scores"] + lp[..., fns.blank_id], beam)
+
+    def more(c):
+      level, _, fin, j = c
+      return (j < max_symbols) & jnp.any(level["scores"] > _NEG_INF)
+
+    def step(c):
+      level, level_lp, fin, j = c
+      nxt = _expand(fns, params, state, level, level_lp, fin["scores"][:, beam - 1], t_abs)
+      nxt_lp = _score(fns, params, enc_t, nxt["pred_out"])
+      return nxt, nxt_lp, _merge(fin, nxt, nxt["scores"] + nxt_lp[..., fns.blank_id], beam), j + 1
+
+    _, _, finished, _ = jax.lax.while_loop(more, step, (hyps, lp, finished, jnp.int32(0)))
+    valid = t < lengths
+    return jax.tree.map(lambda new, old: jnp.where(valid.reshape((batch,) + (1,) * (new.ndim - 1)), new, old),
+                        finished, hyps), None
+
+  hyps, _ = jax.lax.scan(frame, _hyps(state), (jnp.swapaxes(enc, 0, 1), jnp.arange(t_max)))
+  # only reachable under an outer jit (the wrapper raises on concrete inputs): loud, not silent
+  scores = jnp.where(transducer.invalid_rows(enc, enc_paddings)[:, None], jnp.nan, hyps["scores"])
+  return state.replace(scores=scores, labels=hyps["labels"], frames=hyps["frames"], num_labels=hyps["num_labels"],
+                       hashes=hyps["hashes"], pred_out=_flat(hyps["pred_out"]), pred_state=_flat(hyps["pred_state"]),
+                       lm_state=_flat(hyps["lm_state"]), t0=state.t0 + lengths)
+
+
+@jax.jit
+def _finish(state: MaesState) -> transducer.NBest:
+  scores = state.scores
+  if state.lm is not None:
+    eos = state.lm.log_probs(state.lm_state)[:, state.lm.eos_id].reshape(scores.shape)
+    scores = scores + jnp.where(state.lm_weight > 0, state.lm_weight * eos, 0.0)
+  order = jnp.argsort(-scores, axis=1)
+  scores = jnp.take_along_axis(scores, order, axis=1)
+  labels = jnp.take_along_axis(state.labels, order[..., None], axis=1)
+  frames = jnp.take_along_axis(state.frames, order[..., None], axis=1)
+  num_labels = jnp.take_along_axis(state.num_labels, order, axis=1)
+  paddings = (jnp.arange(labels.shape[-1]) >= num_labels[..., None]).astype(jnp.float32)
+  return transducer.NBest(jnp.where(paddings == 0, labels, 0), paddings, scores, jnp.where(paddings == 0, frames, 0))
+
+
+# ---------------------------------------------------------------------------- public API
+def _check_number(value, name: str) -> float:
+  if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+    raise ValueError(f"{name} must be a finite number; got {value!r}.")
+  return float(value)
+
+
+def _check_lm(fns, params, enc_dim: int, lm, lm_weight, length_bonus):
+  """The LM options checked as `beam_search` checks them; returns ``(device lm or None, λ, β)``."""
+  lm_weight, length_bonus = _check_number(lm_weight, "lm_weight"), _check_number(length_bonus, "length_bonus")
+  if lm_weight < 0:
+    raise ValueError(f"lm_weight must be >= 0 (a negative weight turns the LM's -inf into +inf); got {lm_weight!r}.")
+  if lm is None:
+    if lm_weight or length_bonus:
+      raise ValueError("lm_weight and length_bonus need an n-gram LM (lm=...); none was given.")
+    return None, lm_weight, length_bonus
+  vocab = transducer.joint_vocab_size(fns, params, enc_dim)
+  if fns.blank_id != 0:
+    raise ValueError(f"shallow fusion needs blank id 0 (the LM's token ids); the model's blank is {fns.blank_id}.")
+  dev = device_lm.to_device(lm)
+  if dev.vocab_size != vocab:
+    raise ValueError(f"lm has {dev.vocab_size} token ids (vocab_size) but the model's joint network has {vocab} "
+                     "outputs; train the LM with the model's tokenizer.")
+  return dev, lm_weight, length_bonus
+
+
+def maes_start(fns: transducer.TransducerFns, params, batch: int, *, enc_dim: int, beam: int = 4,
+               max_symbols_per_frame: int = 4, expansion_gamma: float | None = None, lm=None,
+               lm_weight: float = 0.0, length_bonus: float = 0.0, capacity: int = 64) -> MaesState:
+  """The search state of ``batch`` streams before their first frame.
+
+  Args:
+    fns, params: the transducer.
+    batch: streams (``B >= 0``).
+    enc_dim: ``D``, the encoder output width (to check the LM against the joint network's ``V``).
+    beam: hypotheses kept per stream (>= 1).
+    max_symbols_per_frame: labels one path may emit in a frame (>= 1).
+    expansion_gamma: γ > 0 of mAES' prune-by-value, or None (off).
+    lm: an `ngram_lm.NgramLM` or `word_lm.LexiconWordLM` over the model's ``V`` ids (blank 0), or its
+      device layout; lm_weight: λ >= 0; length_bonus: β (both finite; need ``lm``).
+    capacity: initial label capacity per hypothesis (grown by `maes_continue` as needed).
+
+  Raises:
+    ValueError: an option out of range (naming it), or an LM of another vocabulary.
+  """
+  beam = transducer.positive_int(beam, "beam")
+  max_symbols_per_frame = transducer.positive_int(max_symbols_per_frame, "max_symbols_per_frame")
+  if expansion_gamma is not None:
+    expansion_gamma = _check_number(expansion_gamma, "expansion_gamma")
+    if expansion_gamma <= 0:
+      raise ValueError(f"expansion_gamma must be > 0 (or None: no prune-by-value); got {expansion_gamma!r}.")
+  if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 0:
+    raise ValueError(f"batch must be an integer >= 0; got {batch!r}.")
+  transducer.check_blank_id(fns.blank_id, transducer.joint_vocab_size(fns, params, enc_dim))
+  dev, lm_weight, length_bonus = _check_lm(fns, params, enc_dim, lm, lm_weight, length_bonus)
+  flat = batch * beam
+  pred_out, pred_state = _start_predictor(fns, params, flat)
+  capacity = transducer.positive_int(capacity, "capacity")
+  return MaesState(
+      scores=jnp.full((batch, beam), _NEG_INF, jnp.float32).at[:, 0].set(0.0),
+      labels=jnp.zeros((batch, beam, capacity), jnp.int32),
+      frames=jnp.zeros((batch, beam, capacity), jnp.int32),
+      num_labels=jnp.zeros((batch, beam), jnp.int32),
+      hashes=jnp.zeros((batch, beam, 2), jnp.uint32),
+      pred_out=pred_out, pred_state=pred_state,
+      lm_state=None if dev is None else dev.start(flat),
+      t0=jnp.zeros((batch,), jnp.int32),
+      lm=dev, lm_weight=jnp.float32(lm_weight), length_bonus=jnp.float32(length_bonus),
+      beam=beam, max_symbols_per_frame=max_symbols_per_frame, expansion_gamma=expansion_gamma)
+
+
+@functools.partial(jax.jit, static_argnames=("fns", "batch"))
+def _start_predictor(fns, params, batch):
+  """`transducer.start_predictor` compiled (the parameters enter as arguments, also under an outer jit)."""
+  return transducer.start_predictor(fns, params, batch)
+
+
+def _with_capacity(state: MaesState, needed: int) -> MaesState:
+  """``state`` with label buffers of at least ``needed`` positions (grown to a power of two)."""
+  have = state.labels.shape[-1]
+  if have >= needed:
+    return state
+  size = 1 << (needed - 1).bit_length()
+  pad = ((0, 0), (0, 0), (0, size - have))
+  return state.replace(labels=jnp.pad(state.labels, pad), frames=jnp.pad(state.frames, pad))
+
+
+def maes_continue(fns: transducer.TransducerFns, params, enc: jax.Array, enc_paddings: jax.Array,
+                  state: MaesState) -> MaesState:
+  """Decodes frames ``enc [B, T, D]`` (``enc_paddings [B, T]``, 1 = padded) from ``state``.
+
+  Returns the state after each row's last valid frame (``t0`` advanced by its valid frames);
+  ``T = 0`` returns ``state`` itself. The label buffers grow first if this chunk could
+  overflow them (a host read of ``num_labels``).
+
+  Raises:
+    ValueError: the input contract (`transducer.check_encoder_output`) is broken, or ``state``
+      is for another batch size. ``state`` is a value, untouched by a failed call.
+  """
+  transducer.check_encoder_output(enc, enc_paddings)
+  batch, t_max, _ = enc.shape
+  if state.scores.shape[0] != batch:
+    raise ValueError(f"state is for {state.scores.shape[0]} streams but enc has B = {batch} rows; "
+                     f"start it with maes_start(fns, params, {batch}, ...).")
+  if batch == 0 or t_max == 0:
+    return state
+  longest = int(jax.device_get(jnp.max(state.num_labels)))
+  state = _with_capacity(state, longest + t_max * state.max_symbols_per_frame)
+  return _continue(fns, params, enc, enc_paddings, state)
+
+
+def maes_finish(state: MaesState) -> transducer.NBest:
+  """The n-best of ``state``: ``[B, beam, L]``, best first, each score plus ``λ log P_LM(</s> | y)``
+  with an LM; empty slots score -inf."""
+  if state.scores.shape[0] == 0:
+    shape = state.labels.shape
+    return transducer.NBest(jnp.zeros(shape, jnp.int32), jnp.ones(shape, jnp.float32), state.scores,
+                            jnp.zeros(shape, jnp.int32))
+  return _finish(state)
+
+
+def maes_search(
+    fns: transducer.TransducerFns,
+    params,
+    enc: jax.Array,
+    enc_paddings: jax.Array,
+    *,
+    beam: int = 4,
+    max_symbols_per_frame: int = 4,
+    expansion_gamma: float | None = None,
+    lm=None,
+    lm_weight: float = 0.0,
+    length_bonus: float = 0.0,
+) -> transducer.NBest:
+  """Batched mAES beam search on device (module docstring).
+
+  Args:
+    fns: the transducer's pure functions.
+    params: parameters passed to ``fns``.
+    enc: ``[B, T, D]`` encoder output, finite in every valid frame.
+    enc_paddings: ``[B, T]``, 1.0 = padded frame (trailing 0/1).
+    beam: hypotheses kept per utterance (an integer >= 1).
+    max_symbols_per_frame: labels one path may emit in a frame (an integer >= 1).
+    expansion_gamma: γ > 0, mAES' prune-by-value (labels more than γ below a hypothesis' best
+      label are not expanded), or None (off: only the beam prunes).
+    lm: an `ngram_lm.NgramLM` or `word_lm.LexiconWordLM` over the joint network's ``V`` ids
+      (blank 0) for shallow fusion, or its `device_lm` layout.
+    lm_weight: λ >= 0, finite (needs ``lm``).
+    length_bonus: β, finite, added per emitted label (needs ``lm``).
+
+  Returns:
+    `NBest` ``[B, beam, L]`` best first (``L = T * max_symbols_per_frame``, at least 1);
+    scores as in the module docstring; unused slots score -inf.
+
+  Raises:
+    ValueError: the input contract of `transducer.check_encoder_output` is broken (naming
+      ``enc`` / ``enc_paddings`` and the rows), or an option is out of range (naming it).
+  """
+  transducer.check_encoder_output(enc, enc_paddings)
+  batch, t_max, enc_dim = enc.shape
+  state = maes_start(fns, params, batch, enc_dim=enc_dim, beam=beam, max_symbols_per_frame=max_symbols_per_frame,
+                     expansion_gamma=expansion_gamma, lm=lm, lm_weight=lm_weight, length_bonus=length_bonus,
+                     capacity=max(1, t_max * max_symbols_per_frame))
+  if batch and t_max:
+    state = _continue(fns, params, enc, enc_paddings, state)
+  return maes_finish(state)

@@ -35,7 +35,7 @@ import os
 from absl import app, flags
 from ml_collections import config_flags
 
-from asrjax import atomic_file
+from asrjax import atomic_file, decoding
 from asrjax.data import sources
 from asrjax.metrics import wer
 from asrjax.inference import evaluation
@@ -46,7 +46,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "The training configur
                                           "wrote to <workdir>/config.json).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (checkpoints, tokenizer).")
 _SPLIT = flags.DEFINE_string("split", "test", "Split to decode.")
-_DECODER = flags.DEFINE_enum("decoder", "greedy", ["greedy", "beam", "modified_beam"], "Decoder.")
+_DECODER = flags.DEFINE_enum("decoder", "greedy", sorted(decoding.DECODERS), "Decoder.")
 _OPTIONS = flags.DEFINE_string("decoder_options", "{}", "JSON keyword options of the decoder.")
 _LIMIT = flags.DEFINE_integer("limit", 0, "Decode only N utterances (0 = all).")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the newest readable one).")
@@ -113,8 +113,8 @@ def main(argv):
   model, params, tok, front_end, steps = transducer_asr.restore_params(config, _WORKDIR.value, _STEP.value,
                                                                   _AVERAGE.value)
   step = steps[-1]
-  if config.eval.lm.order and _DECODER.value != "beam":
-    print(f"note: the config's n-gram LM (eval.lm.order={config.eval.lm.order}) is for the beam decoder; "
+  if config.eval.lm.order and not decoding.takes_lm(_DECODER.value):
+    print(f"note: the config's n-gram LM (eval.lm.order={config.eval.lm.order}) is for the beam and maes decoders; "
           f"decoding with {_DECODER.value} without it.")
   options = transducer_asr.decoding_options(config, _DECODER.value, tok, _WORKDIR.value, flag_options)
   ev = evaluation.evaluate(model, params, split, tok, decoder=_DECODER.value, decoder_options=options,

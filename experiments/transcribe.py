@@ -28,6 +28,7 @@ import time
 
 from absl import app, flags
 
+from asrjax import decoding
 from asrjax.inference import Recognizer
 from asrjax.inference import recognizer as recognizer_lib
 from asrjax.inference import evaluation
@@ -35,7 +36,7 @@ from asrjax.inference import evaluation
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (its config.json, checkpoints, tokenizer).")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest readable one).")
 _AVERAGE = flags.DEFINE_integer("average", 1, "Decode with the mean of this many newest checkpoints.")
-_DECODER = flags.DEFINE_enum("decoder", None, ["greedy", "beam", "modified_beam"], "Decoder (default: the config's).")
+_DECODER = flags.DEFINE_enum("decoder", None, sorted(decoding.DECODERS), "Decoder (default: the config's).")
 _OPTIONS = flags.DEFINE_string("decoder_options", "{}", "JSON keyword options of the decoder.")
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON object per file (text, n-best with scores, error).")
 _STREAM = flags.DEFINE_bool("stream", False, "Stream each file in --chunk_ms chunks (greedy decoding), printing "

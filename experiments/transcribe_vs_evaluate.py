@@ -21,6 +21,7 @@ import sys
 from absl import app, flags
 import numpy as np
 
+from asrjax import decoding
 from asrjax.data import catalog, sources
 from asrjax.metrics import wer
 from asrjax.train import run_config
@@ -28,7 +29,7 @@ from asrjax.train import run_config
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir with its config.json.")
 _SPLIT = flags.DEFINE_string("split", "test", "Split whose first utterances are written out.")
 _UTTERANCES = flags.DEFINE_integer("utterances", 200, "Utterances to compare.")
-_DECODER = flags.DEFINE_enum("decoder", None, ["greedy", "beam", "modified_beam"], "Decoder (default: the config's).")
+_DECODER = flags.DEFINE_enum("decoder", None, sorted(decoding.DECODERS), "Decoder (default: the config's).")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Where the wav files and the two outputs go.")
 flags.mark_flags_as_required(["workdir", "out_dir"])
 

@@ -1,5 +1,7 @@
 """Transducer decoders sharing one interface: ``decoder(fns, params, enc, enc_paddings, **opts) -> NBest``."""
 
+import inspect
+
 from asrjax.decoding.beam_search import beam_search
 from asrjax.decoding.greedy import greedy_search
 from asrjax.decoding.maes import maes_search
@@ -29,5 +31,12 @@ DECODERS = _Registry(
     maes=maes_search,
 )
 
+
+
+def takes_lm(name: str) -> bool:
+  """Whether decoder ``name`` fuses an LM (takes ``lm=``, ``lm_weight=``, ``length_bonus=``): beam and maes."""
+  return "lm" in inspect.signature(DECODERS[name]).parameters
+
+
 __all__ = ["DECODERS", "NBest", "TransducerFns", "UnknownDecoderError", "beam_search", "greedy_search",
-           "maes_search", "modified_beam_search"]
+           "maes_search", "modified_beam_search", "takes_lm"]

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from asrjax import atomic_file, models
+from asrjax import atomic_file, decoding, models
 from asrjax.data import catalog, pipeline, sources, tokenizer as tokenizer_lib
 from asrjax.decoding import ngram_lm, word_lm
 from asrjax.frontend import features
@@ -127,14 +127,14 @@ def make_lm(config, train_split, tok, workdir: str):
 def decoding_options(config, decoder: str, tok, workdir: str, overrides=None, *, train_split=None,
                      strict: bool = False) -> dict:
   """The keyword options ``decoder`` runs with, merged in one order everywhere: the config's LM
-  (``eval.lm``, beam decoder only: `make_lm`), then the config's ``eval.decoder_options`` when
+  (``eval.lm``, decoders that fuse an LM only -- beam, maes: `make_lm`), then the config's ``eval.decoder_options`` when
   ``decoder`` is the config's own, then ``overrides`` (a caller's, e.g. ``--decoder_options``).
 
-  An LM with another decoder than the beam one is left out (evaluation and inference
+  An LM with a decoder that takes none is left out (evaluation and inference
   print or document it), or refused with ``strict`` (the trainer: its config asks for it).
   """
   options = {}
-  if config.eval.lm.order and (decoder == "beam" or strict):
+  if config.eval.lm.order and (decoding.takes_lm(decoder) or strict):
     options.update(lm_decoder_options(config, decoder, make_lm(config, train_split, tok, workdir)))
   if decoder == config.eval.decoder:  # the config's options belong to its own decoder
     options.update(config.eval.decoder_options.to_dict())
@@ -146,9 +146,10 @@ def lm_decoder_options(config, decoder: str, lm) -> dict:
   """Keyword options that put ``lm`` (from `make_lm`) into ``decoder``; ``{}`` without an LM."""
   if lm is None:
     return {}
-  if decoder != "beam":
+  if not decoding.takes_lm(decoder):
+    fusing = sorted(name for name in decoding.DECODERS if decoding.takes_lm(name))
     raise ValueError(f"shallow fusion with the n-gram LM (eval.lm.order={config.eval.lm.order}) is implemented "
-                     f"for the 'beam' decoder only, not {decoder!r}; set eval.lm.order=0 or use the beam decoder.")
+                     f"for the {fusing} decoders, not {decoder!r}; set eval.lm.order=0 or use one of them.")
   return {"lm": lm, "lm_weight": config.eval.lm.weight, "length_bonus": config.eval.lm.length_bonus}
 
 

@@ -135,7 +135,7 @@ def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval = dict(splits=("dev", "test", "test_unseen"), decoder="greedy", limit=0,
                 decoder_options=dict(),  # keyword options of the decoder, e.g. dict(beam=8)
                 # shallow fusion of a token n-gram LM counted on the training transcripts
-                # (beam decoder only); order 0 = none. word_order > 0 (char tokenizer): a word
+                # (decoders beam and maes); order 0 = none. word_order > 0 (char tokenizer): a word
                 # n-gram over the training vocabulary, spelt out character by character and
                 # interpolated with the token n-gram (weight char_weight); asrjax.decoding.word_lm
                 lm=dict(order=0, discount=0.7, weight=0.0, length_bonus=0.0, word_order=0, char_weight=0.1))

@@ -5,6 +5,7 @@ Kneser-Ney reference; here their float64 vectors are the reference for the float
 on random contexts (in- and out-of-vocabulary, unknown characters, unseen n-grams).
 """
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -41,11 +42,18 @@ def _contexts(rng, tok, n):
   return out
 
 
+# compiled once per LM layout (eagerly, each fori_loop of a binary search would compile per call)
+_advance = jax.jit(lambda dev, state, tokens: dev.advance(state, tokens))
+_log_probs = jax.jit(lambda dev, state: dev.log_probs(state))
+_ngram_advance = jax.jit(device_lm.ngram_advance)
+_range_mass = jax.jit(device_lm.ngram_range_mass)
+
+
 def _device_log_probs(dev, prefix):
   state = dev.start(1)
   for k in prefix:
-    state = dev.advance(state, jnp.asarray([k], jnp.int32))
-  return np.asarray(dev.log_probs(state))[0]
+    state = _advance(dev, state, jnp.asarray([k], jnp.int32))
+  return np.asarray(_log_probs(dev, state))[0]
 
 
 def _assert_same(host, dev, contexts):
@@ -85,10 +93,10 @@ def test_word_range_masses_sum_the_host_probabilities():
     ctx = [int(x) for x in rng.integers(1, vocab, size=rng.integers(0, 5))]
     state = device_lm.ngram_start(tables, 1)
     for k in ctx:
-      state = device_lm.ngram_advance(tables, state, jnp.asarray([k], jnp.int32))
+      state = _ngram_advance(tables, state, jnp.asarray([k], jnp.int32))
     lo = np.sort(rng.integers(1, vocab + 2, size=(1, 6)), axis=1)
     hi = np.minimum(lo + rng.integers(0, 5, size=lo.shape), vocab + 1)
-    got = np.asarray(device_lm.ngram_range_mass(tables, state, jnp.asarray(lo, jnp.int32), jnp.asarray(hi, jnp.int32)))
+    got = np.asarray(_range_mass(tables, state, jnp.asarray(lo, jnp.int32), jnp.asarray(hi, jnp.int32)))
     p = np.exp(lm.log_probs(ctx))
     want = [p[a:b].sum() for a, b in zip(lo[0], hi[0])]
     np.testing.assert_allclose(got[0], want, rtol=1e-5, atol=1e-7)
@@ -104,9 +112,9 @@ def test_batched_states_are_independent_rows():
   states = [dev.start(3)]
   for i in range(width):
     tokens = jnp.asarray([p[i] if i < len(p) else 3 for p in prefixes], jnp.int32)
-    states.append(dev.advance(states[-1], tokens))
+    states.append(_advance(dev, states[-1], tokens))
   for row, p in enumerate(prefixes):
-    got = np.asarray(dev.log_probs(states[len(p)]))[row]
+    got = np.asarray(_log_probs(dev, states[len(p)]))[row]
     np.testing.assert_allclose(got[1:], lm.log_probs(p)[1:], atol=2e-5)
 
 

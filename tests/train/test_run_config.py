@@ -66,6 +66,9 @@ def test_decoding_options_merge_lm_then_config_then_the_caller(tmp_path):
   assert isinstance(got.pop("lm"), ngram_lm.NgramLM)
   assert got == {"lm_weight": 0.1, "length_bonus": 0.2, "beam": 3}
   assert transducer_asr.decoding_options(config, "greedy", tok, str(tmp_path)) == {}  # the LM and beam=6 are the beam's
+  on_device = transducer_asr.decoding_options(config, "maes", tok, str(tmp_path))  # maes fuses the LM too
+  assert isinstance(on_device.pop("lm"), ngram_lm.NgramLM)
+  assert on_device == {"lm_weight": 0.5, "length_bonus": 0.2}
   config.eval.decoder = "greedy"
-  with pytest.raises(ValueError, match="implemented for the 'beam' decoder only"):
+  with pytest.raises(ValueError, match=r"implemented for the \['beam', 'maes'\] decoders, not 'greedy'"):
     transducer_asr.decoding_options(config, "greedy", tok, str(tmp_path), strict=True)

@@ -59,7 +59,7 @@ def _decoding(result: dict) -> str:
   return text
 
 
-_SPLIT_NAMES = {"test": "in-domain test (espeak-ng + flite voices, unseen speakers)",
+_SPLIT_NAMES = {"test": "in-domain test (espeak-ng, flite, MBROLA, Pico voices; unseen speakers)",
                 "test_unseen": "unseen family (festival: never trained or tuned on)"}
 
 

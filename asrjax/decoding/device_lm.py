@@ -80,6 +80,9 @@ class NgramTables:
       ``n`` tokens extending context ``i`` of ``n - 1`` tokens are ``[child_offsets[i], child_offsets[i+1])``.
     child_tokens: for ``n >= 1`` (index ``n - 1``), ``[C_n]`` int32 the newest token of each context.
     roots: ``[order]`` int32 index of the sentence-start context per order (-1: none).
+    flat_words, flat_cum, flat_child_tokens: ``words``, ``cum`` and ``child_tokens`` of every order
+      end to end (order ``n`` from ``word_base[n]`` / ``child_base[n - 1]``), so one binary search
+      serves all orders at once.
     order, vocab_size, discount: the host model's.
     fanout: per order, the most followers of one context (static: the gather width).
     child_fanout: per order ``n >= 1``, the most contexts extending one context.
@@ -93,11 +96,16 @@ class NgramTables:
   child_offsets: tuple
   child_tokens: tuple
   roots: jax.Array
+  flat_words: jax.Array
+  flat_cum: jax.Array
+  flat_child_tokens: jax.Array
   order: int = struct.field(pytree_node=False)
   vocab_size: int = struct.field(pytree_node=False)
   discount: float = struct.field(pytree_node=False)
   fanout: tuple = struct.field(pytree_node=False)
   child_fanout: tuple = struct.field(pytree_node=False)
+  word_base: tuple = struct.field(pytree_node=False)
+  child_base: tuple = struct.field(pytree_node=False)
 
 
 def _int32(a: np.ndarray, what: str) -> np.ndarray:
@@ -144,9 +152,14 @@ def ngram_tables(lm: ngram_lm.NgramLM) -> NgramTables:
       fields["child_tokens"].append(np.r_[np.asarray(t.keys) % v, 0].astype(np.int32))
       child_fanout.append(int(np.diff(child_offsets).max()) if len(prev_keys) else 0)
     prev_keys = np.asarray(t.keys)
+  word_base = tuple(int(b) for b in np.cumsum([0] + [len(w) for w in fields["words"]])[:-1])
+  child_base = tuple(int(b) for b in np.cumsum([0] + [len(c) for c in fields["child_tokens"]])[:-1])
+  flat = dict(flat_words=np.concatenate(fields["words"]), flat_cum=np.concatenate(fields["cum"]),
+              flat_child_tokens=np.concatenate(fields["child_tokens"] or [np.zeros(1, np.int32)]))
   arrays = {k: tuple(jnp.asarray(a) for a in vals) for k, vals in fields.items()}
-  return NgramTables(**arrays, roots=jnp.asarray(roots, jnp.int32), order=lm.order, vocab_size=v,
-                     discount=float(d), fanout=tuple(fanout), child_fanout=tuple(child_fanout))
+  return NgramTables(**arrays, **{k: jnp.asarray(a) for k, a in flat.items()}, roots=jnp.asarray(roots, jnp.int32),
+                     order=lm.order, vocab_size=v, discount=float(d), fanout=tuple(fanout),
+                     child_fanout=tuple(child_fanout), word_base=word_base, child_base=child_base)
 
 
 def _iterations(width: int) -> int:
@@ -181,17 +194,23 @@ def ngram_start(tables: NgramTables, n: int) -> jax.Array:
 
 
 def ngram_advance(tables: NgramTables, ctx: jax.Array, tokens: jax.Array) -> jax.Array:
-  """``ctx [N, order]`` advanced by ``tokens [N]`` (text ids ``1 .. V-1``)."""
-  cols = [jnp.broadcast_to(tables.roots[0], tokens.shape)]
+  """``ctx [N, order]`` advanced by ``tokens [N]`` (text ids ``1 .. V-1``): one binary search over every
+  order's children at once."""
+  root = jnp.broadcast_to(tables.roots[0], tokens.shape)[:, None]
+  if tables.order == 1:
+    return root.astype(jnp.int32)
+  los, his = [], []
   for n in range(1, tables.order):
-    parent = ctx[:, n - 1]
-    offs, toks = tables.child_offsets[n - 1], tables.child_tokens[n - 1]
-    p = jnp.maximum(parent, 0)
-    lo, hi = offs[p], offs[p + 1]
-    i = _lower_bound(toks, lo, hi, tokens, tables.child_fanout[n - 1])
-    found = (parent >= 0) & (i < hi) & (toks[jnp.minimum(i, toks.shape[0] - 1)] == tokens)
-    cols.append(jnp.where(found, i, -1))
-  return jnp.stack(cols, axis=1).astype(jnp.int32)
+    p = jnp.maximum(ctx[:, n - 1], 0)
+    offs, base = tables.child_offsets[n - 1], tables.child_base[n - 1]
+    los.append(offs[p] + base)
+    his.append(offs[p + 1] + base)
+  lo, hi = jnp.stack(los, axis=1), jnp.stack(his, axis=1)  # [N, order - 1], positions in flat_child_tokens
+  toks = tables.flat_child_tokens
+  i = _lower_bound(toks, lo, hi, tokens[:, None], max(tables.child_fanout))
+  found = (ctx[:, :-1] >= 0) & (i < hi) & (toks[jnp.minimum(i, toks.shape[0] - 1)] == tokens[:, None])
+  index = i - jnp.asarray(tables.child_base, jnp.int32)[None, :]
+  return jnp.concatenate([root, jnp.where(found, index, -1)], axis=1).astype(jnp.int32)
 
 
 def ngram_probs(tables: NgramTables, ctx: jax.Array) -> jax.Array:
@@ -217,24 +236,25 @@ def ngram_probs(tables: NgramTables, ctx: jax.Array) -> jax.Array:
 
 def ngram_range_mass(tables: NgramTables, ctx: jax.Array, lo: jax.Array, hi: jax.Array) -> jax.Array:
   """``[N, R]`` float32 ``sum_{lo <= w < hi} P(w | ctx)`` for event-id ranges ``lo, hi [N, R]``
-  (``1 <= lo <= hi <= V + 1``; end-of-sentence is event ``V``; an empty range has mass 0)."""
-  v = tables.vocab_size
+  (``1 <= lo <= hi <= V + 1``; end-of-sentence is event ``V``; an empty range has mass 0). Both ends
+  of every range at every order are found by one binary search."""
+  v, r = tables.vocab_size, lo.shape[1]
+  starts, ends = [], []
+  for n in range(tables.order):
+    c = jnp.maximum(ctx[:, n], 0)
+    starts.append(tables.offsets[n][c] + tables.word_base[n])
+    ends.append(tables.offsets[n][c + 1] + tables.word_base[n])
+  start = jnp.repeat(jnp.stack(starts, axis=1)[:, :, None], 2 * r, axis=2)  # [N, order, 2R]
+  end = jnp.repeat(jnp.stack(ends, axis=1)[:, :, None], 2 * r, axis=2)
+  x = jnp.broadcast_to(jnp.concatenate([hi, lo], axis=1)[:, None, :], start.shape)
+  pos = _lower_bound(tables.flat_words, start, end, x, max(max(tables.fanout), 1))
+  below = jnp.where(pos > start, tables.flat_cum[jnp.maximum(pos - 1, 0)], 0.0)
+  inside = below[..., :r] - below[..., r:]  # [N, order, R]
   mass = (hi - lo).astype(jnp.float32) / v
   for n in range(tables.order):
     i = ctx[:, n]
-    ok = (i >= 0)[:, None]
-    c = jnp.maximum(i, 0)
-    start, end = tables.offsets[n][c][:, None], tables.offsets[n][c + 1][:, None]
-    start_b, end_b = jnp.broadcast_to(start, lo.shape), jnp.broadcast_to(end, lo.shape)
-    width = max(tables.fanout[n], 1)
-
-    # one search for both ends of every range
-    starts = jnp.concatenate([start_b, start_b], axis=1)
-    pos = _lower_bound(tables.words[n], starts, jnp.concatenate([end_b, end_b], axis=1),
-                       jnp.concatenate([hi, lo], axis=1), width)
-    below = jnp.where(pos > starts, tables.cum[n][jnp.maximum(pos - 1, 0)], 0.0)
-    gamma = tables.gamma[n][c][:, None]
-    mass = jnp.where(ok, gamma * mass + (below[:, :lo.shape[1]] - below[:, lo.shape[1]:]), mass)
+    gamma = tables.gamma[n][jnp.maximum(i, 0)][:, None]
+    mass = jnp.where((i >= 0)[:, None], gamma * mass + inside[:, n], mass)
   return mass
 
 

@@ -6,8 +6,8 @@ hypotheses ``A_0`` (distinct label sequences with ``log P(y, frames < t)``). At 
 
 1. level 0: every hypothesis is scored by the joint network; ending the frame with blank
    puts it in the frame's *finished set* ``F``;
-2. level j = 1 .. ``max_symbols_per_frame``: the ``beam`` best one-label extensions of the
-   hypotheses of level j-1 (over all ``beam * (V - 1)`` candidates of the utterance, each
+2. level j = 1 .. ``max_symbols_per_frame``: the ``expansion_beam`` (default ``beam``) best
+   one-label extensions of the entries of level j-1 (over all their candidates, each
    scored ``log p(k | y, t)``, plus ``λ log P_LM(k | y) + β`` with an LM) form level j; a
    candidate is dropped when it scores below the ``beam``-th best of ``F`` (it could not
    enter the beam even if it ended the frame with probability 1: Graves' stopping rule),
@@ -87,7 +87,7 @@ class MaesState(struct.PyTreeNode):
     lm_state: the device LM's state per hypothesis (leading dim ``B * K``), or None.
     t0: ``[B]`` int32 valid frames consumed so far.
     lm: the device LM (`device_lm.to_device`), or None; lm_weight, length_bonus: λ and β.
-    beam, max_symbols_per_frame, expansion_gamma: the search options.
+    beam, max_symbols_per_frame, expansion_gamma, expansion_beam: the search options.
   """
 
   scores: jax.Array
@@ -105,6 +105,7 @@ class MaesState(struct.PyTreeNode):
   beam: int = struct.field(pytree_node=False)
   max_symbols_per_frame: int = struct.field(pytree_node=False)
   expansion_gamma: float | None = struct.field(pytree_node=False)
+  expansion_beam: int = struct.field(pytree_node=False)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -155,39 +156,55 @@ def _score(fns, params, enc_t, pred_out):
   return jax.nn.log_softmax(fns.joint(params, enc, pred_out).astype(jnp.float32), axis=-1)
 
 
-def _expand(fns, params, state: MaesState, hyps: dict, lp, threshold, t_abs):
-  """Level j -> level j + 1: the ``beam`` best one-label extensions of ``hyps`` (``lp [B, K, V]`` their
-  log-probs at this frame), those below ``threshold [B]`` dropped; predictor and LM advanced."""
+def _expand(fns, params, state: MaesState, level: dict, lp, threshold):
+  """Level j -> level j + 1: the ``expansion_beam`` best one-label extensions of ``level`` (``lp [B, K, V]`` its
+  log-probs at this frame), those below ``threshold [B]`` dropped; predictor and LM advanced. The label
+  goes to the in-frame ``suffix`` (the label buffers are written once per frame, `_frame_end`)."""
   batch, beam, vocab = lp.shape
   blank = fns.blank_id
   fused = lp
   if state.lm is not None:
-    lm_lp = state.lm.log_probs(_flat(hyps["lm_state"]))[:, :vocab].reshape(lp.shape)
+    lm_lp = state.lm.log_probs(_flat(level["lm_state"]))[:, :vocab].reshape(lp.shape)
     # λ = 0 adds nothing, also where the LM gives -inf (0 * -inf would be NaN)
     fused = fused + jnp.where(state.lm_weight > 0, state.lm_weight * lm_lp, 0.0) + state.length_bonus
   is_blank = jnp.arange(vocab) == blank
   if state.expansion_gamma is not None:
     best = jnp.max(jnp.where(is_blank, _NEG_INF, lp), axis=-1, keepdims=True)
     fused = jnp.where(lp >= best - state.expansion_gamma, fused, _NEG_INF)
-  cand = hyps["scores"][..., None] + jnp.where(is_blank, _NEG_INF, fused)
-  top, idx = jax.lax.top_k(cand.reshape(batch, beam * vocab), beam)
+  cand = level["scores"][..., None] + jnp.where(is_blank, _NEG_INF, fused)
+  width = state.expansion_beam
+  top, idx = jax.lax.top_k(cand.reshape(batch, beam * vocab), width)
   top = jnp.where(top >= threshold[:, None], top, _NEG_INF)
   parent, token = idx // vocab, (idx % vocab).astype(jnp.int32)
-  new = _take(hyps, parent)
-  n = new["num_labels"]
-  at_end = jnp.arange(new["labels"].shape[-1]) == n[..., None]
-  new["labels"] = jnp.where(at_end, token[..., None], new["labels"])
-  new["frames"] = jnp.where(at_end, t_abs[:, None, None], new["frames"])
-  new["num_labels"] = n + 1
+  new = _take(level, parent)
+  new["suffix"] = jnp.where(jnp.arange(new["suffix"].shape[-1]) == new["count"][..., None], token[..., None],
+                            new["suffix"])
+  new["count"] = new["count"] + 1
+  new["num_labels"] = new["num_labels"] + 1
   mult = jnp.asarray(_HASH_MULT, jnp.uint32)
   new["hashes"] = new["hashes"] * mult + (token.astype(jnp.uint32) + 1)[..., None]
   new["scores"] = top
   flat_token = token.reshape(-1)
   out, pstate = fns.predictor_step(params, flat_token, _flat(new["pred_state"]))
-  new["pred_out"], new["pred_state"] = _per_hyp(out, batch, beam), _per_hyp(pstate, batch, beam)
+  new["pred_out"], new["pred_state"] = _per_hyp(out, batch, width), _per_hyp(pstate, batch, width)
   if state.lm is not None:
-    new["lm_state"] = _per_hyp(state.lm.advance(_flat(new["lm_state"]), flat_token), batch, beam)
+    new["lm_state"] = _per_hyp(state.lm.advance(_flat(new["lm_state"]), flat_token), batch, width)
   return new
+
+
+def _frame_end(start: dict, finished: dict, t_abs) -> dict:
+  """The next hypotheses: each finished entry's start-of-frame hypothesis (``origin``) with its in-frame
+  ``suffix`` appended to the label buffers (frames ``t_abs [B]``)."""
+  labels = _take(start["labels"], finished["origin"])
+  frames = _take(start["frames"], finished["origin"])
+  first = jnp.take_along_axis(start["num_labels"], finished["origin"], axis=1)[..., None]  # [B, K, 1]
+  pos = jnp.arange(labels.shape[-1])
+  inside = (pos >= first) & (pos < first + finished["count"][..., None])
+  rel = jnp.clip(pos - first, 0, finished["suffix"].shape[-1] - 1)
+  labels = jnp.where(inside, jnp.take_along_axis(finished["suffix"], rel, axis=-1), labels)
+  frames = jnp.where(inside, t_abs[:, None, None], frames)
+  out = {k: v for k, v in finished.items() if k not in ("origin", "suffix", "count")}
+  return dict(out, labels=labels, frames=frames)
 
 
 @functools.partial(jax.jit, static_argnames=("fns",))
@@ -202,23 +219,31 @@ def _continue(fns, params, enc, enc_paddings, state: MaesState) -> MaesState:
     enc_t, t = xs
     t_abs = state.t0 + t
     lp = _score(fns, params, enc_t, hyps["pred_out"])
-    empty = dict(hyps, scores=jnp.full_like(hyps["scores"], _NEG_INF))
-    finished = _merge(empty, hyps, hyps["scores"] + lp[..., fns.blank_id], beam)
+    # a level's entries: a start-of-frame hypothesis (origin) and the labels it emitted in the frame
+    level = {k: v for k, v in hyps.items() if k not in ("labels", "frames")}
+    level.update(origin=jnp.broadcast_to(jnp.arange(beam), (batch, beam)),
+                 suffix=jnp.zeros((batch, beam, max_symbols), jnp.int32), count=jnp.zeros((batch, beam), jnp.int32))
+    empty = dict(level, scores=jnp.full_like(level["scores"], _NEG_INF))
+    finished = _merge(empty, level, level["scores"] + lp[..., fns.blank_id], beam)
 
     def more(c):
-      level, _, fin, j = c
-      return (j < max_symbols) & jnp.any(level["scores"] > _NEG_INF)
+      lev, _, fin, j = c
+      return (j < max_symbols) & jnp.any(lev["scores"] > _NEG_INF)
 
     def step(c):
-      level, level_lp, fin, j = c
-      nxt = _expand(fns, params, state, level, level_lp, fin["scores"][:, beam - 1], t_abs)
+      lev, lev_lp, fin, j = c
+      nxt = _expand(fns, params, state, lev, lev_lp, fin["scores"][:, beam - 1])
       nxt_lp = _score(fns, params, enc_t, nxt["pred_out"])
       return nxt, nxt_lp, _merge(fin, nxt, nxt["scores"] + nxt_lp[..., fns.blank_id], beam), j + 1
 
-    _, _, finished, _ = jax.lax.while_loop(more, step, (hyps, lp, finished, jnp.int32(0)))
+    # level 1 (from the beam's K hypotheses) outside the loop: from there on a level holds
+    # expansion_beam entries, and a while loop's carry keeps one shape
+    carry = step((level, lp, finished, jnp.int32(0)))
+    _, _, finished, _ = jax.lax.while_loop(more, step, carry)
+    new = _frame_end(hyps, finished, t_abs)
     valid = t < lengths
-    return jax.tree.map(lambda new, old: jnp.where(valid.reshape((batch,) + (1,) * (new.ndim - 1)), new, old),
-                        finished, hyps), None
+    return jax.tree.map(lambda a, b: jnp.where(valid.reshape((batch,) + (1,) * (a.ndim - 1)), a, b),
+                        new, hyps), None
 
   hyps, _ = jax.lax.scan(frame, _hyps(state), (jnp.swapaxes(enc, 0, 1), jnp.arange(t_max)))
   # only reachable under an outer jit (the wrapper raises on concrete inputs): loud, not silent
@@ -270,8 +295,9 @@ def _check_lm(fns, params, enc_dim: int, lm, lm_weight, length_bonus):
 
 
 def maes_start(fns: transducer.TransducerFns, params, batch: int, *, enc_dim: int, beam: int = 4,
-               max_symbols_per_frame: int = 4, expansion_gamma: float | None = None, lm=None,
-               lm_weight: float = 0.0, length_bonus: float = 0.0, capacity: int = 64) -> MaesState:
+               max_symbols_per_frame: int = 4, expansion_gamma: float | None = None,
+               expansion_beam: int | None = None, lm=None, lm_weight: float = 0.0, length_bonus: float = 0.0,
+               capacity: int = 64) -> MaesState:
   """The search state of ``batch`` streams before their first frame.
 
   Args:
@@ -281,6 +307,7 @@ def maes_start(fns: transducer.TransducerFns, params, batch: int, *, enc_dim: in
     beam: hypotheses kept per stream (>= 1).
     max_symbols_per_frame: labels one path may emit in a frame (>= 1).
     expansion_gamma: γ > 0 of mAES' prune-by-value, or None (off).
+    expansion_beam: extensions kept per level (1 .. ``beam``; default ``beam``).
     lm: an `ngram_lm.NgramLM` or `word_lm.LexiconWordLM` over the model's ``V`` ids (blank 0), or its
       device layout; lm_weight: λ >= 0; length_bonus: β (both finite; need ``lm``).
     capacity: initial label capacity per hypothesis (grown by `maes_continue` as needed).
@@ -294,6 +321,9 @@ def maes_start(fns: transducer.TransducerFns, params, batch: int, *, enc_dim: in
     expansion_gamma = _check_number(expansion_gamma, "expansion_gamma")
     if expansion_gamma <= 0:
       raise ValueError(f"expansion_gamma must be > 0 (or None: no prune-by-value); got {expansion_gamma!r}.")
+  expansion_beam = transducer.positive_int(beam if expansion_beam is None else expansion_beam, "expansion_beam")
+  if expansion_beam > beam:
+    raise ValueError(f"expansion_beam must be <= beam ({beam}); got {expansion_beam}.")
   if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 0:
     raise ValueError(f"batch must be an integer >= 0; got {batch!r}.")
   transducer.check_blank_id(fns.blank_id, transducer.joint_vocab_size(fns, params, enc_dim))
@@ -311,7 +341,8 @@ def maes_start(fns: transducer.TransducerFns, params, batch: int, *, enc_dim: in
       lm_state=None if dev is None else dev.start(flat),
       t0=jnp.zeros((batch,), jnp.int32),
       lm=dev, lm_weight=jnp.float32(lm_weight), length_bonus=jnp.float32(length_bonus),
-      beam=beam, max_symbols_per_frame=max_symbols_per_frame, expansion_gamma=expansion_gamma)
+      beam=beam, max_symbols_per_frame=max_symbols_per_frame, expansion_gamma=expansion_gamma,
+      expansion_beam=expansion_beam)
 
 
 @functools.partial(jax.jit, static_argnames=("fns", "batch"))
@@ -373,6 +404,7 @@ def maes_search(
     beam: int = 4,
     max_symbols_per_frame: int = 4,
     expansion_gamma: float | None = None,
+    expansion_beam: int | None = None,
     lm=None,
     lm_weight: float = 0.0,
     length_bonus: float = 0.0,
@@ -388,6 +420,9 @@ def maes_search(
     max_symbols_per_frame: labels one path may emit in a frame (an integer >= 1).
     expansion_gamma: γ > 0, mAES' prune-by-value (labels more than γ below a hypothesis' best
       label are not expanded), or None (off: only the beam prunes).
+    expansion_beam: extensions a level keeps per utterance, 1 .. ``beam`` (default ``beam``): the
+      predictor, joint and LM run on this many rows per level past the first, so a smaller one
+      makes a wide beam cheaper (module docstring).
     lm: an `ngram_lm.NgramLM` or `word_lm.LexiconWordLM` over the joint network's ``V`` ids
       (blank 0) for shallow fusion, or its `device_lm` layout.
     lm_weight: λ >= 0, finite (needs ``lm``).
@@ -404,7 +439,8 @@ def maes_search(
   transducer.check_encoder_output(enc, enc_paddings)
   batch, t_max, enc_dim = enc.shape
   state = maes_start(fns, params, batch, enc_dim=enc_dim, beam=beam, max_symbols_per_frame=max_symbols_per_frame,
-                     expansion_gamma=expansion_gamma, lm=lm, lm_weight=lm_weight, length_bonus=length_bonus,
+                     expansion_gamma=expansion_gamma, expansion_beam=expansion_beam, lm=lm, lm_weight=lm_weight,
+                     length_bonus=length_bonus,
                      capacity=max(1, t_max * max_symbols_per_frame))
   if batch and t_max:
     state = _continue(fns, params, enc, enc_paddings, state)

@@ -58,8 +58,6 @@ from __future__ import annotations
 
 import functools
 import heapq
-import math
-import numbers
 
 import jax
 import jax.numpy as jnp
@@ -269,25 +267,12 @@ def beam_search(
   expand = transducer.positive_int(beam if expand is None else expand, "expand")
   nbest = transducer.positive_int(beam if nbest is None else nbest, "nbest")
   max_symbols_per_frame = transducer.positive_int(max_symbols_per_frame, "max_symbols_per_frame")
-  for name, value in (("lm_weight", lm_weight), ("length_bonus", length_bonus)):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-      raise ValueError(f"{name} must be a finite number; got {value!r}.")
-  if lm_weight < 0:
-    raise ValueError(f"lm_weight must be >= 0 (a negative weight turns the LM's -inf into +inf); got {lm_weight!r}.")
-  lm_weight, length_bonus = float(lm_weight), float(length_bonus)
   vocab = transducer.joint_vocab_size(fns, params, enc.shape[-1], enc.dtype)
   transducer.check_blank_id(fns.blank_id, vocab)
-  if lm is None and (lm_weight or length_bonus):
-    raise ValueError("lm_weight and length_bonus need an n-gram LM (lm=...); none was given.")
-  if lm is not None:
-    if not all(hasattr(lm, a) for a in ("vocab_size", "eos_id", "log_probs")):
-      raise ValueError(f"lm must have vocab_size, eos_id and log_probs (an NgramLM or LexiconWordLM); "
-                       f"got {type(lm).__name__}.")
-    if fns.blank_id != 0:
-      raise ValueError(f"shallow fusion needs blank id 0 (the LM's token ids); the model's blank is {fns.blank_id}.")
-    if lm.vocab_size != vocab:
-      raise ValueError(f"lm has {lm.vocab_size} token ids (vocab_size) but the model's joint network has {vocab} "
-                       "outputs; train the LM with the model's tokenizer.")
+  if lm is not None and not all(hasattr(lm, a) for a in ("vocab_size", "eos_id", "log_probs")):
+    raise ValueError(f"lm must have vocab_size, eos_id and log_probs (an NgramLM or LexiconWordLM); "
+                     f"got {type(lm).__name__}.")
+  lm_weight, length_bonus = transducer.check_fusion(fns, vocab, lm, lm_weight, length_bonus)
   lengths = np.asarray(transducer.frame_lengths(enc_paddings))
   results = []
   for b in range(enc.shape[0]):

@@ -59,8 +59,6 @@ References:
 from __future__ import annotations
 
 import functools
-import math
-import numbers
 from typing import Any
 
 from flax import struct
@@ -85,6 +83,8 @@ class MaesState(struct.PyTreeNode):
     hashes: ``[B, K, 2]`` uint32 rolling hashes of the label sequences.
     pred_out, pred_state: the prediction network after each hypothesis (leading dim ``B * K``).
     lm_state: the device LM's state per hypothesis (leading dim ``B * K``), or None.
+    lm_lp: ``[B * K, V]`` the LM's log-probs of each hypothesis' next label (kept from when it was
+      made: they do not change with the frame), or None.
     t0: ``[B]`` int32 valid frames consumed so far.
     lm: the device LM (`device_lm.to_device`), or None; lm_weight, length_bonus: λ and β.
     beam, max_symbols_per_frame, expansion_gamma, expansion_beam: the search options.
@@ -98,6 +98,7 @@ class MaesState(struct.PyTreeNode):
   pred_out: jax.Array
   pred_state: Any
   lm_state: Any
+  lm_lp: Any
   t0: jax.Array
   lm: Any
   lm_weight: jax.Array
@@ -129,7 +130,7 @@ def _hyps(state: MaesState) -> dict:
   b, k = state.scores.shape
   return dict(scores=state.scores, labels=state.labels, frames=state.frames, num_labels=state.num_labels,
               hashes=state.hashes, pred_out=_per_hyp(state.pred_out, b, k), pred_state=_per_hyp(state.pred_state, b, k),
-              lm_state=_per_hyp(state.lm_state, b, k))
+              lm_state=_per_hyp(state.lm_state, b, k), lm_lp=_per_hyp(state.lm_lp, b, k))
 
 
 def _merge(finished: dict, level: dict, ended: jax.Array, beam: int) -> dict:
@@ -156,17 +157,61 @@ def _score(fns, params, enc_t, pred_out):
   return jax.nn.log_softmax(fns.joint(params, enc, pred_out).astype(jnp.float32), axis=-1)
 
 
-def _expand(fns, params, state: MaesState, level: dict, lp, threshold):
-  """Level j -> level j + 1: the ``expansion_beam`` best one-label extensions of ``level`` (``lp [B, K, V]`` its
-  log-probs at this frame), those below ``threshold [B]`` dropped; predictor and LM advanced. The label
-  goes to the in-frame ``suffix`` (the label buffers are written once per frame, `_frame_end`)."""
+def _live_rows(fns, params, state: MaesState, enc_t, tokens, pred_state, lm_state, alive):
+  """The prediction network and the LM advanced by ``tokens [R]`` and the joint's log-probs at
+  ``enc_t [B, D]`` (row r belongs to utterance ``r // (R / B)``), computed for the ``alive [R]`` rows only.
+
+  A level's rows are mostly pruned (-inf) after its first: the live ones are gathered to the front
+  and processed ``ceil(R / 4)`` at a time in a while loop, so the cost follows the live rows, not
+  ``R``. Dead rows keep their inputs and get zero log-probs (their scores are -inf). A chunk that
+  runs past the live rows recomputes rows from the unchanged inputs: the same values.
+
+  Returns ``(pred_out [R, P], pred_state, lm_state, lp [R, V], lm_lp [R, V] or None)``.
+  """
+  rows, batch = tokens.shape[0], enc_t.shape[0]
+  width, chunk = rows // batch, max(1, -(-rows // 4))
+  order = jnp.argsort(~alive, stable=True)  # live rows first
+  live = jnp.sum(alive.astype(jnp.int32))
+
+  def compute(sel):
+    out, pstate = fns.predictor_step(params, tokens[sel], jax.tree.map(lambda x: x[sel], pred_state))
+    lp = jax.nn.log_softmax(fns.joint(params, enc_t[sel // width], out).astype(jnp.float32), axis=-1)
+    lstate = lm_lp = None
+    if state.lm is not None:
+      lstate = state.lm.advance(jax.tree.map(lambda x: x[sel], lm_state), tokens[sel])
+      lm_lp = state.lm.log_probs(lstate)[:, :lp.shape[-1]]
+    return out, pstate, lstate, lp, lm_lp
+
+  shapes = jax.eval_shape(compute, order[:chunk])
+  init = jax.tree.map(lambda sd: jnp.zeros((rows,) + sd.shape[1:], sd.dtype), shapes)
+  init = (init[0], pred_state, lm_state) + tuple(init[3:])
+
+  def more(c):
+    return c[0] * chunk < live
+
+  def body(c):
+    i, acc = c
+    sel = jax.lax.dynamic_slice(order, (jnp.minimum(i * chunk, rows - chunk),), (chunk,))
+    return i + 1, jax.tree.map(lambda a, v: a.at[sel].set(v), acc, compute(sel))
+
+  _, out = jax.lax.while_loop(more, body, (jnp.int32(0), init))
+  return out
+
+
+def _expand(fns, params, state: MaesState, level: dict, lp, threshold, enc_t):
+  """Level j -> level j + 1: the ``expansion_beam`` best one-label extensions of ``level`` (``lp [B, K, V]``
+  its log-probs at this frame; ``level["lm_lp"]`` its LM log-probs), those below ``threshold [B]``
+  dropped; predictor and LM advanced and the new entries scored (`_live_rows`). The label goes to the
+  in-frame ``suffix`` (the label buffers are written once per frame, `_frame_end`).
+
+  Returns ``(level, lp)`` of level j + 1.
+  """
   batch, beam, vocab = lp.shape
   blank = fns.blank_id
   fused = lp
   if state.lm is not None:
-    lm_lp = state.lm.log_probs(_flat(level["lm_state"]))[:, :vocab].reshape(lp.shape)
     # λ = 0 adds nothing, also where the LM gives -inf (0 * -inf would be NaN)
-    fused = fused + jnp.where(state.lm_weight > 0, state.lm_weight * lm_lp, 0.0) + state.length_bonus
+    fused = fused + jnp.where(state.lm_weight > 0, state.lm_weight * level["lm_lp"], 0.0) + state.length_bonus
   is_blank = jnp.arange(vocab) == blank
   if state.expansion_gamma is not None:
     best = jnp.max(jnp.where(is_blank, _NEG_INF, lp), axis=-1, keepdims=True)
@@ -184,12 +229,12 @@ def _expand(fns, params, state: MaesState, level: dict, lp, threshold):
   mult = jnp.asarray(_HASH_MULT, jnp.uint32)
   new["hashes"] = new["hashes"] * mult + (token.astype(jnp.uint32) + 1)[..., None]
   new["scores"] = top
-  flat_token = token.reshape(-1)
-  out, pstate = fns.predictor_step(params, flat_token, _flat(new["pred_state"]))
+  out, pstate, lstate, new_lp, lm_lp = _live_rows(fns, params, state, enc_t, token.reshape(-1),
+                                                  _flat(new["pred_state"]), _flat(new["lm_state"]),
+                                                  (top > _NEG_INF).reshape(-1))
   new["pred_out"], new["pred_state"] = _per_hyp(out, batch, width), _per_hyp(pstate, batch, width)
-  if state.lm is not None:
-    new["lm_state"] = _per_hyp(state.lm.advance(_flat(new["lm_state"]), flat_token), batch, width)
-  return new
+  new["lm_state"], new["lm_lp"] = _per_hyp(lstate, batch, width), _per_hyp(lm_lp, batch, width)
+  return new, new_lp.reshape(batch, width, vocab)
 
 
 def _frame_end(start: dict, finished: dict, t_abs) -> dict:
@@ -232,8 +277,7 @@ def _continue(fns, params, enc, enc_paddings, state: MaesState) -> MaesState:
 
     def step(c):
       lev, lev_lp, fin, j = c
-      nxt = _expand(fns, params, state, lev, lev_lp, fin["scores"][:, beam - 1])
-      nxt_lp = _score(fns, params, enc_t, nxt["pred_out"])
+      nxt, nxt_lp = _expand(fns, params, state, lev, lev_lp, fin["scores"][:, beam - 1], enc_t)
       return nxt, nxt_lp, _merge(fin, nxt, nxt["scores"] + nxt_lp[..., fns.blank_id], beam), j + 1
 
     # level 1 (from the beam's K hypotheses) outside the loop: from there on a level holds
@@ -250,7 +294,7 @@ def _continue(fns, params, enc, enc_paddings, state: MaesState) -> MaesState:
   scores = jnp.where(transducer.invalid_rows(enc, enc_paddings)[:, None], jnp.nan, hyps["scores"])
   return state.replace(scores=scores, labels=hyps["labels"], frames=hyps["frames"], num_labels=hyps["num_labels"],
                        hashes=hyps["hashes"], pred_out=_flat(hyps["pred_out"]), pred_state=_flat(hyps["pred_state"]),
-                       lm_state=_flat(hyps["lm_state"]), t0=state.t0 + lengths)
+                       lm_state=_flat(hyps["lm_state"]), lm_lp=_flat(hyps["lm_lp"]), t0=state.t0 + lengths)
 
 
 @jax.jit
@@ -269,28 +313,12 @@ def _finish(state: MaesState) -> transducer.NBest:
 
 
 # ---------------------------------------------------------------------------- public API
-def _check_number(value, name: str) -> float:
-  if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-    raise ValueError(f"{name} must be a finite number; got {value!r}.")
-  return float(value)
-
-
 def _check_lm(fns, params, enc_dim: int, lm, lm_weight, length_bonus):
-  """The LM options checked as `beam_search` checks them; returns ``(device lm or None, λ, β)``."""
-  lm_weight, length_bonus = _check_number(lm_weight, "lm_weight"), _check_number(length_bonus, "length_bonus")
-  if lm_weight < 0:
-    raise ValueError(f"lm_weight must be >= 0 (a negative weight turns the LM's -inf into +inf); got {lm_weight!r}.")
-  if lm is None:
-    if lm_weight or length_bonus:
-      raise ValueError("lm_weight and length_bonus need an n-gram LM (lm=...); none was given.")
-    return None, lm_weight, length_bonus
-  vocab = transducer.joint_vocab_size(fns, params, enc_dim)
-  if fns.blank_id != 0:
-    raise ValueError(f"shallow fusion needs blank id 0 (the LM's token ids); the model's blank is {fns.blank_id}.")
-  dev = device_lm.to_device(lm)
-  if dev.vocab_size != vocab:
-    raise ValueError(f"lm has {dev.vocab_size} token ids (vocab_size) but the model's joint network has {vocab} "
-                     "outputs; train the LM with the model's tokenizer.")
+  """The LM options checked as `beam_search` checks them (`transducer.check_fusion`); returns
+  ``(device lm or None, λ, β)``."""
+  dev = None if lm is None else device_lm.to_device(lm)
+  vocab = transducer.joint_vocab_size(fns, params, enc_dim) if lm is not None else 0
+  lm_weight, length_bonus = transducer.check_fusion(fns, vocab, dev, lm_weight, length_bonus)
   return dev, lm_weight, length_bonus
 
 
@@ -318,7 +346,7 @@ def maes_start(fns: transducer.TransducerFns, params, batch: int, *, enc_dim: in
   beam = transducer.positive_int(beam, "beam")
   max_symbols_per_frame = transducer.positive_int(max_symbols_per_frame, "max_symbols_per_frame")
   if expansion_gamma is not None:
-    expansion_gamma = _check_number(expansion_gamma, "expansion_gamma")
+    expansion_gamma = transducer.finite_number(expansion_gamma, "expansion_gamma")
     if expansion_gamma <= 0:
       raise ValueError(f"expansion_gamma must be > 0 (or None: no prune-by-value); got {expansion_gamma!r}.")
   expansion_beam = transducer.positive_int(beam if expansion_beam is None else expansion_beam, "expansion_beam")
@@ -339,6 +367,7 @@ def maes_start(fns: transducer.TransducerFns, params, batch: int, *, enc_dim: in
       hashes=jnp.zeros((batch, beam, 2), jnp.uint32),
       pred_out=pred_out, pred_state=pred_state,
       lm_state=None if dev is None else dev.start(flat),
+      lm_lp=None if dev is None else _start_lm_log_probs(dev, flat),
       t0=jnp.zeros((batch,), jnp.int32),
       lm=dev, lm_weight=jnp.float32(lm_weight), length_bonus=jnp.float32(length_bonus),
       beam=beam, max_symbols_per_frame=max_symbols_per_frame, expansion_gamma=expansion_gamma,
@@ -349,6 +378,12 @@ def maes_start(fns: transducer.TransducerFns, params, batch: int, *, enc_dim: in
 def _start_predictor(fns, params, batch):
   """`transducer.start_predictor` compiled (the parameters enter as arguments, also under an outer jit)."""
   return transducer.start_predictor(fns, params, batch)
+
+
+@functools.partial(jax.jit, static_argnames=("rows",))
+def _start_lm_log_probs(lm, rows):
+  """``[rows, V]`` the LM's log-probs of a sentence's first label (entry V, end-of-sentence, dropped)."""
+  return lm.log_probs(lm.start(rows))[:, :lm.vocab_size]
 
 
 def _with_capacity(state: MaesState, needed: int) -> MaesState:

@@ -32,6 +32,8 @@ with invalid paddings or non-finite valid frames by a NaN score (loud), and
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -178,6 +180,38 @@ def positive_int(value, name: str) -> int:
   if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
     raise ValueError(f"{name} must be an integer >= 1; got {value!r}.")
   return int(value)
+
+
+def finite_number(value, name: str) -> float:
+  """``value`` as a float, or `ValueError` naming ``name`` unless it is a finite real number."""
+  if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+    raise ValueError(f"{name} must be a finite number; got {value!r}.")
+  return float(value)
+
+
+def check_fusion(fns: TransducerFns, vocab_size: int, lm, lm_weight, length_bonus) -> tuple[float, float]:
+  """The shallow-fusion options every LM-fusing decoder takes, checked alike: ``(λ, β)`` as floats.
+
+  ``lm`` is anything with ``vocab_size`` (the decoder checks its type first), or None.
+
+  Raises:
+    ValueError: λ or β not finite, λ < 0 (λ times an LM's -inf would be +inf), λ or β without an LM,
+      an LM with a blank other than 0 (the LMs' ids are the tokenizer's, blank 0), or an LM over
+      another number of ids than the joint network's ``vocab_size`` outputs.
+  """
+  lm_weight, length_bonus = finite_number(lm_weight, "lm_weight"), finite_number(length_bonus, "length_bonus")
+  if lm_weight < 0:
+    raise ValueError(f"lm_weight must be >= 0 (a negative weight turns the LM's -inf into +inf); got {lm_weight!r}.")
+  if lm is None:
+    if lm_weight or length_bonus:
+      raise ValueError("lm_weight and length_bonus need an n-gram LM (lm=...); none was given.")
+    return lm_weight, length_bonus
+  if fns.blank_id != 0:
+    raise ValueError(f"shallow fusion needs blank id 0 (the LM's token ids); the model's blank is {fns.blank_id}.")
+  if lm.vocab_size != vocab_size:
+    raise ValueError(f"lm has {lm.vocab_size} token ids (vocab_size) but the model's joint network has {vocab_size} "
+                     "outputs; train the LM with the model's tokenizer.")
+  return lm_weight, length_bonus
 
 
 def check_blank_id(blank_id, vocab_size: int) -> None:

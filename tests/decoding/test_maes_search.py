@@ -42,7 +42,7 @@ def _lm_model():
   return tok.vocab_size, char_lm, lex
 
 
-@pytest.mark.parametrize("use_lm", [None, "ngram", pytest.param("word", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("use_lm", [None] + [pytest.param(lm, marks=pytest.mark.slow) for lm in ("ngram", "word")])
 def test_streaming_in_random_chunks_equals_the_whole_utterance(use_lm):
   v, char_lm, lex = _lm_model()
   lm = {None: None, "ngram": char_lm, "word": lex}[use_lm]
@@ -66,6 +66,7 @@ def test_streaming_in_random_chunks_equals_the_whole_utterance(use_lm):
   assert np.asarray(state.t0).tolist() == [17, 11]
 
 
+@pytest.mark.slow  # 18 s: default-suite budget (BUILD_NOTES, "Tests")
 def test_padded_batch_equals_each_utterance_alone():
   v, char_lm, _ = _lm_model()
   d, t = 4, 9

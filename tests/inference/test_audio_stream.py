@@ -144,6 +144,7 @@ def test_streams_that_cannot_be_are_refused_at_stream(rec, workdir):
     rec.stream(sample_rate=0)
 
 
+@pytest.mark.slow  # 18 s: default-suite budget (BUILD_NOTES, "Tests")
 def test_a_conformer_stream_flushes_the_frames_waiting_at_the_end():
   """Chunk multiple 6 (stack 3 x attention chunk 2): the 3 frames waiting at the end hold one whole
   encoder frame, which only `finalize` feeds (padded to 6); labels and score equal whole-utterance greedy."""

@@ -178,7 +178,7 @@ def test_real_greedy_decoding_equals_decoding_each_record_alone(setup):
     (dict(limit=-1), None, "limit must be an integer >= 0"),
     (dict(limit=1.5), None, "limit must be an integer >= 0"),
     (dict(batch_size=0), None, "batch_size must be an integer >= 1"),
-    (dict(decoder="beem"), None, r"decoder must be one of \['beam', 'greedy', 'modified_beam'\]"),
+    (dict(decoder="beem"), None, r"decoder must be one of \['beam', 'greedy', 'maes', 'modified_beam'\]"),
     (dict(decoder_options={"beam": 4}), None, r"decoder_options \['beam'\] are not options of the greedy"),
     (dict(decoder_options=[("beam", 4)]), None, "decoder_options must be a dict"),
     (dict(), [{"audio": np.zeros(100, np.int16)}], r"split\[0\] has no 'text' field"),

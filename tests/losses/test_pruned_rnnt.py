@@ -24,6 +24,7 @@ def _batch(seed, b=3, t=5, u=4, v=5):
   return rng, t_len, labels, u_len
 
 
+@pytest.mark.slow  # 20 s: default-suite budget (BUILD_NOTES, "Tests")
 @settings(max_examples=20, deadline=None)
 @given(st.integers(0, 2**31 - 1))
 def test_simple_loss_gradient_and_occupancy_match_enumeration(seed):

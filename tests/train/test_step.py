@@ -118,6 +118,7 @@ def test_bf16_compute_keeps_fp32_params_and_tracks_the_fp32_step():
   assert cosine > 0.97, cosine  # the bf16 gradient points the same way
 
 
+@pytest.mark.slow  # 18 s: default-suite budget (BUILD_NOTES, "Tests")
 def test_gradient_accumulation_over_two_half_batches_equals_one_full_batch():
   full_fn, full_state, batch = _setup_plain(optax.adam(1e-2))
   acc_fn, acc_state, _ = _setup_plain(optax.MultiSteps(optax.adam(1e-2), 2))

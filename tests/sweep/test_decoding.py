@@ -207,17 +207,19 @@ def _word_lm():
   return word_lm.LexiconWordLM.fit(TEXT, CHARS, _char_lm(), order=2, char_weight=0.2)
 
 
+def _lm_score(lm, y):
+  """``log P_LM(y </s>)`` read token by token from the host LM."""
+  return sum(float(lm.log_probs(y[:i])[y[i] if i < len(y) else lm.eos_id]) for i in range(len(y) + 1))
+
+
 def _fused_reference(lm, lm_weight, length_bonus):
   """Every returned score = brute-force log P(y|x) + λ log P_LM(y </s>) + β |y|, the LM read token by token."""
   model = toy.NumpyModel(LM_PARAMS, ENC[0])
 
-  def lm_score(y):
-    return sum(float(lm.log_probs(y[:i])[y[i] if i < len(y) else lm.eos_id]) for i in range(len(y) + 1))
-
   def check(out):
     got = out.to_lists()[0]
     return len(got) == LM_OPTIONS["nbest"] and all(
-        np.isclose(s, model.sequence_log_prob(y) + (lm_weight * lm_score(y) if lm_weight else 0.0)
+        np.isclose(s, model.sequence_log_prob(y) + (lm_weight * _lm_score(lm, y) if lm_weight else 0.0)
                    + length_bonus * len(y), rtol=1e-5) for y, s in got)
   return check
 
@@ -263,12 +265,9 @@ def _fused_maes_reference(lm, lm_weight, length_bonus):
   + λ log P_LM(y </s>) + β |y|, the LM read token by token on the host."""
   model = toy.NumpyModel(LM_PARAMS, ENC[0])
 
-  def lm_score(y):
-    return sum(float(lm.log_probs(y[:i])[y[i] if i < len(y) else lm.eos_id]) for i in range(len(y) + 1))
-
   def check(out):
     got = out.to_lists()[0]
-    want = {y: model.limited_log_prob(y, 1) + (lm_weight * lm_score(y) if lm_weight else 0.0) + length_bonus * len(y)
+    want = {y: model.limited_log_prob(y, 1) + (lm_weight * _lm_score(lm, y) if lm_weight else 0.0) + length_bonus * len(y)
             for y in toy.all_sequences(LM_V, 3)}
     return {tuple(y) for y, _ in got} == set(want) and all(
         np.isclose(s, want[tuple(y)], rtol=1e-5, atol=1e-4) for y, s in got)

@@ -28,6 +28,7 @@ import pytest
 
 from asrjax import decoding
 from asrjax.decoding import greedy as greedy_lib
+from asrjax.decoding import maes as maes_lib
 from asrjax.decoding import word_lm
 from asrjax.inference import streaming
 from asrjax.decoding.ngram_lm import NgramLM
@@ -152,6 +153,14 @@ def _option_cases() -> list[Case]:
       Case(f"{a}/lm_weight_without_lm", lambda: _decode("maes", lm_weight=0.5), raises=ValueError,
            match="lm_weight.*need an n-gram LM"),
       Case(f"{a}/unknown_option", lambda: _decode("maes", expand=2), raises=TypeError, match="expand"),
+      Case(f"{a}/continue_with_state_of_another_batch",
+           lambda: maes_lib.maes_continue(toy.FNS, PARAMS["maes"], ENC, PADS,
+                                          maes_lib.maes_start(toy.FNS, PARAMS["maes"], 3, enc_dim=D)),
+           raises=ValueError, match="state is for 3 streams but enc has B = 2"),
+      Case(f"{a}/start_capacity_0", lambda: maes_lib.maes_start(toy.FNS, PARAMS["maes"], 2, enc_dim=D, capacity=0),
+           raises=ValueError, match="capacity.*>= 1"),
+      Case(f"{a}/expansion_beam_above_beam", lambda: _decode("maes", beam=2, expansion_beam=3), raises=ValueError,
+           match="expansion_beam must be <= beam"),
       Case(f"{g}/max_symbols_per_frame_0", lambda: _decode("greedy", max_symbols_per_frame=0), raises=ValueError,
            match="max_symbols_per_frame.*>= 1"),
       Case(f"{g}/max_symbols_per_frame_negative", lambda: _decode("greedy", max_symbols_per_frame=-3),

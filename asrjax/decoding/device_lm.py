@@ -12,21 +12,29 @@ into three pure, batched functions a `jax.jit` search can call:
 *N-gram state.* Row ``n`` of a state ``[N, order]`` is the index of the sentence's last ``n``
 tokens (sentence-start padded, as the host builds contexts) among the contexts of ``n``
 tokens of count table ``n``, or -1 when that context was never seen (the host's "unseen
-context: all mass to the lower order"). A table's contexts are sorted by key, and a key is
-``parent key * V + newest token``, so the contexts extending one context of ``n - 1`` tokens
-are a contiguous run sorted by their newest token: advancing is a bounded binary search
-per order. The contexts are closed under dropping the newest token (every context of ``n``
-tokens is a history of a predicted position, and so is its prefix of ``n - 1`` tokens);
-`ngram_tables` checks it. The interpolated Kneser-Ney recursion of `ngram_lm` then runs
-over the orders with each context's followers gathered at a fixed width (the largest
-fan-out of the order).
+context: all mass to the lower order"). A context of ``n`` tokens extends one of ``n - 1``
+tokens (its *parent*) by the newest token, and the contexts are closed under dropping the
+newest token (every context is a history of a predicted position, and so is its prefix);
+`ngram_tables` checks it. Advancing looks every order's new context up at once in a hash
+table keyed by (parent, token): the keys hashed into buckets (as many as keys, rounded up to
+a power of two), each bucket's entries contiguous, so a lookup reads one bucket at a fixed
+width (the fullest bucket's size, a handful) -- a few gathers, where a binary search among
+the parent's children took a loop of 5-13 steps of small ops (on XLA:CPU the number of ops,
+not their size, was the search's cost). The interpolated Kneser-Ney recursion of
+`ngram_lm` is linear in the lower order's vector, so it is evaluated in one pass: each
+order's followers (gathered at the largest fan-out) weighted by the back-off weights of the
+orders above it.
 
 *Word-range masses.* For the lexicon LM a word n-gram over thousands of words is never
 expanded into a vector: what it needs is ``M(p) = sum_{w starts with p} P(w | h)``, and the
 words starting with a spelling are a contiguous range of the sorted word ids. With the
 followers of a context sorted by word and each context's discounted probabilities summed
-cumulatively, the mass of a range at one order is a difference of two cumulative sums
-found by binary search, and the Kneser-Ney recursion is the same as for vectors.
+cumulatively, the mass of a range at one order is a difference of two cumulative sums at
+the range's ends. A context with more than `DENSE_FANOUT` followers (the unigram, the
+frequent words: a few hundred in the demo's LM) has a dense row of those sums over every
+word id, read directly; the others are searched, a 4-ary search over at most
+`DENSE_FANOUT` followers (3 steps). The Kneser-Ney recursion over the orders is the same
+as for vectors.
 
 *Lexicon state.* The character n-gram's state, the word n-gram's state over the completed
 words (an out-of-vocabulary word enters as ``<unk>``), the node of the partial word in a
@@ -51,7 +59,6 @@ References:
 
 from __future__ import annotations
 
-import math
 import weakref
 
 from flax import struct
@@ -65,47 +72,64 @@ SPACE_ID = 2  # the word boundary of the character tokenizer (`word_lm`)
 
 
 # ---------------------------------------------------------------------------- n-gram tables
+_ARITY = 4  # a range search step probes _ARITY - 1 positions (`_lower_bound`)
+DENSE_FANOUT = 63  # contexts with more followers get a dense cumulative row (`NgramTables.dense`)
+_FMIX = (0x85EBCA6B, 0xC2B2AE35)  # MurmurHash3's 32-bit finaliser constants
+
+
 @struct.dataclass
 class NgramTables:
-  """An `ngram_lm.NgramLM`'s count tables as flat arrays; index ``n`` of each tuple is the order
-  of contexts of ``n`` tokens (``C_n`` contexts, ``E_n`` (context, follower) entries).
+  """An `ngram_lm.NgramLM`'s count tables as flat arrays over all orders (module docstring).
+
+  A context of ``n`` tokens with index ``i`` in its order has the *global id* ``ctx_base[n] + i``;
+  one sentinel context (no followers) and one sentinel entry at the ends keep every clipped gather
+  in bounds.
 
   Attributes:
-    offsets: ``[C_n + 1]`` int32, the followers of context ``i`` are entries ``[offsets[i], offsets[i+1])``.
-    words: ``[E_n]`` int32 follower ids, sorted within a context (end-of-sentence = ``V``).
-    scaled: ``[E_n]`` float32 ``max(c - D, 0) / c(h)``.
-    cum: ``[E_n]`` float32 ``scaled`` summed cumulatively within each context (inclusive).
-    gamma: ``[C_n]`` float32 ``D N1+(h .) / c(h)``, the back-off weight.
-    child_offsets: for ``n >= 1`` (index ``n - 1``), ``[C_{n-1} + 1]`` int32: the contexts of
-      ``n`` tokens extending context ``i`` of ``n - 1`` tokens are ``[child_offsets[i], child_offsets[i+1])``.
-    child_tokens: for ``n >= 1`` (index ``n - 1``), ``[C_n]`` int32 the newest token of each context.
+    ctx_offsets: ``[C + 2]`` int32, the followers of context ``i`` are entries ``[ctx_offsets[i], ctx_offsets[i + 1])``.
+    ctx_gamma: ``[C + 1]`` float32 ``D N1+(h .) / c(h)``, the back-off weight.
+    words: ``[E + 1]`` int32 follower ids, sorted within a context (end-of-sentence = ``V``).
+    scaled: ``[E + 1]`` float32 ``max(c - D, 0) / c(h)``.
+    cum: ``[E + 1]`` float32 ``scaled`` summed cumulatively within each context (inclusive; with
+      ``ranges``, else ``[1]``).
+    bucket_start: ``[M + 1]`` int32, the hash buckets' entries ``[bucket_start[b], bucket_start[b + 1])``
+      of the child table: every context of ``n >= 1`` tokens under the key (global id of its
+      ``n - 1``-token parent, newest token), hashed to one of ``M`` (a power of two) buckets.
+    bucket_parent, bucket_token, bucket_child: ``[K + 1]`` int32, the child table's entries sorted by
+      bucket: the key and the child's global id.
+    ctx_dense: ``[C + 1]`` int32, the row of ``dense`` of a context with more than `DENSE_FANOUT`
+      followers, else -1 (with ``ranges``, else ``[1]``).
+    dense: ``[rows + 1, V + 2]`` float32, ``dense[r, x]`` the ``scaled`` of the context's followers
+      with id ``< x`` summed (range masses read it instead of searching a long follower list).
     roots: ``[order]`` int32 index of the sentence-start context per order (-1: none).
-    flat_words, flat_cum, flat_child_tokens: ``words``, ``cum`` and ``child_tokens`` of every order
-      end to end (order ``n`` from ``word_base[n]`` / ``child_base[n - 1]``), so one binary search
-      serves all orders at once.
     order, vocab_size, discount: the host model's.
+    ctx_base: per order, the global id of its first context (static).
     fanout: per order, the most followers of one context (static: the gather width).
-    child_fanout: per order ``n >= 1``, the most contexts extending one context.
+    ranges: whether the range-mass arrays were laid out (`ngram_range_mass` needs them).
+    sparse_fanout: the most followers of a context without a dense row (static: the search width).
+    bucket_width: the most entries of one bucket (static: the probe width).
   """
 
-  offsets: tuple
-  words: tuple
-  scaled: tuple
-  cum: tuple
-  gamma: tuple
-  child_offsets: tuple
-  child_tokens: tuple
+  ctx_offsets: jax.Array
+  ctx_gamma: jax.Array
+  words: jax.Array
+  scaled: jax.Array
+  cum: jax.Array
+  bucket_start: jax.Array
+  bucket_parent: jax.Array
+  bucket_token: jax.Array
+  bucket_child: jax.Array
+  ctx_dense: jax.Array
+  dense: jax.Array
   roots: jax.Array
-  flat_words: jax.Array
-  flat_cum: jax.Array
-  flat_child_tokens: jax.Array
   order: int = struct.field(pytree_node=False)
   vocab_size: int = struct.field(pytree_node=False)
   discount: float = struct.field(pytree_node=False)
+  ctx_base: tuple = struct.field(pytree_node=False)
   fanout: tuple = struct.field(pytree_node=False)
-  child_fanout: tuple = struct.field(pytree_node=False)
-  word_base: tuple = struct.field(pytree_node=False)
-  child_base: tuple = struct.field(pytree_node=False)
+  ranges: bool = struct.field(pytree_node=False)
+  sparse_fanout: int = struct.field(pytree_node=False)
+  bucket_width: int = struct.field(pytree_node=False)
 
 
 def _int32(a: np.ndarray, what: str) -> np.ndarray:
@@ -114,78 +138,127 @@ def _int32(a: np.ndarray, what: str) -> np.ndarray:
   return a.astype(np.int32)
 
 
-def ngram_tables(lm: ngram_lm.NgramLM) -> NgramTables:
-  """Lays out ``lm`` (module docstring).
+def _child_hash(parent, token, vocab_size: int, buckets: int, xp=jnp):
+  """Bucket (``[0, buckets)``, a power of two) of child-table keys ``(parent global id, token)``: the
+  32-bit key ``parent * V + token`` (wrapping) through MurmurHash3's finaliser; ``xp`` = numpy for the
+  layout, jax.numpy in the search (the same uint32 arithmetic)."""
+  u = lambda v: xp.asarray(v, xp.uint32)
+  x = parent.astype(xp.uint32) * u(vocab_size) + token.astype(xp.uint32)
+  x = x ^ (x >> u(16))
+  x = x * u(_FMIX[0])
+  x = x ^ (x >> u(13))
+  x = x * u(_FMIX[1])
+  x = x ^ (x >> u(16))
+  return (x & u(buckets - 1)).astype(xp.int32)
+
+
+def ngram_tables(lm: ngram_lm.NgramLM, ranges: bool = False) -> NgramTables:
+  """Lays out ``lm`` (module docstring); ``ranges``: also the cumulative sums `ngram_range_mass` reads.
 
   Raises:
     ValueError: a count table is not closed under dropping the newest token (not a table
       `NgramLM.fit` or `NgramLM.load` makes), or an index exceeds int32.
   """
   v, d = lm.vocab_size, lm.discount
-  fields = {k: [] for k in ("offsets", "words", "scaled", "cum", "gamma", "child_offsets", "child_tokens")}
-  fanout, child_fanout, roots = [], [], []
+  tables = lm.count_tables
+  ctx_base = np.cumsum([0] + [len(t.keys) for t in tables])
+  entry_base = np.cumsum([0] + [int(t.offsets[-1]) for t in tables])
+  total, entries = int(ctx_base[-1]), int(entry_base[-1])
+  _int32(np.asarray([total + 2, entries + 1]), "context / entry count")
+  offsets, gamma, words, scaled, cum, parents, tokens, fanout, roots = ([] for _ in range(9))
   prev_keys = None
-  for n, t in enumerate(lm.count_tables):
+  for n, t in enumerate(tables):
     lengths = np.diff(t.offsets)
     seg = np.repeat(np.arange(len(t.keys)), lengths)
-    scaled = np.maximum(t.counts - d, 0.0) / t.totals[seg] if len(seg) else np.zeros(0)
-    cs = np.cumsum(scaled)
-    base = np.repeat(np.r_[0.0, cs][t.offsets[:-1]], lengths) if len(seg) else np.zeros(0)
-    # one sentinel entry / context at the end keeps every clipped gather in bounds
-    fields["offsets"].append(_int32(np.asarray(t.offsets), "count-table offsets"))
-    fields["words"].append(np.r_[t.words, 0].astype(np.int32))
-    fields["scaled"].append(np.r_[scaled, 0.0].astype(np.float32))
-    fields["cum"].append(np.r_[cs - base, 0.0].astype(np.float32))
-    fields["gamma"].append(np.r_[d * lengths / t.totals if len(t.keys) else np.zeros(0), 0.0].astype(np.float32))
+    sc = np.maximum(t.counts - d, 0.0) / t.totals[seg] if len(seg) else np.zeros(0)
+    offsets.append(np.asarray(t.offsets[:-1]) + entry_base[n])
+    gamma.append(d * lengths / t.totals if len(t.keys) else np.zeros(0))
+    words.append(np.asarray(t.words))
+    scaled.append(sc)
+    if ranges:
+      cs = np.cumsum(sc)
+      cum.append(cs - (np.repeat(np.r_[0.0, cs][t.offsets[:-1]], lengths) if len(seg) else 0.0))
     fanout.append(int(lengths.max()) if len(lengths) else 0)
     hit = np.flatnonzero(t.keys == 0)
     roots.append(int(hit[0]) if len(hit) else -1)
+    keys = np.asarray(t.keys)
     if n:
-      parent_keys = np.asarray(t.keys) // v
+      parent_keys = keys // v
       parent = np.searchsorted(prev_keys, parent_keys)
       if len(parent_keys) and (np.any(parent >= len(prev_keys)) or np.any(prev_keys[np.minimum(
           parent, len(prev_keys) - 1)] != parent_keys)):
         raise ValueError(f"count table of order {n + 1} has a context whose {n - 1}-token prefix is not a "
                          f"context of order {n}: not a table NgramLM builds.")
-      child_offsets = np.searchsorted(parent, np.arange(len(prev_keys) + 1))
-      fields["child_offsets"].append(_int32(child_offsets, "context index"))
-      fields["child_tokens"].append(np.r_[np.asarray(t.keys) % v, 0].astype(np.int32))
-      child_fanout.append(int(np.diff(child_offsets).max()) if len(prev_keys) else 0)
-    prev_keys = np.asarray(t.keys)
-  word_base = tuple(int(b) for b in np.cumsum([0] + [len(w) for w in fields["words"]])[:-1])
-  child_base = tuple(int(b) for b in np.cumsum([0] + [len(c) for c in fields["child_tokens"]])[:-1])
-  flat = dict(flat_words=np.concatenate(fields["words"]), flat_cum=np.concatenate(fields["cum"]),
-              flat_child_tokens=np.concatenate(fields["child_tokens"] or [np.zeros(1, np.int32)]))
-  arrays = {k: tuple(jnp.asarray(a) for a in vals) for k, vals in fields.items()}
-  return NgramTables(**arrays, **{k: jnp.asarray(a) for k, a in flat.items()}, roots=jnp.asarray(roots, jnp.int32),
-                     order=lm.order, vocab_size=v, discount=float(d), fanout=tuple(fanout),
-                     child_fanout=tuple(child_fanout), word_base=word_base, child_base=child_base)
-
-
-def _iterations(width: int) -> int:
-  """Halvings a binary search over ``width`` elements needs."""
-  return max(1, math.ceil(math.log2(width + 1)))
+      parents.append(parent + ctx_base[n - 1])
+      tokens.append(keys % v)
+    prev_keys = keys
+  cat = lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+  # contexts' entries are contiguous across orders: context i's followers end where i + 1's start
+  ctx_offsets = np.r_[cat(offsets, np.int64), entries, entries]  # + the sentinel context (none)
+  all_words, all_scaled = cat(words, np.int64), cat(scaled, np.float64)
+  fan = np.diff(ctx_offsets)[:total]
+  big = np.flatnonzero(fan > DENSE_FANOUT) if ranges else np.zeros(0, np.int64)
+  dense = np.zeros((len(big) + 1, v + 2), np.float64)
+  for r, c in enumerate(big):  # a few hundred contexts in a word LM (the unigram, frequent words)
+    lo, hi = int(ctx_offsets[c]), int(ctx_offsets[c + 1])
+    np.add.at(dense[r], all_words[lo:hi] + 1, all_scaled[lo:hi])
+  ctx_dense = np.full(total + 1 if ranges else 1, -1, np.int64)
+  ctx_dense[big] = np.arange(len(big))
+  small = np.ones(total, bool)
+  small[big] = False
+  parent, token = cat(parents, np.int64), cat(tokens, np.int64)
+  child = np.arange(int(ctx_base[1]) if len(tables) else 0, total)  # every context of >= 1 tokens
+  buckets = 1 << max(1, len(child) - 1).bit_length()  # load <= 1: a few entries per bucket
+  bucket = _child_hash(parent, token, v, buckets, xp=np)
+  order = np.argsort(bucket, kind="stable")
+  counts = np.bincount(bucket, minlength=buckets)
+  arrays = dict(
+      ctx_offsets=ctx_offsets.astype(np.int32), ctx_gamma=np.r_[cat(gamma, np.float64), 0.0].astype(np.float32),
+      words=np.r_[all_words, 0].astype(np.int32), scaled=np.r_[all_scaled, 0.0].astype(np.float32),
+      cum=np.r_[cat(cum, np.float64), 0.0].astype(np.float32) if ranges else np.zeros(1, np.float32),
+      bucket_start=np.r_[0, np.cumsum(counts)].astype(np.int32),
+      bucket_parent=np.r_[parent[order], -1].astype(np.int32), bucket_token=np.r_[token[order], -1].astype(np.int32),
+      bucket_child=np.r_[child[order], -1].astype(np.int32), ctx_dense=ctx_dense.astype(np.int32),
+      dense=np.cumsum(dense, axis=1).astype(np.float32), roots=np.asarray(roots, np.int32))
+  return NgramTables(**{k: jnp.asarray(x) for k, x in arrays.items()}, order=lm.order, vocab_size=v,
+                     discount=float(d), ctx_base=tuple(int(b) for b in ctx_base[:-1]), fanout=tuple(fanout),
+                     ranges=ranges, sparse_fanout=int(fan[small].max()) if small.any() else 0,
+                     bucket_width=max(1, int(counts.max())))
 
 
 def _lower_bound(values: jax.Array, lo: jax.Array, hi: jax.Array, x: jax.Array, width: int) -> jax.Array:
   """Elementwise first ``i`` in ``[lo, hi)`` with ``values[i] >= x`` (``hi`` if none); ``values`` sorted
-  on each ``[lo, hi)``, whose length is at most ``width`` (a static bound on the halvings).
+  on each ``[lo, hi)``, whose length is at most ``width`` (static).
 
-  The halvings are a `lax.fori_loop`: unrolled, XLA's fusion duplicates each step's producers into
-  both of its consumers and the program grows as 2^halvings (a 13-step search over a 6,000-word
-  vocabulary took 15 GB to compile; an `optimization_barrier` per step did not prevent it).
+  A ``_ARITY``-ary search: each step probes ``_ARITY - 1`` evenly spaced positions of the remaining
+  window at once and moves to the sub-window holding the answer (a 63-wide window takes 3 steps
+  instead of 7 halvings: on XLA:CPU a step's fixed cost outweighs its few extra gathers). The
+  steps are a `lax.fori_loop`: unrolled, XLA's fusion duplicates each step's producers into its
+  consumers and the program grows exponentially with the steps (a 13-halving search compiled for
+  15 GB).
   """
+  steps = 1
+  while _ARITY ** steps <= width:
+    steps += 1
   last = values.shape[0] - 1
+  probes = jnp.arange(1, _ARITY, dtype=jnp.int32)
+  strides = jnp.asarray([_ARITY ** (steps - 1 - i) for i in range(steps)], jnp.int32)
 
-  def halve(_, bounds):
-    lo, hi = bounds
-    active = lo < hi
-    mid = (lo + hi) // 2
-    less = values[jnp.clip(mid, 0, last)] < x
-    return jnp.where(active & less, mid + 1, lo), jnp.where(active & ~less, mid, hi)
+  def step(i, base):
+    stride = strides[i]
+    pos = base[..., None] + probes * stride - 1
+    below = (pos < hi[..., None]) & (values[jnp.clip(pos, 0, last)] < x[..., None])
+    return base + jnp.sum(below.astype(jnp.int32), axis=-1) * stride
 
-  lo, _ = jax.lax.fori_loop(0, _iterations(width), halve, (lo, hi))
-  return lo
+  return jax.lax.fori_loop(0, steps, step, lo)
+
+
+def _global(tables: NgramTables, ctx: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """``ctx [N, k]`` indices of orders ``0 .. k-1`` -> ``(global ids, seen)``, unseen ones at the sentinel."""
+  seen = ctx >= 0
+  base = jnp.asarray(tables.ctx_base[:ctx.shape[1]], jnp.int32)
+  ids = jnp.where(seen, ctx + base, tables.ctx_gamma.shape[0] - 1)
+  return ids, seen
 
 
 def ngram_start(tables: NgramTables, n: int) -> jax.Array:
@@ -194,67 +267,67 @@ def ngram_start(tables: NgramTables, n: int) -> jax.Array:
 
 
 def ngram_advance(tables: NgramTables, ctx: jax.Array, tokens: jax.Array) -> jax.Array:
-  """``ctx [N, order]`` advanced by ``tokens [N]`` (text ids ``1 .. V-1``): one binary search over every
-  order's children at once."""
+  """``ctx [N, order]`` advanced by ``tokens [N]`` (text ids ``1 .. V-1``): each order's new context is
+  looked up in the child hash table (one bucket per order, all orders at once)."""
   root = jnp.broadcast_to(tables.roots[0], tokens.shape)[:, None]
   if tables.order == 1:
     return root.astype(jnp.int32)
-  los, his = [], []
-  for n in range(1, tables.order):
-    p = jnp.maximum(ctx[:, n - 1], 0)
-    offs, base = tables.child_offsets[n - 1], tables.child_base[n - 1]
-    los.append(offs[p] + base)
-    his.append(offs[p + 1] + base)
-  lo, hi = jnp.stack(los, axis=1), jnp.stack(his, axis=1)  # [N, order - 1], positions in flat_child_tokens
-  toks = tables.flat_child_tokens
-  i = _lower_bound(toks, lo, hi, tokens[:, None], max(tables.child_fanout))
-  found = (ctx[:, :-1] >= 0) & (i < hi) & (toks[jnp.minimum(i, toks.shape[0] - 1)] == tokens[:, None])
-  index = i - jnp.asarray(tables.child_base, jnp.int32)[None, :]
-  return jnp.concatenate([root, jnp.where(found, index, -1)], axis=1).astype(jnp.int32)
+  parent, seen = _global(tables, ctx[:, :-1])  # [N, order - 1]
+  tok = jnp.broadcast_to(tokens[:, None], parent.shape)
+  buckets = tables.bucket_start.shape[0] - 1
+  b = _child_hash(parent, tok, tables.vocab_size, buckets)
+  pos = tables.bucket_start[b][..., None] + jnp.arange(tables.bucket_width, dtype=jnp.int32)
+  inside = pos < tables.bucket_start[b + 1][..., None]
+  pos = jnp.minimum(pos, tables.bucket_parent.shape[0] - 1)
+  match = inside & (tables.bucket_parent[pos] == parent[..., None]) & (tables.bucket_token[pos] == tok[..., None])
+  child = jnp.max(jnp.where(match, tables.bucket_child[pos], -1), axis=-1)
+  index = jnp.where(seen & (child >= 0), child - jnp.asarray(tables.ctx_base[1:], jnp.int32), -1)
+  return jnp.concatenate([root, index], axis=1).astype(jnp.int32)
 
 
 def ngram_probs(tables: NgramTables, ctx: jax.Array) -> jax.Array:
-  """``[N, V + 1]`` float32 ``P(next | ctx)`` (entry 0, the blank, is 0; entry ``V`` end-of-sentence)."""
-  v = tables.vocab_size
-  rows = ctx.shape[0]
-  p = jnp.full((rows, v + 1), 1.0 / v, jnp.float32).at[:, 0].set(0.0)
-  for n in range(tables.order):
-    i = ctx[:, n]
-    ok = i >= 0
-    c = jnp.maximum(i, 0)
-    start, end = tables.offsets[n][c], tables.offsets[n][c + 1]
-    idx = start[:, None] + jnp.arange(max(tables.fanout[n], 1))[None, :]
-    inside = idx < end[:, None]
-    idx = jnp.minimum(idx, tables.words[n].shape[0] - 1)
-    words = jnp.where(inside, tables.words[n][idx], 0)  # outside entries add 0 to the blank
-    vals = jnp.where(inside, tables.scaled[n][idx], 0.0)
-    q = tables.gamma[n][c][:, None] * p
-    q = q.at[jnp.arange(rows)[:, None], words].add(vals)
-    p = jnp.where(ok[:, None], q, p)
-  return p
+  """``[N, V + 1]`` float32 ``P(next | ctx)`` (entry 0, the blank, is 0; entry ``V`` end-of-sentence).
+
+  The Kneser-Ney recursion ``p_n = gamma_n p_{n-1} + scaled_n`` over the seen orders, unrolled:
+  ``p = (prod_n gamma_n) / V + sum_n (prod_{m > n} gamma_m) scaled_n`` (unseen orders: gamma 1,
+  nothing scaled), every order's followers gathered at once."""
+  v, rows = tables.vocab_size, ctx.shape[0]
+  ids, seen = _global(tables, ctx)
+  gamma = jnp.where(seen, tables.ctx_gamma[ids], 1.0)  # [N, order]
+  later = jnp.cumprod(gamma[:, ::-1], axis=1)[:, ::-1]  # prod_{m >= n}
+  weight = jnp.concatenate([later[:, 1:], jnp.ones((rows, 1), jnp.float32)], axis=1)  # prod_{m > n}
+  idx = tables.ctx_offsets[ids][..., None] + jnp.arange(max(max(tables.fanout), 1), dtype=jnp.int32)
+  inside = idx < tables.ctx_offsets[ids + 1][..., None]
+  idx = jnp.minimum(idx, tables.words.shape[0] - 1)
+  words = jnp.where(inside, tables.words[idx], 0)  # outside entries add 0 to the blank
+  vals = jnp.where(inside, tables.scaled[idx], 0.0) * weight[..., None]
+  p = jnp.full((rows, v + 1), 1.0 / v, jnp.float32) * later[:, :1]
+  for n in range(tables.order):  # one scatter per order measured faster than one over all (XLA:CPU)
+    p = p.at[jnp.arange(rows)[:, None], words[:, n]].add(vals[:, n])
+  return p.at[:, 0].set(0.0)
 
 
 def ngram_range_mass(tables: NgramTables, ctx: jax.Array, lo: jax.Array, hi: jax.Array) -> jax.Array:
   """``[N, R]`` float32 ``sum_{lo <= w < hi} P(w | ctx)`` for event-id ranges ``lo, hi [N, R]``
   (``1 <= lo <= hi <= V + 1``; end-of-sentence is event ``V``; an empty range has mass 0). Both ends
-  of every range at every order are found by one binary search."""
+  of every range at every order are read from the context's dense row or found by one search."""
+  if not tables.ranges:
+    raise ValueError("these tables were laid out without range masses: ngram_tables(lm, ranges=True).")
   v, r = tables.vocab_size, lo.shape[1]
-  starts, ends = [], []
-  for n in range(tables.order):
-    c = jnp.maximum(ctx[:, n], 0)
-    starts.append(tables.offsets[n][c] + tables.word_base[n])
-    ends.append(tables.offsets[n][c + 1] + tables.word_base[n])
-  start = jnp.repeat(jnp.stack(starts, axis=1)[:, :, None], 2 * r, axis=2)  # [N, order, 2R]
-  end = jnp.repeat(jnp.stack(ends, axis=1)[:, :, None], 2 * r, axis=2)
-  x = jnp.broadcast_to(jnp.concatenate([hi, lo], axis=1)[:, None, :], start.shape)
-  pos = _lower_bound(tables.flat_words, start, end, x, max(max(tables.fanout), 1))
-  below = jnp.where(pos > start, tables.flat_cum[jnp.maximum(pos - 1, 0)], 0.0)
+  ids, seen = _global(tables, ctx)
+  row = tables.ctx_dense[ids]  # [N, order]
+  shape = ids.shape + (2 * r,)  # [N, order, 2R]
+  x = jnp.broadcast_to(jnp.concatenate([hi, lo], axis=1)[:, None, :], shape)
+  start = jnp.broadcast_to(tables.ctx_offsets[ids][..., None], shape)
+  end = jnp.broadcast_to(tables.ctx_offsets[ids + 1][..., None], shape)
+  pos = _lower_bound(tables.words, start, end, x, max(tables.sparse_fanout, 1))  # wrong, unused, at dense rows
+  sparse = jnp.where(pos > start, tables.cum[jnp.maximum(pos - 1, 0)], 0.0)
+  below = jnp.where((row >= 0)[..., None], tables.dense[jnp.maximum(row, 0)[..., None], x], sparse)
   inside = below[..., :r] - below[..., r:]  # [N, order, R]
+  gamma = tables.ctx_gamma[ids]
   mass = (hi - lo).astype(jnp.float32) / v
   for n in range(tables.order):
-    i = ctx[:, n]
-    gamma = tables.gamma[n][jnp.maximum(i, 0)][:, None]
-    mass = jnp.where((i >= 0)[:, None], gamma * mass + inside[:, n], mass)
+    mass = jnp.where(seen[:, n, None], gamma[:, n, None] * mass + inside[:, n], mass)
   return mass
 
 
@@ -414,7 +487,7 @@ def lexicon_lm(lm: word_lm.LexiconWordLM) -> DeviceLexiconLM:
   children = np.full((len(lo), lm.vocab_size), -1, np.int32)
   for parent, c, child in edges:
     children[parent, c] = child
-  return DeviceLexiconLM(ngram_tables(lm.char_lm), ngram_tables(lm.word_lm), jnp.asarray(lo, jnp.int32),
+  return DeviceLexiconLM(ngram_tables(lm.char_lm), ngram_tables(lm.word_lm, ranges=True), jnp.asarray(lo, jnp.int32),
                          jnp.asarray(hi, jnp.int32), jnp.asarray(word_of, jnp.int32), jnp.asarray(children),
                          float(lm.char_weight))
 

@@ -263,9 +263,12 @@ def _continue(fns, params, enc, enc_paddings, state: MaesState) -> MaesState:
   def frame(hyps, xs):
     enc_t, t = xs
     t_abs = state.t0 + t
+    valid = t < lengths
     lp = _score(fns, params, enc_t, hyps["pred_out"])
-    # a level's entries: a start-of-frame hypothesis (origin) and the labels it emitted in the frame
+    # a level's entries: a start-of-frame hypothesis (origin) and the labels it emitted in the frame;
+    # past a row's last frame its entries are dead (-inf), so its padded frames compute no live rows
     level = {k: v for k, v in hyps.items() if k not in ("labels", "frames")}
+    level["scores"] = jnp.where(valid[:, None], level["scores"], _NEG_INF)
     level.update(origin=jnp.broadcast_to(jnp.arange(beam), (batch, beam)),
                  suffix=jnp.zeros((batch, beam, max_symbols), jnp.int32), count=jnp.zeros((batch, beam), jnp.int32))
     empty = dict(level, scores=jnp.full_like(level["scores"], _NEG_INF))
@@ -285,7 +288,6 @@ def _continue(fns, params, enc, enc_paddings, state: MaesState) -> MaesState:
     carry = step((level, lp, finished, jnp.int32(0)))
     _, _, finished, _ = jax.lax.while_loop(more, step, carry)
     new = _frame_end(hyps, finished, t_abs)
-    valid = t < lengths
     return jax.tree.map(lambda a, b: jnp.where(valid.reshape((batch,) + (1,) * (a.ndim - 1)), a, b),
                         new, hyps), None
 

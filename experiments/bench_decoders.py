@@ -10,8 +10,9 @@ shallow fusion as the config sets it (the same λ and β, so the two searches ar
 on one scoring rule). Each row goes through `asrjax.inference.evaluation.evaluate` (the path
 `experiments/evaluate.py` takes): the real-time factor is wall time over audio time for
 featurising, encoding and decoding, batch 16, on this host with its default threads.
-Every decoder first decodes ``--warmup`` utterances untimed, so most compilation is
-excluded; later batch shapes may still compile once and are included.
+With ``--warmup`` (default) every decoder first decodes, untimed, one batch of silence of
+each batch shape the timed pass will use (`evaluation.batch_plan`), so no compilation is
+timed (the programs are shared by every evaluation of the model in the process).
 
 Where the time goes: greedy's RTF is the front end and encoder plus a search that costs
 almost nothing, so each row's ``search RTF`` is its RTF minus greedy's; the device LM's
@@ -23,10 +24,11 @@ import time
 
 from absl import app, flags
 from ml_collections import config_flags
+import numpy as np
 
 from asrjax.data import sources
 from asrjax.decoding import device_lm
-from asrjax.inference import evaluation
+from asrjax.inference import batch_decoder, evaluation
 from asrjax.train import config_check, run_config
 from asrjax.tasks import transducer_asr
 
@@ -35,7 +37,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "The training configur
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (checkpoints, tokenizer).")
 _SPLIT = flags.DEFINE_string("split", "dev", "Split to decode.")
 _UTTERANCES = flags.DEFINE_integer("utterances", 64, "Utterances decoded per decoder.")
-_WARMUP = flags.DEFINE_integer("warmup", 16, "Utterances decoded untimed first, per decoder.")
+_WARMUP = flags.DEFINE_boolean("warmup", True, "Compile every batch shape untimed first, per decoder.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest readable one).")
 _BEAMS = flags.DEFINE_list("beams", ["1", "4", "8", "16"], "Beam widths of the mAES rows.")
 _HOST = flags.DEFINE_boolean("host", True, "Include the host Graves beam search rows (beam 16).")
@@ -64,8 +66,8 @@ def main(argv):
     config = run_config.resolve(_CONFIG.value, _WORKDIR.value)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  if _UTTERANCES.value < 1 or _WARMUP.value < 0:
-    raise app.UsageError("--utterances must be >= 1 and --warmup >= 0.")
+  if _UTTERANCES.value < 1:
+    raise app.UsageError("--utterances must be >= 1.")
   model, params, tok, front_end, steps = transducer_asr.restore_params(config, _WORKDIR.value, _STEP.value)
   split = sources.open_split(config.data.name, _SPLIT.value, config.data.data_dir)
   try:
@@ -82,11 +84,15 @@ def main(argv):
   print(f"{config.data.name} {_SPLIT.value}, first {min(_UTTERANCES.value, len(split))} utterances, step {steps[0]}")
   print("| decoder | WER % | RTF | search RTF |\n| --- | --- | --- | --- |")
   results = {}
+  lengths = [len(split[i]["audio"]) for i in range(min(_UTTERANCES.value, len(split)))]
+  shapes = sorted({(len(ids), bucket) for ids, bucket in evaluation.batch_plan(lengths, 16)})
   for name, decoder, options in settings(config, lm, beams, _HOST.value, maes_options):
     run = dict(decoder=decoder, decoder_options=options, front_end=front_end)
     if _WARMUP.value:
-      evaluation.evaluate(model, params, split, tok, limit=_WARMUP.value, **run)
-    ev = evaluation.evaluate(model, params, split, tok, limit=_UTTERANCES.value, **run)
+      decode = batch_decoder.BatchDecoder(model, params, **run)
+      for size, bucket in shapes:
+        decode([np.zeros(1600, np.int16)] * size, bucket)
+    ev = evaluation.evaluate(model, params, split, tok, batch_size=16, limit=_UTTERANCES.value, **run)
     results[name] = {"wer": ev["wer"], "rtf": ev["rtf"]}
     search = ev["rtf"] - results["greedy"]["rtf"]
     print(f"| {name} | {100 * ev['wer']:.2f} | {ev['rtf']:.4f} | {search:.4f} |", flush=True)

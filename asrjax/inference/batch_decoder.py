@@ -12,6 +12,7 @@ hypothesis' labels and frames into token and word start (and end) times in secon
 from __future__ import annotations
 
 import fractions
+import functools
 import inspect
 
 import jax
@@ -24,6 +25,18 @@ from asrjax.models import transducer
 from asrjax.frontend.featurize import FrontEnd, featurize
 
 _WORD_MARK = "\u2581"  # "▁", SentencePiece's word-start marker
+
+
+# module level, the model and front end static: every BatchDecoder of one model shares the compiled
+# programs (one compile per batch shape in a process, however many evaluations it runs)
+@functools.partial(jax.jit, static_argnums=1)
+def _featurize(batch: dict, front_end: FrontEnd):
+  return featurize(batch, jax.random.key(0), front_end, train=False)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _encode(model, params, feats, pads):
+  return model.apply(params, feats, pads, method=transducer.Transducer.encode)[:2]
 
 
 class BatchDecoder:
@@ -42,8 +55,7 @@ class BatchDecoder:
     self._fns = transducer.decoder_fns(model)
     self._decode = decoding.DECODERS[decoder]
     self.decoder = decoder
-    self._encode = jax.jit(lambda p, f, pad: model.apply(p, f, pad, method=transducer.Transducer.encode)[:2])
-    self._featurize = jax.jit(lambda b: featurize(b, jax.random.key(0), front_end, train=False))
+    self._front_end = front_end
     self._model = model
 
   @property
@@ -62,8 +74,8 @@ class BatchDecoder:
 
   def _nbest(self, audio, bucket) -> decoding.NBest:
     batch = pipeline.pad_batch([{"audio": a, "text": ""} for a in audio], lambda t: [], bucket, 1)
-    feats, pads = self._featurize({"audio": batch["audio"], "audio_paddings": batch["audio_paddings"]})
-    enc, enc_pads = self._encode(self._params, feats, pads)
+    feats, pads = _featurize({"audio": batch["audio"], "audio_paddings": batch["audio_paddings"]}, self._front_end)
+    enc, enc_pads = _encode(self._model, self._params, feats, pads)
     return self._decode(self._fns, self._params, enc, enc_pads, **self._options)
 
   def _checked(self, out: list, audio: list) -> list:
@@ -160,6 +172,9 @@ def timings(tokenizer, labels, frames, frame_seconds) -> tuple[tuple, tuple]:
   words = tuple((w, seconds(frames[a]), seconds(int(frames[b]) + 1))
                 for w, a, b in word_spans(tokenizer, labels, surfaces))
   return tokens, words
+
+
+BUCKETS = (32_000, 64_000, 96_000, 160_000, 320_000)  # samples: the default padded batch lengths
 
 
 def bucket_for(longest: int, buckets) -> int:

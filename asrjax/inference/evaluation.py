@@ -136,13 +136,21 @@ def _record(split, i: int):
 # --------------------------------------------------------------------------------------- evaluation
 
 
-def evaluate(model, params, split, tok, *, batch_size: int = 16, buckets=(32_000, 64_000, 96_000, 160_000, 320_000),
+def batch_plan(lengths, batch_size: int, buckets=batch_decoder.BUCKETS) -> list[tuple[list[int], int]]:
+  """`evaluate`'s batches of examples with audio ``lengths`` (samples): ``[(example ids, bucket)]``, the
+  ids sorted by length in runs of ``batch_size``, each batch padded to the first bucket that holds it."""
+  order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+  runs = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+  return [(ids, batch_decoder.bucket_for(max(lengths[i] for i in ids), buckets)) for ids in runs]
+
+
+def evaluate(model, params, split, tok, *, batch_size: int = 16, buckets=batch_decoder.BUCKETS,
              decoder: str = "greedy", decoder_options=None, limit: int = 0,
              front_end: FrontEnd | None = None) -> dict:
   """Decodes ``split`` (examples with ``audio``/``text``) and scores it.
 
-  Examples are decoded in batches of similar length (sorted by audio length, each
-  batch padded to the first of ``buckets`` that holds it), and every result is
+  Examples are decoded in batches of similar length (`batch_plan`: sorted by audio length,
+  each batch padded to the first of ``buckets`` that holds it), and every result is
   returned in split order. ``front_end`` carries the feature normalisation the model
   was trained with (default: per-utterance CMVN).
 
@@ -185,12 +193,10 @@ def evaluate(model, params, split, tok, *, batch_size: int = 16, buckets=(32_000
   lengths = [len(_record(split, i)["audio"]) for i in range(n)]
   decode = batch_decoder.BatchDecoder(model, params, decoder=decoder, decoder_options=options,
                                       front_end=front_end or FrontEnd())
-  order = sorted(range(n), key=lambda i: lengths[i])
   refs, hyps, meta, speakers, audio_seconds, start = [None] * n, [None] * n, [None] * n, [None] * n, 0.0, time.time()
-  for s in range(0, n, batch_size):
-    ids = order[s : s + batch_size]
+  for ids, bucket in batch_plan(lengths, batch_size, buckets):
     exs = [_record(split, i) for i in ids]
-    out = decode([e["audio"] for e in exs], batch_decoder.bucket_for(max(lengths[i] for i in ids), buckets))
+    out = decode([e["audio"] for e in exs], bucket)
     for i, e, o in zip(ids, exs, out):
       refs[i] = catalog.as_text(e["text"])
       hyps[i] = tok.decode(o[0][0]) if o else ""

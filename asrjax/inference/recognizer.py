@@ -108,7 +108,7 @@ class Recognizer:
   """
 
   def __init__(self, restored: transducer_asr.Restored, *, decoder: str = "greedy", decoder_options=None,
-               batch_size: int = 16, buckets=(32_000, 64_000, 96_000, 160_000, 320_000)):
+               batch_size: int = 16, buckets=batch_decoder.BUCKETS):
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
       raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}.")
     options = evaluation.check_decoder_options(decoder, decoder_options)

@@ -17,6 +17,8 @@ References:
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -207,8 +209,14 @@ def from_config(encoder_cls, config, vocab_size: int) -> Transducer:
   return Transducer(encoder_cls(**dict(config.encoder)), vocab_size=vocab_size, **dict(config.transducer))
 
 
+@functools.lru_cache(maxsize=32)
 def decoder_fns(model: Transducer) -> decoding.TransducerFns:
-  """The three pure functions every decoder in `asrjax.decoding` needs."""
+  """The three pure functions every decoder in `asrjax.decoding` needs.
+
+  Made once per model configuration (modules compare by their fields): the decoders' jitted
+  searches take these functions as static arguments, so equal functions mean one compile per
+  input shape for every decoding of that model, not one per `BatchDecoder`.
+  """
 
   def predictor_init(batch):
     return lstm.zero_state(batch, model.predictor_hidden, model.predictor_layers)

@@ -10,8 +10,8 @@ r"""The README main job: embedded corpus -> ConvRNN-T trained on the CPU -> WER 
 2. trains ConvRNN-T with ``experiments/configs/convrnnt.py:demo`` -- a 28-minute
    training budget that also spans restarts, pruned RNN-T loss -- and decodes the
    config's test sets (the first 800 utterances of ``test`` and of ``test_unseen``, the
-   same 800 sentences; Graves beam search, beam 16, fused with a word 4-gram of the
-   training text spelt out per character and a character 12-gram);
+   same 800 sentences; the on-device mAES beam search, beam 16, fused with a word 4-gram
+   of the training text spelt out per character and a character 12-gram);
 3. decodes the same utterances with pocketsphinx and a trigram LM of the training text
    (~11 min a set; reused when ``<workdir>/pocketsphinx/<split>/results.json`` exists);
 4. prints WER (with a 95% speaker-bootstrap interval) on the in-domain and the

@@ -22,4 +22,4 @@ def test_greedy_comparison_of_the_demo_variant_needs_no_lm(model, tmp_path):
 def test_config_decoding_keeps_the_variant_lm():
   config, _ = compare.load_config("convrnnt", "demo")
   config = compare.overrides(config, seed=0, data_dir="/nowhere", splits=["test"], decoder="config")
-  assert config.eval.decoder == "beam" and config.eval.lm.order == 12 and config.eval.lm.word_order == 4
+  assert config.eval.decoder == "maes" and config.eval.lm.order == 12 and config.eval.lm.word_order == 4

@@ -136,9 +136,21 @@ def _record(split, i: int):
 # --------------------------------------------------------------------------------------- evaluation
 
 
+def check_batch_size(batch_size) -> int:
+  """``batch_size`` if it is an integer >= 1, else `ValueError`."""
+  if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+    raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}.")
+  return int(batch_size)
+
+
 def batch_plan(lengths, batch_size: int, buckets=batch_decoder.BUCKETS) -> list[tuple[list[int], int]]:
   """`evaluate`'s batches of examples with audio ``lengths`` (samples): ``[(example ids, bucket)]``, the
-  ids sorted by length in runs of ``batch_size``, each batch padded to the first bucket that holds it."""
+  ids sorted by length in runs of ``batch_size``, each batch padded to the first bucket that holds it.
+
+  Raises:
+    ValueError: ``batch_size`` is not an integer >= 1.
+  """
+  batch_size = check_batch_size(batch_size)
   order = sorted(range(len(lengths)), key=lambda i: lengths[i])
   runs = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
   return [(ids, batch_decoder.bucket_for(max(lengths[i] for i in ids), buckets)) for ids in runs]
@@ -183,8 +195,7 @@ def evaluate(model, params, split, tok, *, batch_size: int = 16, buckets=batch_d
       another sample rate than 16 kHz, or an example without ``audio`` or ``text``.
   """
   limit = check_limit(limit)
-  if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-    raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}.")
+  check_batch_size(batch_size)
   options = check_decoder_options(decoder, decoder_options)
   audio_lib.check_sample_rate(catalog.sample_rate_of(split), name="evaluate: split")
   n = len(split) if not limit else min(limit, len(split))

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from asrjax import decoding
+from asrjax.decoding import device_lm
 from asrjax.decoding import greedy as greedy_lib
 from asrjax.decoding import maes as maes_lib
 from asrjax.decoding import word_lm
@@ -617,9 +618,28 @@ def _word_cases() -> list[Case]:
   ]
 
 
+def _device_lm_cases() -> list[Case]:
+  d = "decoding/device_lm"
+  lm = NgramLM.fit([[1, 2], [2, 3, 1]], vocab_size=4, order=2, discount=0.5)
+
+  def mass(tables):
+    return device_lm.ngram_range_mass(tables, device_lm.ngram_start(tables, 1), jnp.asarray([[1]]), jnp.asarray([[5]]))
+
+  # the full range [1, V + 1) of an empty sentence: every event's probability, mass 1
+  return [
+      Case(f"{d}/to_device_not_an_lm", lambda: device_lm.to_device({"order": 2}), raises=ValueError,
+           match="lm must be an ngram_lm.NgramLM or word_lm.LexiconWordLM"),
+      Case(f"{d}/range_mass_without_ranges", lambda: mass(device_lm.ngram_tables(lm)), raises=ValueError,
+           match="ranges=True"),
+      Case(f"{d}/range_mass_of_everything", lambda: mass(device_lm.ngram_tables(lm, ranges=True)),
+           check=lambda m: abs(float(m[0, 0]) - 1.0) < 1e-6),
+  ]
+
+
 CASES = [c for name in ("greedy", "beam", "modified_beam", "maes") for c in _decoder_cases(name)]
 CASES += _jit_cases("greedy") + _jit_cases("modified_beam") + _jit_cases("maes")
 CASES += _option_cases() + _fusion_cases() + _maes_fusion_cases() + _registry_cases() + _streaming_cases() + _ngram_cases() + _word_cases()
+CASES += _device_lm_cases()
 
 
 @pytest.mark.parametrize("case", CASES, ids=cases.ids(CASES))

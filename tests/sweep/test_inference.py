@@ -10,7 +10,7 @@ import pytest
 
 from asrjax.data import tokenizer as tokenizer_lib
 from asrjax.frontend.featurize import FrontEnd
-from asrjax.inference import recognizer, streaming
+from asrjax.inference import evaluation, recognizer, streaming
 from asrjax.models import convrnnt, transducer
 from asrjax.train import task as task_lib, trainer
 from tests.sweep import cases
@@ -122,6 +122,16 @@ STREAM_CASES = [
          raises=ValueError, match="needs global feature statistics"),
 ]
 
+PLAN_CASES = [
+    Case("inference/batch_plan/batch-size-0", lambda: evaluation.batch_plan([3, 1], 0), raises=ValueError,
+         match="batch_size must be an integer >= 1"),
+    Case("inference/batch_plan/batch-size-true", lambda: evaluation.batch_plan([3, 1], True), raises=ValueError,
+         match="batch_size must be an integer >= 1"),
+    Case("inference/batch_plan/no-examples", lambda: evaluation.batch_plan([], 4), check=lambda plan: plan == []),
+    Case("inference/batch_plan/past-the-last-bucket", lambda: evaluation.batch_plan([9, 2], 1, (4,)),
+         check=lambda plan: plan == [([1], 4), ([0], 9)]),
+]
+
 SEAM_CASES = [
     Case("train/init_from/no-workdir", lambda: trainer.parse_init_from(":5"), raises=ValueError,
          match="train.init_from must be '<workdir>' or '<workdir>:<step>'"),
@@ -138,7 +148,7 @@ SEAM_CASES = [
          raises=ValueError, match="no weighted term"),
 ]
 
-CASES = CASES + STREAM_CASES + SEAM_CASES
+CASES = CASES + STREAM_CASES + PLAN_CASES + SEAM_CASES
 
 
 @pytest.mark.parametrize("case", CASES, ids=cases.ids(CASES))

@@ -55,8 +55,14 @@ class BatchDecoder:
     self._fns = transducer.decoder_fns(model)
     self._decode = decoding.DECODERS[decoder]
     self.decoder = decoder
-    self._front_end = front_end
     self._model = model
+    try:  # the shared programs take the model and front end as static (hashed) arguments
+      hash((model, front_end))
+      self._featurize = lambda b: _featurize(b, front_end)
+      self._encode = lambda p, f, pad: _encode(model, p, f, pad)
+    except TypeError:  # an unhashable field (a list): compiled per instance instead
+      self._featurize = jax.jit(lambda b: _featurize.__wrapped__(b, front_end))
+      self._encode = jax.jit(lambda p, f, pad: _encode.__wrapped__(model, p, f, pad))
 
   @property
   def frame_seconds(self) -> fractions.Fraction:
@@ -74,8 +80,8 @@ class BatchDecoder:
 
   def _nbest(self, audio, bucket) -> decoding.NBest:
     batch = pipeline.pad_batch([{"audio": a, "text": ""} for a in audio], lambda t: [], bucket, 1)
-    feats, pads = _featurize({"audio": batch["audio"], "audio_paddings": batch["audio_paddings"]}, self._front_end)
-    enc, enc_pads = _encode(self._model, self._params, feats, pads)
+    feats, pads = self._featurize({"audio": batch["audio"], "audio_paddings": batch["audio_paddings"]})
+    enc, enc_pads = self._encode(self._params, feats, pads)
     return self._decode(self._fns, self._params, enc, enc_pads, **self._options)
 
   def _checked(self, out: list, audio: list) -> list:

@@ -209,14 +209,26 @@ def from_config(encoder_cls, config, vocab_size: int) -> Transducer:
   return Transducer(encoder_cls(**dict(config.encoder)), vocab_size=vocab_size, **dict(config.transducer))
 
 
-@functools.lru_cache(maxsize=32)
 def decoder_fns(model: Transducer) -> decoding.TransducerFns:
   """The three pure functions every decoder in `asrjax.decoding` needs.
 
   Made once per model configuration (modules compare by their fields): the decoders' jitted
   searches take these functions as static arguments, so equal functions mean one compile per
-  input shape for every decoding of that model, not one per `BatchDecoder`.
+  input shape for every decoding of that model, not one per `BatchDecoder`. A model with an
+  unhashable field (a list) gets fresh functions each call (correct, recompiled per call).
   """
+  try:
+    return _cached_decoder_fns(model)
+  except TypeError:  # unhashable module field
+    return _decoder_fns(model)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_decoder_fns(model: Transducer) -> decoding.TransducerFns:
+  return _decoder_fns(model)
+
+
+def _decoder_fns(model: Transducer) -> decoding.TransducerFns:
 
   def predictor_init(batch):
     return lstm.zero_state(batch, model.predictor_hidden, model.predictor_layers)

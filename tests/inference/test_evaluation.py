@@ -285,3 +285,24 @@ def test_a_second_evaluation_of_the_model_compiles_nothing(setup):
 def test_batch_plan_sorts_by_length_and_pads_to_the_first_bucket_that_holds_a_batch():
   # lengths by id: 0 -> 5, 1 -> 1, 2 -> 9, 3 -> 3, 4 -> 4; sorted ids 1, 3, 4, 0, 2
   assert evaluation.batch_plan([5, 1, 9, 3, 4], 2, (4, 8)) == [([1, 3], 4), ([4, 0], 8), ([2], 9)]
+
+
+class _UnhashableTransducer(transducer.Transducer):
+  """A model whose configuration cannot be hashed (as with a list-valued field)."""
+
+  def __hash__(self):
+    raise TypeError("unhashable type: 'list'")
+
+
+def test_an_unhashable_model_still_decodes_the_same(setup):
+  """The shared compiled programs key on the model; a model that cannot be hashed falls back to
+  programs of its own, with the same hypotheses."""
+  model, params, tok, _ = setup
+  twin = _UnhashableTransducer(model.encoder, vocab_size=model.vocab_size, embed_dim=8, predictor_hidden=16,
+                               joint_hidden=16)
+  with pytest.raises(TypeError):
+    hash(twin)
+  split = _split()[:3]
+  run = dict(batch_size=2, buckets=(4_000, 8_000), decoder="maes", decoder_options={"beam": 2})
+  want = evaluation.evaluate(model, params, split, tok, **run)["hypotheses"]
+  assert evaluation.evaluate(twin, params, split, tok, **run)["hypotheses"] == want

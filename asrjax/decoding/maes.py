@@ -315,11 +315,10 @@ def _finish(state: MaesState) -> transducer.NBest:
 
 
 # ---------------------------------------------------------------------------- public API
-def _check_lm(fns, params, enc_dim: int, lm, lm_weight, length_bonus):
-  """The LM options checked as `beam_search` checks them (`transducer.check_fusion`); returns
-  ``(device lm or None, λ, β)``."""
+def _check_lm(fns, vocab: int, lm, lm_weight, length_bonus):
+  """The LM options checked as `beam_search` checks them (`transducer.check_fusion`) against the
+  joint's ``vocab``; returns ``(device lm or None, λ, β)``."""
   dev = None if lm is None else device_lm.to_device(lm)
-  vocab = transducer.joint_vocab_size(fns, params, enc_dim) if lm is not None else 0
   lm_weight, length_bonus = transducer.check_fusion(fns, vocab, dev, lm_weight, length_bonus)
   return dev, lm_weight, length_bonus
 
@@ -356,8 +355,9 @@ def maes_start(fns: transducer.TransducerFns, params, batch: int, *, enc_dim: in
     raise ValueError(f"expansion_beam must be <= beam ({beam}); got {expansion_beam}.")
   if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 0:
     raise ValueError(f"batch must be an integer >= 0; got {batch!r}.")
-  transducer.check_blank_id(fns.blank_id, transducer.joint_vocab_size(fns, params, enc_dim))
-  dev, lm_weight, length_bonus = _check_lm(fns, params, enc_dim, lm, lm_weight, length_bonus)
+  vocab = transducer.joint_vocab_size(fns, params, enc_dim)  # traced once: ~40 ms a call
+  transducer.check_blank_id(fns.blank_id, vocab)
+  dev, lm_weight, length_bonus = _check_lm(fns, vocab, lm, lm_weight, length_bonus)
   flat = batch * beam
   pred_out, pred_state = _start_predictor(fns, params, flat)
   capacity = transducer.positive_int(capacity, "capacity")

@@ -5,9 +5,10 @@
 encoder is one new module and one entry here.
 """
 
-from asrjax.models import conformer, contextnet, convrnnt, lstm_rnnt, transducer
+from asrjax.models import cca_transformer, conformer, contextnet, convrnnt, lstm_rnnt, transducer
 
 ENCODERS = {
+    "cca_transformer": cca_transformer.CCATransformerEncoder,
     "conformer": conformer.ConformerEncoder,
     "contextnet": contextnet.ContextNetEncoder,
     "convrnnt": convrnnt.ConvRNNTEncoder,

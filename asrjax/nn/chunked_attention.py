@@ -3,7 +3,8 @@
 Frames are grouped into chunks of ``chunk_size``; a frame attends to every frame of
 its own chunk (the look-ahead: at most ``chunk_size - 1`` frames) and of the
 ``left_chunks`` chunks before it, never to a later chunk (Chen et al., 2021;
-Shi et al., 2021). ``chunk_size = 1`` is plain causal attention with a left window.
+Shi et al., 2021). ``chunk_size = 1`` is plain causal attention with a left window
+(sliding-window attention: ``left_chunks`` sets the window).
 
 Streaming: the state is the projected keys and values of the last
 ``left_chunks * chunk_size`` frames and their validity. Each call attends over
@@ -12,12 +13,22 @@ per-frame work; they agree to a few ulp (the softmax sums run over a different
 number of masked, exactly-zero terms). Chunks fed in streaming must start at a
 chunk boundary, i.e. every call but the last has a length divisible by ``chunk_size``.
 
-There is no positional encoding: the causal mask and the Conformer's causal
-convolution module give the model its sense of order (a sinusoidal or relative
-encoding would need the absolute frame index in the state).
+Position: none by default (the causal mask and the Conformer's causal convolution
+give the model its sense of order). ``max_relative > 0`` adds a learned bias per head
+and query-key distance (Shaw et al., 2018; T5's bias without its log buckets,
+distances past ``max_relative`` sharing the last entry). It depends only on the
+distance, which the cache layout fixes, so it streams exactly with no frame counter in
+the state (rotary or absolute encodings would need the absolute frame index).
+
+Skipping queries (`__call__` with ``active``): keys and values are projected for every
+frame (later frames may attend to any of them), but queries, scores, the weighted sum
+and the output projection run only for the active frames, compacted per row into a
+buffer of one of a few capacities (`asrjax.nn.frame_gates`), so the skipped work is not
+computed at all; an inactive frame's output is exactly zero.
 
 References:
   Vaswani et al., "Attention is all you need", NeurIPS 2017.
+  Shaw et al., "Self-attention with relative position representations", NAACL 2018.
   Chen et al., "Developing real-time streaming transformer transducer for speech
   recognition on large-scale dataset", ICASSP 2021.
 """
@@ -27,6 +38,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from asrjax.nn import frame_gates
 
 
 def zero_state(batch: int, context: int, heads: int, head_dim: int, dtype=jnp.float32) -> dict:
@@ -47,6 +60,17 @@ def chunk_mask(num_queries: int, context: int, chunk_size: int, left_chunks: int
   return (diff >= 0) & (diff <= left_chunks)
 
 
+def relative_index(num_queries: int, context: int, chunk_size: int, max_relative: int) -> jax.Array:
+  """``[Tq, context + Tq]`` int: the bias entry of query ``i`` and key ``k`` of ``[cache, chunk]``.
+
+  Entry ``clip(distance + chunk_size - 1, 0, max_relative - 1)`` with ``distance = i -
+  (k - context)`` frames back (negative: look-ahead inside the chunk, at most
+  ``chunk_size - 1``), so entry 0 is the furthest look-ahead.
+  """
+  distance = jnp.arange(num_queries)[:, None] - (jnp.arange(context + num_queries)[None, :] - context)
+  return jnp.clip(distance + chunk_size - 1, 0, max_relative - 1)
+
+
 class ChunkedSelfAttention(nn.Module):
   """``[B, T, D] -> [B, T, D]`` multi-head self-attention under `chunk_mask`.
 
@@ -54,11 +78,13 @@ class ChunkedSelfAttention(nn.Module):
     heads: attention heads (``D`` divisible by it).
     chunk_size: frames per chunk (look-ahead ``chunk_size - 1``).
     left_chunks: earlier chunks visible to every frame.
+    max_relative: entries of the learned relative-position bias per head (0 = none).
   """
 
   heads: int
   chunk_size: int = 1
   left_chunks: int = 16
+  max_relative: int = 0
 
   @property
   def context(self) -> int:
@@ -68,24 +94,42 @@ class ChunkedSelfAttention(nn.Module):
     return zero_state(batch, self.context, self.heads, dim // self.heads, dtype)
 
   @nn.compact
-  def __call__(self, x: jax.Array, paddings: jax.Array, state: dict) -> tuple[jax.Array, dict]:
-    """Args: ``x [B, T, D]``, ``paddings [B, T]``, ``state`` (`zero_state`). Returns ``(y, state)``."""
+  def __call__(self, x: jax.Array, paddings: jax.Array, state: dict, active: jax.Array | None = None,
+               capacities: tuple[int, ...] | None = None) -> tuple[jax.Array, dict]:
+    """Args: ``x [B, T, D]``, ``paddings [B, T]``, ``state`` (`zero_state`); ``active [B, T]``
+    bool (optional): only these frames' outputs are computed (the others are exactly 0),
+    each row compacted to the smallest of ``capacities`` (default
+    `frame_gates.capacity_buckets` of ``T``) that holds its active frames.
+    Returns ``(y, state)``."""
     b, t, d = x.shape
     if d % self.heads:
       raise ValueError(f"model dim {d} is not divisible by {self.heads} heads.")
-    dh = d // self.heads
-    proj = lambda name: nn.DenseGeneral((self.heads, dh), name=name)(x)  # [B, T, H, Dh]
-    q, k, v = proj("query"), proj("key"), proj("value")
+    dh, c = d // self.heads, self.context
+    kv = lambda name: nn.DenseGeneral((self.heads, dh), name=name)(x)  # [B, T, H, Dh]
+    k, v = kv("key"), kv("value")
     keys = jnp.concatenate([state["key"].astype(k.dtype), k], axis=1)  # [B, C + T, H, Dh]
     values = jnp.concatenate([state["value"].astype(v.dtype), v], axis=1)
     valid = jnp.concatenate([state["valid"].astype(x.dtype), (paddings == 0).astype(x.dtype)], axis=1)
-    mask = chunk_mask(t, self.context, self.chunk_size, self.left_chunks)[None, None] & (valid[:, None, None, :] > 0)
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q, keys) / jnp.sqrt(jnp.asarray(dh, x.dtype))
-    logits = jnp.where(mask, logits, jnp.finfo(x.dtype).min)
-    weights = jax.nn.softmax(logits, axis=-1)  # every valid query sees itself, so no row is all-masked
-    y = jnp.einsum("bhqk,bkhd->bqhd", weights, values)
-    y = nn.DenseGeneral(d, axis=(-2, -1), name="out")(y)
-    c = self.context
+    bias_table = (self.param("rel_bias", nn.initializers.zeros, (self.heads, self.max_relative))
+                  if self.max_relative else None)
     new_state = {"key": keys[:, keys.shape[1] - c:], "value": values[:, values.shape[1] - c:],
                  "valid": valid[:, valid.shape[1] - c:]}
+
+    def attend(rows, xq):
+      """Outputs ``[B, Q, D]`` of the queries at frames ``rows [B, Q]`` (inputs ``xq [B, Q, D]``)."""
+      q = nn.DenseGeneral((self.heads, dh), name="query")(xq)  # [B, Q, H, Dh]
+      mask = chunk_mask(t, c, self.chunk_size, self.left_chunks)[rows] & (valid[:, None, :] > 0)  # [B, Q, C+T]
+      logits = jnp.einsum("bqhd,bkhd->bhqk", q, keys) / jnp.sqrt(jnp.asarray(dh, x.dtype))
+      if bias_table is not None:
+        index = relative_index(t, c, self.chunk_size, self.max_relative)[rows]  # [B, Q, C+T]
+        logits = logits + jnp.moveaxis(bias_table[:, index], 0, 1).astype(logits.dtype)
+      logits = jnp.where(mask[:, None], logits, jnp.finfo(x.dtype).min)
+      weights = jax.nn.softmax(logits, axis=-1)  # every valid query sees itself, so no row is all-masked
+      y = jnp.einsum("bhqk,bkhd->bqhd", weights, values)
+      return nn.DenseGeneral(d, axis=(-2, -1), name="out")(y)
+
+    if active is None or self.is_initializing():
+      return attend(jnp.broadcast_to(jnp.arange(t), (b, t)), x), new_state
+    caps = frame_gates.capacity_buckets(t) if capacities is None else tuple(capacities)
+    y = frame_gates.compact_rows(self, lambda mdl, rows, xq: attend(rows, xq), x, active, caps)
     return y, new_state

@@ -52,18 +52,19 @@ def parse_arg(arg: str | None, **spec) -> ml_collections.ConfigDict:
 
   ``spec`` maps each option to its default, whose type converts the given text. ``arg`` is
   ``name=value`` items separated by commas; a bool option may be given by its bare name
-  (true); one item with no ``=`` that is not an option name is the value of the first
-  option. With ``spec = dict(variant="")``, ``"tiny"`` and ``"variant=tiny"`` both give
+  (true); a first item with no ``=`` that is not an option name is the value of the first
+  option (``"demo,method=dense"``). With ``spec = dict(variant="")``, ``"tiny"`` and ``"variant=tiny"`` both give
   ``variant="tiny"``, and ``None`` or ``""`` the defaults. Unknown or repeated options,
   and values of the wrong type, raise ValueError.
   """
   arg = arg or ""
-  if arg and "=" not in arg and "," not in arg and arg not in spec:
+  items = [item for item in arg.split(",") if item]
+  if items and "=" not in items[0] and items[0] not in spec:
     if not spec:
       raise ValueError(f"config argument {arg!r} given, but this config takes none.")
-    arg = f"{next(iter(spec))}={arg}"
+    items[0] = f"{next(iter(spec))}={items[0]}"
   given = {}
-  for item in filter(None, arg.split(",")):
+  for item in items:
     name, has_value, text = item.partition("=")
     if name not in spec:
       raise ValueError(f"unknown config argument {name!r} in {arg!r}; known: {', '.join(spec)}.")

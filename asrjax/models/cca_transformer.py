@@ -81,13 +81,14 @@ def flops_per_frame(enc: "CCATransformerEncoder", num_features: int = 80) -> dic
 
 class _FeedForward(nn.Module):
   """``[B, T, D] -> [B, T, D]``; with ``active [B, T]`` only those frames are computed (the
-  batch's active frames in one buffer, `frame_gates.compact_frames`), the others are 0."""
+  batch's active frames in one buffer, `frame_gates.compact_frames`; ``capacity``: one
+  static buffer size), the others are 0."""
 
   mult: int
   capacity_steps: int = 8
 
   @nn.compact
-  def __call__(self, x, active=None):
+  def __call__(self, x, active=None, capacity: int | None = None):
     d = x.shape[-1]
 
     def ffn(z):
@@ -95,7 +96,7 @@ class _FeedForward(nn.Module):
 
     if active is None or self.is_initializing():
       return ffn(x)
-    caps = frame_gates.capacity_buckets(active.size, self.capacity_steps)
+    caps = frame_gates.capacity_buckets(active.size, self.capacity_steps) if capacity is None else capacity
     return frame_gates.compact_frames(self, lambda mdl, z: ffn(z), x, active, caps)
 
 

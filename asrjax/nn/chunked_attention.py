@@ -95,11 +95,12 @@ class ChunkedSelfAttention(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, paddings: jax.Array, state: dict, active: jax.Array | None = None,
-               capacities: tuple[int, ...] | None = None) -> tuple[jax.Array, dict]:
+               capacities: tuple[int, ...] | int | None = None) -> tuple[jax.Array, dict]:
     """Args: ``x [B, T, D]``, ``paddings [B, T]``, ``state`` (`zero_state`); ``active [B, T]``
     bool (optional): only these frames' outputs are computed (the others are exactly 0),
     each row compacted to the smallest of ``capacities`` (default
-    `frame_gates.capacity_buckets` of ``T``) that holds its active frames.
+    `frame_gates.capacity_buckets` of ``T``) that holds its active frames; an int is one
+    static capacity (`frame_gates.compact_apply`: the caller guarantees it holds them).
     Returns ``(y, state)``."""
     b, t, d = x.shape
     if d % self.heads:
@@ -130,6 +131,9 @@ class ChunkedSelfAttention(nn.Module):
 
     if active is None or self.is_initializing():
       return attend(jnp.broadcast_to(jnp.arange(t), (b, t)), x), new_state
+    fn = lambda mdl, rows, xq: attend(rows, xq)
+    if isinstance(capacities, int):
+      return frame_gates.compact_apply(self, fn, x, active, capacities), new_state
     caps = frame_gates.capacity_buckets(t) if capacities is None else tuple(capacities)
-    y = frame_gates.compact_rows(self, lambda mdl, rows, xq: attend(rows, xq), x, active, caps)
+    y = frame_gates.compact_rows(self, fn, x, active, caps)
     return y, new_state

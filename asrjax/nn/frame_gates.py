@@ -60,13 +60,13 @@ def gate(logits: jax.Array, key: jax.Array | None, estimator: str = "gumbel_st",
     return hard_mode
   if estimator == "sigmoid_st":
     soft = jax.nn.sigmoid(logits / temperature)
-    return hard_mode + soft - jax.lax.stop_gradient(soft)
+    return hard_mode + (soft - jax.lax.stop_gradient(soft))  # exactly 0 or 1 forward
   u = jax.random.uniform(key, logits.shape, logits.dtype, minval=1e-6, maxval=1.0 - 1e-6)
   soft = jax.nn.sigmoid((logits + jnp.log(u) - jnp.log1p(-u)) / temperature)
   if estimator == "relaxed":
     return soft
   hard = (soft > 0.5).astype(logits.dtype)
-  return hard + soft - jax.lax.stop_gradient(soft)
+  return hard + (soft - jax.lax.stop_gradient(soft))
 
 
 def capacity_buckets(n: int, steps: int = 8) -> tuple[int, ...]:
@@ -82,47 +82,57 @@ def bucket_index(counts: jax.Array, capacities: tuple[int, ...]) -> jax.Array:
   return jnp.searchsorted(jnp.asarray(capacities), jnp.max(counts), side="left")
 
 
-def compact_rows(module: nn.Module, fn: Callable, x: jax.Array, active: jax.Array,
-                 capacities: tuple[int, ...]) -> jax.Array:
-  """``[B, T, D]``: ``fn`` on each row's active frames only, exactly zero elsewhere.
+def compact_apply(module: nn.Module, fn: Callable, x: jax.Array, active: jax.Array, capacity: int) -> jax.Array:
+  """``[B, T, D]``: ``fn`` on the first ``capacity`` active frames of each row, exactly zero elsewhere.
 
   Args:
-    module: the linen module ``fn``'s parameters belong to (lifted through ``nn.switch``).
+    module: the linen module ``fn``'s parameters belong to.
     fn: ``fn(module, rows [B, Q], x_rows [B, Q, D]) -> [B, Q, D]``, frame-wise in the
       queries (row ``q`` of the output depends on ``x_rows[:, q]`` and ``rows[:, q]`` only).
     x: ``[B, T, D]``.
     active: ``[B, T]`` bool.
-    capacities: ascending buffer sizes, the last ``>= T`` (`capacity_buckets`).
+    capacity: the buffer size ``Q`` (static). A row with more active frames has its first
+      ``capacity`` computed only: `compact_rows` chooses a capacity that holds them all; a
+      caller passing its own (a cost measurement) must guarantee it.
 
-  Each row's active frames are moved to the front (stable order), the first ``Q`` of them
-  (``Q`` the chosen capacity) computed and scattered back; the unused slots of the buffer
-  are computed but masked to zero.
+  Each row's active frames are moved to the front (stable order), the buffer is computed
+  and scattered back; unused slots of the buffer are computed but masked to zero.
   """
+  if capacity == 0:
+    return jnp.zeros_like(x)
   b, t = active.shape
-  if capacities[-1] < t:
-    raise ValueError(f"the largest capacity {capacities[-1]} cannot hold all {t} frames of a row.")
+  rows = jnp.argsort(~active, axis=1, stable=True)[:, :capacity]  # active frames first
+  ok = jnp.take_along_axis(active, rows, axis=1)
+  y = fn(module, rows, jnp.take_along_axis(x, rows[..., None], axis=1))
+  y = jnp.where(ok[..., None], y, 0.0)
+  return jnp.zeros_like(x).at[jnp.arange(b)[:, None], rows].add(y.astype(x.dtype))
 
-  def branch(cap: int):
-    def run(mdl, x, active):
-      if cap == 0:
-        return jnp.zeros_like(x)
-      rows = jnp.argsort(~active, axis=1, stable=True)[:, :cap]  # active frames first
-      ok = jnp.take_along_axis(active, rows, axis=1)
-      y = fn(mdl, rows, jnp.take_along_axis(x, rows[..., None], axis=1))
-      y = jnp.where(ok[..., None], y, 0.0)
-      return jnp.zeros_like(x).at[jnp.arange(b)[:, None], rows].add(y.astype(x.dtype))
-    return run
 
+def compact_rows(module: nn.Module, fn: Callable, x: jax.Array, active: jax.Array,
+                 capacities: tuple[int, ...]) -> jax.Array:
+  """`compact_apply` at the smallest of ``capacities`` that holds the busiest row of ``active``.
+
+  ``capacities`` ascending, the last ``>= T`` (`capacity_buckets`); chosen on device
+  (``nn.switch``: one compiled branch per capacity, only the chosen one runs).
+
+  Raises:
+    ValueError: the largest capacity cannot hold a whole row.
+  """
+  t = active.shape[1]
+  if not capacities or capacities[-1] < t:
+    raise ValueError(f"the largest capacity of {tuple(capacities)} cannot hold all {t} frames of a row.")
+  branches = [lambda mdl, x, active, c=c: compact_apply(mdl, fn, x, active, c) for c in capacities]
   counts = jnp.sum(active.astype(jnp.int32), axis=1)
-  return nn.switch(bucket_index(counts, capacities), [branch(c) for c in capacities], module, x, active)
+  # the branches read parameters only (sown or captured intermediates would differ between them)
+  return nn.switch(bucket_index(counts, capacities), branches, module, x, active, variables="params")
 
 
 def compact_frames(module: nn.Module, fn: Callable, x: jax.Array, active: jax.Array,
-                   capacities: tuple[int, ...]) -> jax.Array:
+                   capacities: tuple[int, ...] | int) -> jax.Array:
   """`compact_rows` over all ``B * T`` frames at once (one buffer for the batch), for a
   frame-wise ``fn(module, x [1, Q, D]) -> [1, Q, D]`` (a feed-forward sub-block).
-  ``capacities`` are of ``B * T`` frames."""
+  ``capacities`` are of ``B * T`` frames; an int is one static capacity (`compact_apply`)."""
   b, t, d = x.shape
-  y = compact_rows(module, lambda mdl, rows, xq: fn(mdl, xq), x.reshape(1, b * t, d), active.reshape(1, b * t),
-                   capacities)
+  args = (module, lambda mdl, rows, xq: fn(mdl, xq), x.reshape(1, b * t, d), active.reshape(1, b * t))
+  y = compact_apply(*args, capacities) if isinstance(capacities, int) else compact_rows(*args, capacities)
   return y.reshape(b, t, d)

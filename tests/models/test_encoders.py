@@ -9,7 +9,7 @@ import pytest
 
 from asrjax import models
 from asrjax.losses import rnnt_loss
-from asrjax.models import conformer, contextnet, convrnnt, lstm_rnnt, transducer
+from asrjax.models import cca_transformer, conformer, contextnet, convrnnt, lstm_rnnt, transducer
 
 ENCODERS = {
     "convrnnt": (convrnnt.ConvRNNTEncoder, dict(stack=3, channels=16, local_layers=2, local_kernel=3, global_blocks=2,
@@ -21,6 +21,10 @@ ENCODERS = {
                                                           chunk_size=1, left_chunks=3, output_dim=24)),
     "contextnet": (contextnet.ContextNetEncoder, dict(stack=3, channels=16, blocks=2, layers_per_block=2,
                                                       kernel_size=3, output_dim=24)),
+    # gates start near 50% on (bias 0), so the arbitrated encoder streams with real skipping
+    "cca_transformer": (cca_transformer.CCATransformerEncoder, dict(
+        stack=3, dim=16, heads=2, ff_mult=2, layers=2, chunk_size=2, left_chunks=2, max_relative=6, output_dim=24,
+        gate_bias_init=0.0, num_features=8)),
 }
 
 
@@ -71,10 +75,10 @@ def test_no_look_ahead_beyond_the_declared_frames(name):
 
 
 def test_the_registry_names_every_encoder_and_refuses_others():
-  assert {k: v for k, v in models.ENCODERS.items()} == {n: ENCODERS[n][0] for n in ("convrnnt", "lstm_rnnt",
-                                                                                      "conformer", "contextnet")}
-  with pytest.raises(ValueError, match=r"model.name must be one of \['conformer', 'contextnet', 'convrnnt', "
-                                       r"'lstm_rnnt'\]; got 'convrnn'"):
+  assert {k: v for k, v in models.ENCODERS.items()} == {n: ENCODERS[n][0] for n in (
+      "convrnnt", "lstm_rnnt", "conformer", "contextnet", "cca_transformer")}
+  with pytest.raises(ValueError, match=r"model.name must be one of \['cca_transformer', 'conformer', 'contextnet', "
+                                       r"'convrnnt', 'lstm_rnnt'\]; got 'convrnn'"):
     models.build(ml_collections.ConfigDict({"name": "convrnn"}), vocab_size=7)
 
 

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,baselines]'
+	$(PY) -m pip install --quiet -e '.[test,baselines,plots]'
 	touch $(STAMP)
 
 # The embedded corpus is synthesised with espeak-ng, flite, MBROLA (contrib), SVOX Pico
@@ -49,7 +49,7 @@ test: $(STAMP) system-deps
 
 # Slow tests, including TFDS LibriSpeech mock data (needs TensorFlow: the `catalog` extra).
 test-slow: $(STAMP) system-deps
-	$(PY) -m pip install --quiet -e '.[test,baselines,catalog]'
+	$(PY) -m pip install --quiet -e '.[test,baselines,plots,catalog]'
 	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)

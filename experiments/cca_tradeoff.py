@@ -1,0 +1,384 @@
+r"""Compute against WER: the arbitrated Transformer at several lambda, sliding-window attention, LayerDrop.
+
+  python experiments/cca_tradeoff.py --workdir_root=workdirs/cca --seeds=0,1
+
+Reproduces Xie et al. (Interspeech 2022) on the embedded corpus with the one trainer and
+`experiments/configs/cca_transformer.py`:
+
+1. **Train.** Per seed a dense model (``--pretrain_steps``), then from it, with the same
+   fine-tuning recipe (``--finetune_steps``, fresh optimizer, peak learning rate
+   ``--finetune_lr``): the dense model continued (the reference point), the arbitrated
+   model at every ``--lams`` (compute term weight), sliding-window attention at every
+   ``--windows``, and LayerDrop ``--layerdrop``; on the first seed also the arbitrated
+   model with each gate estimator of ``--probe_estimators`` at ``--probe_lam``. Every run
+   has the same parameters (the arbitrators exist, unused, in the dense ones). A run whose
+   workdir holds ``results.json`` is not trained again.
+2. **Evaluate** every row on ``--splits`` (greedy, the encoders' own accuracy, the first
+   ``--limit`` utterances) through the task's one evaluation path; the LayerDrop model is
+   also statically pruned to every ``--keep_layers`` count (blocks evenly spaced).
+3. **Measure** on one CPU core, in a pinned subprocess (``--measure``): the encoder alone
+   streaming ``--stream_utterances`` test utterances in chunks of ``--chunk_frames``
+   (median of 3 passes); XLA's FLOPs of those chunks (the dense chunk's count with each
+   block's skippable work replaced by its count at the capacity the gates chose); our own
+   counted FLOPs (`cca_transformer.flops_per_frame`); the gate usage per block and
+   sub-block, and against frame energy, silence vs speech, clean vs noisy utterances.
+
+Prints one table, writes ``<root>/tradeoff.json`` and ``<root>/tradeoff.png`` (relative
+WER change against compute saved, one curve per method, dense at the origin, the
+paper's two points). Rows are cached per workdir (``tradeoff_row*.json``); delete them
+to measure again.
+
+References:
+  Xie et al., "Compute cost amortized Transformer for streaming ASR", Interspeech 2022.
+  Fan et al., "Reducing Transformer depth on demand with structured dropout", ICLR 2020.
+"""
+
+import os
+import sys
+
+if "--measure" in " ".join(sys.argv):  # one core, single-threaded XLA, set before JAX starts
+  os.environ["JAX_PLATFORMS"] = "cpu"
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                             " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+  if hasattr(os, "sched_setaffinity"):
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+
+import copy  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+
+from absl import app, flags, logging  # noqa: E402
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from asrjax import atomic_file, models, tasks  # noqa: E402
+from asrjax.data import catalog, sources  # noqa: E402
+from asrjax.frontend.featurize import featurize  # noqa: E402
+from asrjax.inference import encoder_cost  # noqa: E402
+from asrjax.models import cca_transformer  # noqa: E402
+from asrjax.train import config_check, run_config, trainer  # noqa: E402
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_ROOT = flags.DEFINE_string("workdir_root", "workdirs/cca", "One workdir per run under here.")
+_DATA_DIR = flags.DEFINE_string("data_dir", "data/tfds", "TFDS data directory.")
+_VARIANT = flags.DEFINE_string("variant", "demo", "Config variant (corpus and training recipe).")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1"], "Training seeds.")
+_LAMS = flags.DEFINE_list("lams", ["0.1", "0.3", "1.0"], "Compute-term weights of the arbitrated runs.")
+_WINDOWS = flags.DEFINE_list("windows", ["16", "4"], "Attention history (frames) of the sliding-window runs.")
+_LAYERDROP = flags.DEFINE_float("layerdrop", 0.2, "LayerDrop probability of the LayerDrop run.")
+_KEEP = flags.DEFINE_list("keep_layers", ["6", "5", "4", "3"], "Blocks the LayerDrop model is pruned to.")
+_PROBE_EST = flags.DEFINE_list("probe_estimators", ["relaxed"], "Other gate estimators, first seed only.")
+_PROBE_LAM = flags.DEFINE_float("probe_lam", 0.3, "Their compute-term weight.")
+_PRETRAIN = flags.DEFINE_integer("pretrain_steps", 2000, "Steps of the dense model.")
+_FINETUNE = flags.DEFINE_integer("finetune_steps", 500, "Steps of every run started from it.")
+_FT_LR = flags.DEFINE_float("finetune_lr", 5e-4, "Peak learning rate of the fine-tuning runs.")
+_SPLITS = flags.DEFINE_list("splits", ["dev", "test", "test_unseen"], "Splits to score.")
+_LIMIT = flags.DEFINE_integer("limit", 800, "Utterances per split (0 = all).")
+_STREAM_UTTS = flags.DEFINE_integer("stream_utterances", 30, "Test utterances streamed for wall-clock and gates.")
+_CHUNK = flags.DEFINE_integer("chunk_frames", 64, "Input frames (10 ms) per streaming call.")
+_MEASURE = flags.DEFINE_string("measure", None, "Internal: measure one row (JSON spec) on one core and print it.")
+_PHASE = flags.DEFINE_enum("phase", "all", ["all", "train"], "'train': train every run, measure nothing.")
+
+PAPER = {"arbitrated": (60.0, 3.0), "sliding": (13.0, 9.0)}  # (% compute saved, % relative WER increase), Xie et al.
+
+
+def load_config(arg: str):
+  path = os.path.join(_HERE, "configs", "cca_transformer.py")
+  spec = importlib.util.spec_from_file_location("config_cca_transformer", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def planned_runs(seeds, lams, windows, layerdrop, probe_estimators, probe_lam) -> list[dict]:
+  """``[{"name", "seed", "method", "arg", "init"}]`` in training order: each seed's dense run, then its
+  fine-tunes (``init``: the dense run's name)."""
+  runs = []
+  for i, seed in enumerate(seeds):
+    dense = f"dense_pre_seed{seed}"
+    runs.append(dict(name=dense, seed=seed, method="dense", arg="dense", init=None))
+    ft = [("dense", "dense", "dense")]
+    ft += [(f"arbitrated_lam{lam:g}", "arbitrated", f"arbitrated,lam={lam}") for lam in lams]
+    ft += [(f"sliding_w{w}", "sliding", f"sliding,window={w}") for w in windows]
+    ft += [(f"layerdrop_p{layerdrop:g}", "layerdrop", f"layerdrop,layerdrop={layerdrop}")]
+    if i == 0:
+      ft += [(f"arbitrated_{e}_lam{probe_lam:g}", f"arbitrated ({e})", f"arbitrated,lam={probe_lam},estimator={e}")
+             for e in probe_estimators]
+    runs += [dict(name=f"{n}_seed{seed}", seed=seed, method=m, arg=a, init=dense) for n, m, a in ft]
+  return runs
+
+
+def run_config_of(run: dict, root: str):
+  config = load_config(f"{_VARIANT.value},method={run['arg']}")
+  config.train.seed = run["seed"]
+  config.data.data_dir = _DATA_DIR.value
+  config.eval.splits = ()  # evaluated below, through `evaluate_row`, with every row alike
+  config.eval.decoder, config.eval.decoder_options, config.eval.lm.order, config.eval.lm.word_order = "greedy", {}, 0, 0
+  config.train.max_train_seconds = 0
+  if run["init"] is None:
+    config.train.num_steps = _PRETRAIN.value
+  else:
+    config.train.num_steps = _FINETUNE.value
+    config.train.init_from = os.path.join(root, run["init"])
+    config.optimizer.learning_rate = _FT_LR.value
+    config.optimizer.warmup_steps = min(50, _FINETUNE.value // 5)
+  config_check.validate(config)
+  return config
+
+
+def evaluation_rows(runs, layers: int, dense_left_chunks: int) -> list[dict]:
+  """The table's rows: every fine-tuned run, the LayerDrop runs once per pruning to ``k`` of the
+  ``layers`` blocks (evenly spaced, the first and last kept)."""
+  rows = []
+  for run in runs:
+    if run["init"] is None:
+      continue
+    if run["method"] == "layerdrop":
+      for k in (int(k) for k in _KEEP.value):
+        keep = tuple(sorted({int(round(x)) for x in np.linspace(0, layers - 1, k)}))
+        rows.append({**run, "method": "layerdrop", "keep": keep, "row": f"{run['name']}_keep{k}"})
+    else:
+      rows.append({**run, "keep": (), "row": run["name"]})
+  for row in rows:  # the dense run's attention window: the reference of every FLOP count
+    row["dense_left_chunks"] = dense_left_chunks
+  return rows
+
+
+def with_keep(config, keep):
+  config = copy.deepcopy(config)
+  if keep:
+    config.model.encoder.layers_to_keep = tuple(keep)
+  return config
+
+
+def evaluate_row(row: dict, root: str) -> dict:
+  """WER per split of one row (the task's evaluation), with the speaker-bootstrap interval."""
+  workdir = os.path.join(root, row["name"])
+  config = run_config.load(workdir)
+  task, params, _ = trainer.restore(config, workdir)
+  config = with_keep(config, row["keep"])
+  config.eval.splits, config.eval.limit = tuple(_SPLITS.value), _LIMIT.value
+  task = tasks.build(config, workdir)
+  out = task.evaluate(params, 0)
+  return {split: {"wer": rec["wer"], "wer_interval": rec["wer_interval"], "per_family": rec["per_group"].get("family")}
+          for split, (rec, _) in out.items()}
+
+
+def measure_row(row: dict, root: str) -> dict:
+  """Streaming wall-clock, XLA and counted FLOPs, gate statistics of one row (run on one core)."""
+  workdir = os.path.join(root, row["name"])
+  config = run_config.load(workdir)
+  task, params, _ = trainer.restore(config, workdir)
+  config = with_keep(config, row["keep"])
+  model = models.build(config.model, task.tokenizer.vocab_size)
+  enc = model.encoder
+  split = sources.open_split(config.data.name, "test", config.data.data_dir)
+  feats, meta = [], []
+  for i in range(min(_STREAM_UTTS.value, len(split))):
+    ex = split[i]
+    audio = np.asarray(ex["audio"], np.int16)[None]
+    f, _ = featurize({"audio": audio, "audio_paddings": np.zeros(audio.shape, np.float32)}, jax.random.key(0),
+                     task.front_end, train=False)
+    feats.append(np.asarray(f[0]))
+    meta.append({"clean": catalog.as_text(ex["noise"]) == "none" if "noise" in ex else None})
+  timing = encoder_cost.stream_seconds(model, params["model"], feats, _CHUNK.value)
+  flops = cca_transformer.flops_per_frame(enc, enc.num_features)
+  # the reference: the dense model (all blocks, the dense run's attention window)
+  reference = enc.clone(gating="none", layers_to_keep=(), left_chunks=row["dense_left_chunks"])
+  per_call = _CHUNK.value // enc.stack
+  sub = encoder_cost.subblock_flops(enc, per_call)
+
+  def chunk_flops(encoder):  # XLA's count of one streaming call of ``encoder`` (every frame valid)
+    m = model.clone(encoder=encoder)
+    chunk, pads = np.zeros((1, _CHUNK.value, feats[0].shape[1]), np.float32), np.zeros((1, _CHUNK.value), np.float32)
+    state = m.apply(params["model"], 1, method=m.init_encode_state)
+    return encoder_cost.compiled_flops(lambda p, f, s: m.apply(p, f, pads, s, method=m.encode), params["model"],
+                                       chunk, state)
+
+  xla_reference_call = chunk_flops(reference)
+  gated = enc.gating == "arbitrator"
+  # gated: this model's dense call with each block's skippable work at the capacity its gates chose;
+  # otherwise the model's own call (a smaller window, pruned blocks) as compiled
+  xla_own_call = chunk_flops(enc.clone(gating="none", layers_to_keep=()) if gated else enc)
+  caps = list(sub["capacities"])
+  full_sub = sub["mha"][-1] + sub["ffn"][-1]
+  dense_per_frame = cca_transformer.flops_per_frame(reference, enc.num_features)["dense"]
+  kept = set(enc.layers_to_keep) if enc.layers_to_keep else set(range(enc.layers))
+  counted = dense_counted = xla = xla_dense = 0.0
+  usage = np.zeros((enc.layers, 2))
+  frames_total, energy_all, gates_all, clean_flags = 0, [], [], []
+  for f, m in zip(feats, meta):
+    trace = encoder_cost.gate_trace(model, params["model"], f[None], np.zeros((1, len(f)), np.float32))
+    valid = trace["valid"][0]
+    g = np.zeros((enc.layers, int(valid.sum()), 2), bool)  # [L, T', 2]; pruned blocks stay off
+    g[sorted(kept)] = np.stack([trace["mha"][:, 0], trace["ffn"][:, 0]], axis=-1)[:, valid] > 0.5
+    n = int(valid.sum())
+    frames_total += n
+    usage += g.sum(axis=1)
+    counted += n * flops["fixed"] + (g[..., 0] * flops["mha"] + g[..., 1] * flops["ffn"]).sum()
+    dense_counted += n * dense_per_frame
+    calls = -(-n // per_call)
+    for c in range(calls):  # XLA count of each streaming call
+      window = g[:, c * per_call:(c + 1) * per_call]
+      if gated:
+        skippable = sum(sub[name][int(np.searchsorted(caps, window[li, :, k].sum()))]
+                        for li in sorted(kept) for k, name in ((0, "mha"), (1, "ffn")))
+        xla += xla_own_call - enc.layers * full_sub + skippable
+      else:
+        xla += xla_own_call
+      xla_dense += xla_reference_call
+    energy_all.append(trace["energy"][0][valid])
+    gates_all.append(g.sum(axis=(0, 2)) / (2 * enc.layers))  # fraction of sub-blocks on, per frame
+    clean_flags.append(m["clean"])
+  energy, on = np.concatenate(energy_all), np.concatenate(gates_all)
+  quiet = np.concatenate([e <= np.quantile(e, 0.2) for e in energy_all])  # each utterance's quietest 20%
+  per_utt = np.array([x.mean() for x in gates_all])
+  clean = np.array([c is True for c in clean_flags])
+  return {
+      "stream_seconds": timing["seconds"], "stream_all": timing["all"], "audio_seconds": timing["frames"] / 100,
+      "counted_flops_saved": 1 - counted / dense_counted, "xla_flops_saved": 1 - xla / xla_dense,
+      "usage_mha": (usage[:, 0] / frames_total).tolist(), "usage_ffn": (usage[:, 1] / frames_total).tolist(),
+      "gate_energy_corr": float(np.corrcoef(energy, on)[0, 1]) if on.std() > 0 else None,
+      "on_quiet": float(on[quiet].mean()), "on_loud": float(on[~quiet].mean()),
+      "on_clean": float(per_utt[clean].mean()) if clean.any() else None,
+      "on_noisy": float(per_utt[~clean].mean()) if (~clean).any() else None,
+      "device": jax.devices()[0].device_kind, "utterances": len(feats), "chunk_frames": _CHUNK.value}
+
+
+def _measure_in_subprocess(row: dict, root: str) -> dict:
+  spec = json.dumps({"row": row, "root": root})
+  cmd = [sys.executable, os.path.abspath(__file__), f"--measure={spec}", f"--data_dir={_DATA_DIR.value}",
+         f"--stream_utterances={_STREAM_UTTS.value}", f"--chunk_frames={_CHUNK.value}"]
+  out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+  if out.returncode:
+    raise RuntimeError(f"measuring {row['row']} failed:\n{out.stderr[-3000:]}")
+  line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+  return json.loads(line[len("RESULT "):])
+
+
+def _cached(path: str, make):
+  if os.path.exists(path):
+    with open(path) as f:
+      return json.load(f)
+  value = make()
+  with atomic_file.open(path) as f:
+    json.dump(value, f)
+  return value
+
+
+def _plot(rows, summary, path: str) -> None:
+  try:
+    import matplotlib  # noqa: PLC0415
+  except ImportError:
+    raise SystemExit(f"the table and {os.path.dirname(path)}/tradeoff.json are written, but the picture needs "
+                     "matplotlib: pip install -e '.[plots]'") from None
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # noqa: PLC0415
+  fig, ax = plt.subplots(figsize=(6.4, 4.4))
+  for method, marker in (("arbitrated", "o"), ("sliding", "s"), ("layerdrop", "^")):
+    pts = sorted((s["xla_saved"], s["rel_wer"], s["rel_wer_spread"]) for s in summary if s["method"] == method)
+    if pts:
+      x, y, e = zip(*pts)
+      ax.errorbar([100 * v for v in x], y, yerr=e, marker=marker, capsize=3, label=f"{method} (ours)")
+  ax.scatter([0], [0], color="k", zorder=5, label="dense (ours, reference)")
+  for method, (x, y) in PAPER.items():
+    ax.scatter([x], [y], marker="*", s=120, label=f"{method} (Xie et al. 2022)")
+  ax.set_xlabel("encoder FLOPs saved, % (XLA count, streaming)")
+  ax.set_ylabel("relative WER change vs dense, % (test)")
+  ax.axhline(0, color="grey", lw=0.5)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+
+
+def main(argv):
+  del argv
+  if _MEASURE.value:
+    spec = json.loads(_MEASURE.value)
+    print("RESULT " + json.dumps(measure_row(spec["row"], spec["root"])))
+    return
+  root = _ROOT.value
+  try:
+    seeds = [int(s) for s in _SEEDS.value]
+    lams = [float(x) for x in _LAMS.value]
+    windows = [int(w) for w in _WINDOWS.value]
+  except ValueError as e:
+    raise app.UsageError(f"--seeds, --lams and --windows take numbers: {e}") from None
+  runs = planned_runs(seeds, lams, windows, _LAYERDROP.value, _PROBE_EST.value, _PROBE_LAM.value)
+  configs = {r["name"]: run_config_of(r, root) for r in runs}  # every config checked before training
+  for run in runs:
+    workdir = os.path.join(root, run["name"])
+    if not os.path.exists(os.path.join(workdir, "results.json")):
+      logging.info("training %s", run["name"])
+      trainer.train_and_evaluate(configs[run["name"]], workdir)
+  if _PHASE.value == "train":
+    return
+  rows = []
+  dense_encoder = configs[runs[0]["name"]].model.encoder
+  for row in evaluation_rows(runs, dense_encoder.layers, dense_encoder.left_chunks):
+    workdir = os.path.join(root, row["name"])
+    suffix = f"_keep{len(row['keep'])}" if row["keep"] else ""
+    wers = _cached(os.path.join(workdir, f"tradeoff_wer{suffix}.json"), lambda row=row: evaluate_row(row, root))
+    cost = _cached(os.path.join(workdir, f"tradeoff_cost{suffix}.json"),
+                   lambda row=row: _measure_in_subprocess(row, root))
+    rows.append({**row, "wer": wers, **cost})
+  summary = summarise(rows)
+  with atomic_file.open(os.path.join(root, "tradeoff.json")) as f:
+    json.dump({"rows": rows, "summary": summary, "paper": PAPER}, f, indent=1)
+  print_table(summary)
+  _plot(rows, summary, os.path.join(root, "tradeoff.png"))
+
+
+def _row_key(row) -> str:
+  return row["row"].rsplit("_seed", 1)[0] + (f"_keep{len(row['keep'])}" if row["keep"] else "")
+
+
+def summarise(rows) -> list[dict]:
+  """One line per configuration: means over seeds, relative WER change vs the same seed's dense run."""
+  dense = {r["seed"]: r for r in rows if r["method"] == "dense"}
+  groups = {}
+  for r in rows:
+    groups.setdefault(_row_key(r), []).append(r)
+  out = []
+  for key, rs in groups.items():
+    rel = {s: [100 * (r["wer"][s]["wer"] / dense[r["seed"]]["wer"][s]["wer"] - 1) for r in rs if r["seed"] in dense]
+           for s in _SPLITS.value}
+    wall = [1 - r["stream_seconds"] / dense[r["seed"]]["stream_seconds"] for r in rs if r["seed"] in dense]
+    out.append({
+        "config": key, "method": rs[0]["method"], "seeds": [r["seed"] for r in rs],
+        "wer": {s: float(np.mean([r["wer"][s]["wer"] for r in rs])) for s in _SPLITS.value},
+        "rel_wer": float(np.mean(rel["test"])) if rel["test"] else 0.0,
+        "rel_wer_spread": float(np.ptp(rel["test"]) / 2) if len(rel["test"]) > 1 else 0.0,
+        "rel_wer_splits": {s: [round(v, 2) for v in vs] for s, vs in rel.items()},
+        "counted_saved": float(np.mean([r["counted_flops_saved"] for r in rs])),
+        "xla_saved": float(np.mean([r["xla_flops_saved"] for r in rs])),
+        "wall_saved": float(np.mean(wall)) if wall else 0.0, "wall_saved_all": wall,
+        "usage_mha": np.mean([r["usage_mha"] for r in rs], axis=0).round(3).tolist(),
+        "usage_ffn": np.mean([r["usage_ffn"] for r in rs], axis=0).round(3).tolist(),
+        **{k: _mean_or_none([r[k] for r in rs]) for k in ("gate_energy_corr", "on_quiet", "on_loud", "on_clean",
+                                                          "on_noisy")}})
+  return out
+
+
+def _mean_or_none(values):
+  values = [v for v in values if v is not None]
+  return float(np.mean(values)) if values else None
+
+
+def print_table(summary) -> None:
+  splits = _SPLITS.value
+  print("| config | seeds | " + " | ".join(f"WER {s} %" for s in splits) + " | rel. WER test % (± half-range) | "
+        "FLOPs saved counted / XLA % | wall-clock saved % | MHA / FFN gate use per block |")
+  print("| --- " * (6 + len(splits)) + "|")
+  for s in summary:
+    wers = " | ".join(f"{100 * s['wer'][x]:.2f}" for x in splits)
+    use = " ".join(f"{m:.2f}/{f:.2f}" for m, f in zip(s["usage_mha"], s["usage_ffn"]))
+    print(f"| {s['config']} | {','.join(map(str, s['seeds']))} | {wers} | {s['rel_wer']:+.1f} ± {s['rel_wer_spread']:.1f}"
+          f" | {100 * s['counted_saved']:.1f} / {100 * s['xla_saved']:.1f} | {100 * s['wall_saved']:.1f} | {use} |")
+  for method, (x, y) in PAPER.items():
+    print(f"| paper: {method} (Xie et al. 2022) | - | " + " | ".join("-" for _ in splits) + f" | +{y:.0f} | {x:.0f} | - | - |")
+
+
+if __name__ == "__main__":
+  app.run(main)

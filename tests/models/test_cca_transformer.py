@@ -103,15 +103,17 @@ def test_compact_inference_uses_every_capacity_bucket_correctly():
 
 
 def test_flops_per_frame_by_hand():
-  enc = cca.CCATransformerEncoder(stack=1, dim=4, heads=1, ff_mult=2, layers=1, chunk_size=1, left_chunks=2,
+  enc = cca.CCATransformerEncoder(stack=1, dim=4, heads=1, ff_mult=2, layers=1, chunk_size=2, left_chunks=1,
                                   max_relative=3, output_dim=2, arbitrator_input="block", num_features=3)
   flops = cca.flops_per_frame(enc, 3)
-  # MHA: q, out projections 2 * 2 * 16 = 64; scores + weighted sum over 2 + 1 keys: 2 * 2 * 3 * 4 = 48
-  assert flops["mha"] == 112
+  # MHA: q, out projections 2 * 2 * 16 = 64; scores + weighted sum 2 * 2 * 4 per key, and a query
+  # sees the previous chunk (2) and its own chunk up to the end: 3 keys at position 0, 4 at 1
+  assert flops["mha"] == 64 + 16 * 3.5
   assert flops["ffn"] == 2 * 2 * 4 * 8  # up 4 -> 8, down 8 -> 4
   # input proj 2*3*4 = 24, k/v 64, arbitrator 2*2*4 = 16, output proj 2*4*2 = 16
   assert flops["fixed"] == 24 + 64 + 16 + 16
-  assert flops["dense"] == 120 + 112 + 128
+  assert flops["dense"] == 120 + 120 + 128
+  assert cca.flops_per_frame(enc.clone(gating="none"), 3)["fixed"] == 120 - 16  # no arbitrator run
 
 
 def _compute_term(enc, variables, feats, pads):

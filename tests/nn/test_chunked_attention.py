@@ -25,7 +25,9 @@ def test_chunk_mask_by_hand():
 
 
 def _reference(params, x, valid, heads, chunk, left):
-  """Per-query loops in numpy over the keys the definition allows."""
+  """Per-query loops in numpy over the keys the definition allows (plus, with a ``rel_bias``
+  table ``[H, R]``, the entry of distance ``i - j`` frames back, shifted by the look-ahead
+  ``chunk - 1`` and clipped to the table)."""
   p = jax.tree.map(np.asarray, params["params"])
   b, t, d = x.shape
   dh = d // heads
@@ -40,6 +42,9 @@ def _reference(params, x, valid, heads, chunk, left):
         if not allowed:
           continue
         s = np.array([q[bi, i, h] @ k[bi, j, h] / np.sqrt(dh) for j in allowed])
+        if "rel_bias" in p:
+          r = p["rel_bias"].shape[1]
+          s = s + np.array([p["rel_bias"][h, min(max(i - j + chunk - 1, 0), r - 1)] for j in allowed])
         w = np.exp(s - s.max())
         w /= w.sum()
         out[bi, i, h] = sum(wj * v[bi, j, h] for wj, j in zip(w, allowed))
@@ -59,12 +64,27 @@ def test_whole_utterance_matches_numpy_reference(chunk, left):
   np.testing.assert_allclose(np.asarray(y)[valid], ref[valid], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("chunk,left,max_relative", [(1, 3, 4), (3, 1, 4), (2, 2, 3)])
+def test_relative_position_bias_matches_numpy_reference(chunk, left, max_relative):
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(2, 11, 8)).astype(np.float32)
+  pads = (np.arange(11)[None] >= np.array([[11], [8]])).astype(np.float32)
+  layer = ca.ChunkedSelfAttention(heads=2, chunk_size=chunk, left_chunks=left, max_relative=max_relative)
+  params = layer.init(jax.random.key(1), x, pads, layer.init_state(2, 8))
+  params = {"params": {**params["params"], "rel_bias": rng.normal(size=(2, max_relative)).astype(np.float32) * 2}}
+  y, _ = layer.apply(params, x, pads, layer.init_state(2, 8))
+  ref = _reference(params, x.astype(np.float64), pads == 0, 2, chunk, left)
+  valid = pads == 0
+  np.testing.assert_allclose(np.asarray(y)[valid], ref[valid], rtol=1e-4, atol=1e-5)
+
+
 def test_streaming_with_cache_matches_whole_utterance():
   rng = np.random.default_rng(2)
   x = rng.normal(size=(2, 24, 8)).astype(np.float32)
   pads = (np.arange(24)[None] >= np.array([[24], [17]])).astype(np.float32)
-  layer = ca.ChunkedSelfAttention(heads=2, chunk_size=2, left_chunks=2)
+  layer = ca.ChunkedSelfAttention(heads=2, chunk_size=2, left_chunks=2, max_relative=5)
   params = layer.init(jax.random.key(1), x, pads, layer.init_state(2, 8))
+  params = {"params": {**params["params"], "rel_bias": np.random.default_rng(3).normal(size=(2, 5)).astype(np.float32)}}
   apply = jax.jit(layer.apply)
   whole, _ = apply(params, x, pads, layer.init_state(2, 8))
   state, outs, t = layer.init_state(2, 8), [], 0

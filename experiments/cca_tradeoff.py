@@ -127,16 +127,21 @@ def run_config_of(run: dict, root: str):
   return config
 
 
-def evaluation_rows(runs, layers: int, dense_left_chunks: int) -> list[dict]:
-  """The table's rows: every fine-tuned run, the LayerDrop runs once per pruning to ``k`` of the
-  ``layers`` blocks (evenly spaced, the first and last kept)."""
+def kept_blocks(layers: int, k: int) -> tuple[int, ...]:
+  """``k`` of ``layers`` block indices, evenly spaced, the first and last among them."""
+  return tuple(sorted({int(round(x)) for x in np.linspace(0, layers - 1, k)}))
+
+
+def evaluation_rows(runs, layers: int, dense_left_chunks: int, keep_counts) -> list[dict]:
+  """The table's rows: every fine-tuned run, the LayerDrop runs once per pruning to each of
+  ``keep_counts`` blocks (`kept_blocks`)."""
   rows = []
   for run in runs:
     if run["init"] is None:
       continue
     if run["method"] == "layerdrop":
-      for k in (int(k) for k in _KEEP.value):
-        keep = tuple(sorted({int(round(x)) for x in np.linspace(0, layers - 1, k)}))
+      for k in keep_counts:
+        keep = kept_blocks(layers, k)
         rows.append({**run, "method": "layerdrop", "keep": keep, "row": f"{run['name']}_keep{k}"})
     else:
       rows.append({**run, "keep": (), "row": run["name"]})
@@ -316,14 +321,14 @@ def main(argv):
     return
   rows = []
   dense_encoder = configs[runs[0]["name"]].model.encoder
-  for row in evaluation_rows(runs, dense_encoder.layers, dense_encoder.left_chunks):
+  for row in evaluation_rows(runs, dense_encoder.layers, dense_encoder.left_chunks, [int(k) for k in _KEEP.value]):
     workdir = os.path.join(root, row["name"])
     suffix = f"_keep{len(row['keep'])}" if row["keep"] else ""
     wers = _cached(os.path.join(workdir, f"tradeoff_wer{suffix}.json"), lambda row=row: evaluate_row(row, root))
     cost = _cached(os.path.join(workdir, f"tradeoff_cost{suffix}.json"),
                    lambda row=row: _measure_in_subprocess(row, root))
     rows.append({**row, "wer": wers, **cost})
-  summary = summarise(rows)
+  summary = summarise(rows, _SPLITS.value)
   with atomic_file.open(os.path.join(root, "tradeoff.json")) as f:
     json.dump({"rows": rows, "summary": summary, "paper": PAPER}, f, indent=1)
   print_table(summary)
@@ -334,8 +339,9 @@ def _row_key(row) -> str:
   return row["row"].rsplit("_seed", 1)[0] + (f"_keep{len(row['keep'])}" if row["keep"] else "")
 
 
-def summarise(rows) -> list[dict]:
-  """One line per configuration: means over seeds, relative WER change vs the same seed's dense run."""
+def summarise(rows, splits) -> list[dict]:
+  """One line per configuration: means over seeds, relative WER change (%) vs the same seed's dense
+  run (``rel_wer``: on test, with half the seeds' range), wall-clock saved vs that run."""
   dense = {r["seed"]: r for r in rows if r["method"] == "dense"}
   groups = {}
   for r in rows:
@@ -343,11 +349,11 @@ def summarise(rows) -> list[dict]:
   out = []
   for key, rs in groups.items():
     rel = {s: [100 * (r["wer"][s]["wer"] / dense[r["seed"]]["wer"][s]["wer"] - 1) for r in rs if r["seed"] in dense]
-           for s in _SPLITS.value}
+           for s in splits}
     wall = [1 - r["stream_seconds"] / dense[r["seed"]]["stream_seconds"] for r in rs if r["seed"] in dense]
     out.append({
         "config": key, "method": rs[0]["method"], "seeds": [r["seed"] for r in rs],
-        "wer": {s: float(np.mean([r["wer"][s]["wer"] for r in rs])) for s in _SPLITS.value},
+        "wer": {s: float(np.mean([r["wer"][s]["wer"] for r in rs])) for s in splits},
         "rel_wer": float(np.mean(rel["test"])) if rel["test"] else 0.0,
         "rel_wer_spread": float(np.ptp(rel["test"]) / 2) if len(rel["test"]) > 1 else 0.0,
         "rel_wer_splits": {s: [round(v, 2) for v in vs] for s, vs in rel.items()},

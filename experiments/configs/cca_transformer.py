@@ -15,11 +15,13 @@ option picks what is trained:
 Every method has the same parameters, so ``init_from`` may start any of them from
 another run (`experiments/cca_tradeoff.py` fine-tunes each from the dense run).
 
-  python experiments/train.py --config=experiments/configs/cca_transformer.py:demo --workdir=workdirs/cca/dense
-  python experiments/train.py --config=experiments/configs/cca_transformer.py:demo,method=arbitrated,lam=2.0 \
-      --config.train.init_from=workdirs/cca/dense --workdir=workdirs/cca/arb_2
-  python experiments/train.py --config=experiments/configs/cca_transformer.py:tiny,method=arbitrated \
-      --workdir=/tmp/cca_tiny
+  python experiments/train.py --config=experiments/configs/cca_transformer.py --workdir=workdirs/cca_dense
+  python experiments/train.py --config=experiments/configs/cca_transformer.py:demo,method=arbitrated,lam=0.3 \
+      --config.train.init_from=workdirs/cca/dense_pre_seed0 --workdir=workdirs/cca/arb
+  python experiments/train.py --config=experiments/configs/cca_transformer.py:tiny --workdir=/tmp/cca_tiny
+
+Options after the variant (``:demo,method=sliding,window=16``): ``method``, ``lam``,
+``estimator``, ``window``, ``layerdrop``.
 """
 
 from asrjax.train import config_files

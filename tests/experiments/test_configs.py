@@ -114,6 +114,7 @@ def test_parse_arg():
   parse_arg = load_module("convrnnt").common.parse_arg
   assert parse_arg(None, variant="", runlocal=False).to_dict() == {"variant": "", "runlocal": False}
   assert parse_arg("tiny", variant="").variant == "tiny"  # one unnamed value: the first option
+  assert parse_arg("tiny,res=128", variant="", res=224).to_dict() == {"variant": "tiny", "res": 128}  # first item
   got = parse_arg("runlocal,res=128,rate=0.5", variant="", runlocal=False, res=224, rate=1.0)
   assert got.to_dict() == {"variant": "", "runlocal": True, "res": 128, "rate": 0.5}
   assert parse_arg("runlocal", variant="", runlocal=False).runlocal is True  # a bare bool name is true
@@ -127,7 +128,33 @@ def test_parse_arg():
     parse_arg("tiny")
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("method", ["dense", "arbitrated", "sliding", "layerdrop"])
+def test_the_cca_transformer_config_builds_every_method_at_the_others_size(variant, method):
+  config = load("cca_transformer", f"{variant},method={method}" if variant else f"method={method}")
+  assert config.model.name == "cca_transformer"
+  transducer_asr.pipeline_config(config)
+  if variant in ("", "demo"):
+    n = encoder_params(config)
+    assert abs(n / encoder_params(load("convrnnt")) - 1) < 0.10, n
+    assert n == encoder_params(load("cca_transformer", variant))  # every method: the same parameters
+  gating = config.model.encoder.gating
+  assert gating == ("arbitrator" if method == "arbitrated" else "none")
+  assert dict(config.train.loss_weights) == ({"encoder/compute": 1.0} if method == "arbitrated" else {})
+
+
+def test_the_cca_transformer_options_reach_the_config():
+  c = load("cca_transformer", "demo,method=arbitrated,lam=0.3,estimator=relaxed")
+  assert c.train.loss_weights["encoder/compute"] == 0.3 and c.model.encoder.estimator == "relaxed"
+  assert c.data.name == "synth_speech/full"
+  c = load("cca_transformer", "demo,method=sliding,window=4")
+  assert c.model.encoder.left_chunks == 4 and c.model.encoder.max_relative == 65
+  assert load("cca_transformer", "method=layerdrop,layerdrop=0.3").model.encoder.layerdrop == 0.3
+  with pytest.raises(ValueError, match="unknown method 'gated'"):
+    load("cca_transformer", "demo,method=gated")
+
+
+@pytest.mark.parametrize("name", MODELS + ("cca_transformer",))
 def test_every_config_documents_its_launch_commands(name):
   doc = load_module(name).__doc__
   assert f"python experiments/train.py --config=experiments/configs/{name}.py --workdir=" in doc

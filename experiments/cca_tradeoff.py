@@ -78,7 +78,10 @@ _LIMIT = flags.DEFINE_integer("limit", 800, "Utterances per split (0 = all).")
 _STREAM_UTTS = flags.DEFINE_integer("stream_utterances", 30, "Test utterances streamed for wall-clock and gates.")
 _CHUNK = flags.DEFINE_integer("chunk_frames", 64, "Input frames (10 ms) per streaming call.")
 _MEASURE = flags.DEFINE_string("measure", None, "Internal: measure one row (JSON spec) on one core and print it.")
-_PHASE = flags.DEFINE_enum("phase", "all", ["all", "train"], "'train': train every run, measure nothing.")
+_PHASE = flags.DEFINE_enum("phase", "all", ["all", "train", "wer", "cost"],
+                           "'train': train the runs only; 'wer' / 'cost': only score / only measure the rows whose "
+                           "runs are trained (the cost wants the machine otherwise idle); 'all': everything, "
+                           "then the table and picture.")
 
 PAPER = {"arbitrated": (60.0, 3.0), "sliding": (13.0, 9.0)}  # (% compute saved, % relative WER increase), Xie et al.
 
@@ -263,6 +266,7 @@ def _measure_in_subprocess(row: dict, root: str) -> dict:
 
 
 def _cached(path: str, make):
+  """The JSON at ``path``, or ``make()`` written there first."""
   if os.path.exists(path):
     with open(path) as f:
       return json.load(f)
@@ -312,22 +316,32 @@ def main(argv):
     raise app.UsageError(f"--seeds, --lams and --windows take numbers: {e}") from None
   runs = planned_runs(seeds, lams, windows, _LAYERDROP.value, _PROBE_EST.value, _PROBE_LAM.value)
   configs = {r["name"]: run_config_of(r, root) for r in runs}  # every config checked before training
-  for run in runs:
-    workdir = os.path.join(root, run["name"])
-    if not os.path.exists(os.path.join(workdir, "results.json")):
-      logging.info("training %s", run["name"])
-      trainer.train_and_evaluate(configs[run["name"]], workdir)
-  if _PHASE.value == "train":
+  phase = _PHASE.value
+  trained = lambda name: os.path.exists(os.path.join(root, name, "results.json"))
+  if phase in ("all", "train"):
+    for run in runs:
+      if not trained(run["name"]):
+        logging.info("training %s", run["name"])
+        trainer.train_and_evaluate(configs[run["name"]], workdir=os.path.join(root, run["name"]))
+  if phase == "train":
     return
   rows = []
   dense_encoder = configs[runs[0]["name"]].model.encoder
   for row in evaluation_rows(runs, dense_encoder.layers, dense_encoder.left_chunks, [int(k) for k in _KEEP.value]):
+    if not trained(row["name"]):
+      logging.info("%s is not trained yet: left out", row["name"])
+      continue
     workdir = os.path.join(root, row["name"])
     suffix = f"_keep{len(row['keep'])}" if row["keep"] else ""
-    wers = _cached(os.path.join(workdir, f"tradeoff_wer{suffix}.json"), lambda row=row: evaluate_row(row, root))
-    cost = _cached(os.path.join(workdir, f"tradeoff_cost{suffix}.json"),
-                   lambda row=row: _measure_in_subprocess(row, root))
-    rows.append({**row, "wer": wers, **cost})
+    wer_path, cost_path = (os.path.join(workdir, f"tradeoff_{k}{suffix}.json") for k in ("wer", "cost"))
+    if phase in ("all", "wer"):
+      _cached(wer_path, lambda row=row: evaluate_row(row, root))
+    if phase in ("all", "cost"):
+      _cached(cost_path, lambda row=row: _measure_in_subprocess(row, root))
+    if os.path.exists(wer_path) and os.path.exists(cost_path):
+      rows.append({**row, "wer": _cached(wer_path, None), **_cached(cost_path, None)})
+  if phase != "all":
+    return
   summary = summarise(rows, _SPLITS.value)
   with atomic_file.open(os.path.join(root, "tradeoff.json")) as f:
     json.dump({"rows": rows, "summary": summary, "paper": PAPER}, f, indent=1)

@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 
 ESTIMATORS = ("gumbel_st", "relaxed", "sigmoid_st")
+ONE_HOT_FRAMES = 64  # rows up to this long are compacted by one-hot matmuls (`compact_apply`)
 
 
 def gate(logits: jax.Array, key: jax.Array | None, estimator: str = "gumbel_st",
@@ -96,11 +97,24 @@ def compact_apply(module: nn.Module, fn: Callable, x: jax.Array, active: jax.Arr
       caller passing its own (a cost measurement) must guarantee it.
 
   Each row's active frames are moved to the front (stable order), the buffer is computed
-  and scattered back; unused slots of the buffer are computed but masked to zero.
+  and scattered back; unused slots of the buffer are computed but masked to zero. A
+  capacity that holds the whole row computes it in place (no gather); rows of at most
+  `ONE_HOT_FRAMES` frames (streaming chunks) gather and scatter by a one-hot matmul,
+  longer ones by a sort and a scatter (on XLA:CPU the matmul costs 25 us less per call
+  at 16 frames, and ``capacity x T x D`` multiply-adds, ~3% of an FFN there).
   """
+  b, t = active.shape
   if capacity == 0:
     return jnp.zeros_like(x)
-  b, t = active.shape
+  if capacity >= t:
+    return jnp.where(active[..., None], fn(module, jnp.broadcast_to(jnp.arange(t), (b, t)), x), 0.0).astype(x.dtype)
+  if t <= ONE_HOT_FRAMES:
+    slot = jnp.cumsum(active.astype(jnp.int32), axis=1) - 1  # [B, T]: each active frame's place in the buffer
+    onehot = ((slot[:, None, :] == jnp.arange(capacity)[None, :, None]) & active[:, None, :]).astype(x.dtype)
+    rows = jnp.einsum("bqt,t->bq", onehot, jnp.arange(t, dtype=x.dtype)).round().astype(jnp.int32)
+    ok = jnp.sum(onehot, axis=2) > 0
+    y = jnp.where(ok[..., None], fn(module, rows, jnp.einsum("bqt,btd->bqd", onehot, x)), 0.0)
+    return jnp.einsum("bqt,bqd->btd", onehot, y.astype(x.dtype))
   rows = jnp.argsort(~active, axis=1, stable=True)[:, :capacity]  # active frames first
   ok = jnp.take_along_axis(active, rows, axis=1)
   y = fn(module, rows, jnp.take_along_axis(x, rows[..., None], axis=1))

@@ -215,8 +215,9 @@ def test_xla_counts_fewer_flops_for_the_skip_path_when_fewer_frames_are_active()
     flops.append((att, ff))
   att, ff = np.array(flops).T
   assert np.all(np.diff(att) < 0) and np.all(np.diff(ff) < 0), flops
-  # the FFN's count is its matmuls over the buffer: about proportional to the capacity
-  assert ff[-1] < 0.02 * ff[0] and abs(ff[2] / ff[0] - 0.5) < 0.05
+  # the FFN's count is its matmuls over the buffer, about proportional to the capacity, plus the
+  # one-hot gather and scatter at 32 frames: 2 * (2 * 16 * 32 * 64) = 131k of the 1.07 M at half
+  assert ff[-1] < 0.02 * ff[0] and 0.5 < ff[2] / ff[0] < 0.6
   assert att[-1] < 0.5 * att[0]  # the key/value projections remain: every frame is a key
 
 

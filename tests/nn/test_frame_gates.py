@@ -64,16 +64,18 @@ class _RowFn(nn.Module):
     return fg.compact_rows(self, lambda mdl, rows, xq: jnp.tanh(xq @ w) + rows[..., None], x, active, capacities)
 
 
-@pytest.mark.parametrize("count", range(0, 11))
-def test_compaction_equals_the_dense_reference_in_every_bucket(count):
+@pytest.mark.parametrize("t,count", [(10, c) for c in range(0, 11)] + [(80, c) for c in (0, 5, 37, 70, 80)])
+def test_compaction_equals_the_dense_reference_in_every_bucket(t, count):
+  """10 frames: the one-hot gather; 80 (over `ONE_HOT_FRAMES`): the sort and scatter."""
   rng = np.random.default_rng(count)
-  b, t, d = 3, 10, 4
+  b, d = 3, 4
   x = rng.normal(size=(b, t, d)).astype(np.float32)
   active = np.zeros((b, t), bool)
   for r in range(b):  # the busiest row has `count` active frames, the others fewer
     active[r, rng.choice(t, size=max(count - r, 0), replace=False)] = True
   module = _RowFn()
   caps = fg.capacity_buckets(t, 8)
+  assert (t <= fg.ONE_HOT_FRAMES) == (t == 10)
   params = module.init(jax.random.key(0), x, active, caps)
   y = np.asarray(jax.jit(lambda p, x, a: module.apply(p, x, a, caps))(params, x, active))
   w = np.asarray(params["params"]["w"])

@@ -191,6 +191,11 @@ def measure_row(row: dict, root: str) -> dict:
     feats.append(np.asarray(f[0]))
     meta.append({"clean": catalog.as_text(ex["noise"]) == "none" if "noise" in ex else None})
   timing = encoder_cost.stream_seconds(model, params["model"], feats, _CHUNK.value)
+  # where the time goes (gated models): the gating machinery with nothing skipped, and the floor
+  # with everything skippable skipped (key/value projections, arbitrators, input/output layers)
+  forced = {f"stream_seconds_gates_{v}": encoder_cost.stream_seconds(model, params["model"], feats, _CHUNK.value,
+                                                                     gates=float(v))["seconds"]
+            for v in (1, 0)} if model.encoder.gating == "arbitrator" else {}
   flops = cca_transformer.flops_per_frame(enc, enc.num_features)
   # the reference: the dense model (all blocks, the dense run's attention window)
   reference = enc.clone(gating="none", layers_to_keep=(), left_chunks=row["dense_left_chunks"])
@@ -245,6 +250,7 @@ def measure_row(row: dict, root: str) -> dict:
   clean = np.array([c is True for c in clean_flags])
   return {
       "stream_seconds": timing["seconds"], "stream_all": timing["all"], "audio_seconds": timing["frames"] / 100,
+      **forced,
       "counted_flops_saved": 1 - counted / dense_counted, "xla_flops_saved": 1 - xla / xla_dense,
       "usage_mha": (usage[:, 0] / frames_total).tolist(), "usage_ffn": (usage[:, 1] / frames_total).tolist(),
       "gate_energy_corr": float(np.corrcoef(energy, on)[0, 1]) if on.std() > 0 else None,

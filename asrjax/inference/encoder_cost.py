@@ -34,7 +34,7 @@ def compiled_flops(fn, *args) -> float:
   return float(cost.get("flops", 0.0))
 
 
-def stream_seconds(model, params, utterances, chunk_frames: int, repeats: int = 3) -> dict:
+def stream_seconds(model, params, utterances, chunk_frames: int, repeats: int = 3, gates: float | None = None) -> dict:
   """Median seconds to run ``model.encode`` over ``utterances`` chunk by chunk (batch 1).
 
   Args:
@@ -45,6 +45,8 @@ def stream_seconds(model, params, utterances, chunk_frames: int, repeats: int = 
       an utterance's last chunk is zero-padded to it (padding frames marked), so one
       shape is compiled.
     repeats: timed passes over all utterances; the median is reported.
+    gates: with a gated encoder, every gate forced to this value (1: the gating machinery
+      with nothing skipped; 0: everything skippable skipped), else its own decisions.
 
   Returns:
     ``{"seconds": median, "all": [per pass], "frames": input frames, "chunks": calls}``.
@@ -55,7 +57,12 @@ def stream_seconds(model, params, utterances, chunk_frames: int, repeats: int = 
   multiple = model.encoder.chunk_multiple
   if chunk_frames < 1 or chunk_frames % multiple:
     raise ValueError(f"chunk_frames must be a positive multiple of {multiple}; got {chunk_frames}.")
-  step = jax.jit(lambda p, f, pad, s: model.apply(p, f, pad, s, method=model.encode))
+  options = {}
+  if gates is not None:
+    enc = model.encoder
+    shape = (enc.layers, 1, chunk_frames // enc.stack)
+    options = {"gates": {"mha": np.full(shape, gates, np.float32), "ffn": np.full(shape, gates, np.float32)}}
+  step = jax.jit(lambda p, f, pad, s: model.apply(p, f, pad, s, method=model.encode, **options))
   chunks = []
   for feats in utterances:
     n = -(-len(feats) // chunk_frames)

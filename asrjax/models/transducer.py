@@ -113,8 +113,11 @@ class Transducer(nn.Module):
       state["cmvn"] = causal_cmvn.init_state(batch, self.num_features, self.causal_cmvn_frames)
     return state
 
-  def encode(self, feats, paddings, state=None):
+  def encode(self, feats, paddings, state=None, **encoder_options):
     """``[B, T, F] -> (enc [B, T', D], enc_paddings, state)``; ``state=None`` starts fresh.
+
+    ``encoder_options`` go to the encoder's call (e.g. forced ``gates`` of
+    `asrjax.models.cca_transformer`, for measurements).
 
     Raises:
       ValueError: ``feats`` is not a ``[B, T, F]`` float array, ``paddings`` is not
@@ -133,7 +136,7 @@ class Transducer(nn.Module):
       if feats.shape[-1] != self.num_features:
         raise ValueError(f"causal CMVN expects {self.num_features} features per frame; got {feats.shape[-1]}.")
       feats, new_state["cmvn"] = causal_cmvn.causal_cmvn(feats, paddings, state["cmvn"])
-    enc, enc_pad, new_state["encoder"] = self.encoder(feats, paddings, state["encoder"])
+    enc, enc_pad, new_state["encoder"] = self.encoder(feats, paddings, state["encoder"], **encoder_options)
     return enc, enc_pad, new_state
 
   def predict(self, labels, paddings, state):

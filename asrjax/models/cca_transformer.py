@@ -155,7 +155,7 @@ class _Block(nn.Module):
     return x, state, gates, probs
 
 
-class CCATransformerEncoder(nn.Module):
+class CCATransformerEncoder(chunked_attention.ChunkedStreaming, nn.Module):
   """``[B, T, F]`` log-mel -> ``[B, T // stack, output_dim]``.
 
   Attributes:
@@ -197,20 +197,8 @@ class CCATransformerEncoder(nn.Module):
   capacity_steps: int = 8
   num_features: int = 80
 
-  @property
-  def lookahead_frames(self) -> int:
-    """Encoder frames a frame's output may depend on beyond itself (at most)."""
-    return self.chunk_size - 1
-
-  @property
-  def chunk_multiple(self) -> int:
-    """Streaming chunks must be multiples of this many input frames."""
-    return self.stack * self.chunk_size
-
   def init_state(self, batch: int) -> list:
-    context = self.chunk_size * self.left_chunks
-    return [{"attention": chunked_attention.zero_state(batch, context, self.heads, self.dim // self.heads)}
-            for _ in range(self.layers)]
+    return [{"attention": self.attention_state(batch)} for _ in range(self.layers)]
 
   def _check(self):
     for name, value, allowed in (("gating", self.gating, GATINGS), ("estimator", self.estimator, frame_gates.ESTIMATORS),

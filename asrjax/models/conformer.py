@@ -71,7 +71,7 @@ class _Block(nn.Module):
     return jnp.where(paddings[..., None] > 0, 0.0, x), {"attention": att_state, "conv": conv_state}
 
 
-class ConformerEncoder(nn.Module):
+class ConformerEncoder(chunked_attention.ChunkedStreaming, nn.Module):
   """``[B, T, F]`` log-mel -> ``[B, T // stack, output_dim]``.
 
   Attributes:
@@ -92,20 +92,9 @@ class ConformerEncoder(nn.Module):
   left_chunks: int = 64
   output_dim: int = 256
 
-  @property
-  def lookahead_frames(self) -> int:
-    """Encoder frames a frame's output may depend on beyond itself (at most)."""
-    return self.chunk_size - 1
-
-  @property
-  def chunk_multiple(self) -> int:
-    """Streaming chunks must be multiples of this many input frames."""
-    return self.stack * self.chunk_size
-
   def init_state(self, batch: int) -> list:
-    context = self.chunk_size * self.left_chunks
-    return [{"attention": chunked_attention.zero_state(batch, context, self.heads, self.dim // self.heads),
-             "conv": causal_conv.zero_state(batch, self.conv_kernel, self.dim)} for _ in range(self.layers)]
+    return [{"attention": self.attention_state(batch), "conv": causal_conv.zero_state(batch, self.conv_kernel, self.dim)}
+            for _ in range(self.layers)]
 
   @nn.compact
   def __call__(self, feats: jax.Array, paddings: jax.Array, state: list):

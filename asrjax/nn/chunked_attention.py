@@ -71,6 +71,25 @@ def relative_index(num_queries: int, context: int, chunk_size: int, max_relative
   return jnp.clip(distance + chunk_size - 1, 0, max_relative - 1)
 
 
+class ChunkedStreaming:
+  """Streaming facts of an encoder of stacked frames with chunk-wise attention, mixed into its
+  module; it reads the module's ``stack``, ``chunk_size``, ``left_chunks``, ``heads`` and ``dim``."""
+
+  @property
+  def lookahead_frames(self) -> int:
+    """Encoder frames a frame's output may depend on beyond itself (at most)."""
+    return self.chunk_size - 1
+
+  @property
+  def chunk_multiple(self) -> int:
+    """Streaming chunks must be multiples of this many input frames."""
+    return self.stack * self.chunk_size
+
+  def attention_state(self, batch: int) -> dict:
+    """One block's empty key/value cache (`zero_state`)."""
+    return zero_state(batch, self.chunk_size * self.left_chunks, self.heads, self.dim // self.heads)
+
+
 class ChunkedSelfAttention(nn.Module):
   """``[B, T, D] -> [B, T, D]`` multi-head self-attention under `chunk_mask`.
 

@@ -57,7 +57,7 @@ from asrjax.data import catalog, sources  # noqa: E402
 from asrjax.frontend.featurize import featurize  # noqa: E402
 from asrjax.inference import encoder_cost  # noqa: E402
 from asrjax.models import cca_transformer  # noqa: E402
-from asrjax.train import config_check, run_config, trainer  # noqa: E402
+from asrjax.train import config_check, run_config, trainer, tradeoff  # noqa: E402
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _ROOT = flags.DEFINE_string("workdir_root", "workdirs/cca", "One workdir per run under here.")
@@ -83,7 +83,7 @@ _PHASE = flags.DEFINE_enum("phase", "all", ["all", "train", "wer", "cost"],
                            "runs are trained (the cost wants the machine otherwise idle); 'all': everything, "
                            "then the table and picture.")
 
-PAPER = {"arbitrated": (60.0, 3.0), "sliding": (13.0, 9.0)}  # (% compute saved, % relative WER increase), Xie et al.
+PAPER = tradeoff.PAPER
 
 
 def load_config(arg: str):
@@ -92,24 +92,6 @@ def load_config(arg: str):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config(arg)
-
-
-def planned_runs(seeds, lams, windows, layerdrop, probe_estimators, probe_lam) -> list[dict]:
-  """``[{"name", "seed", "method", "arg", "init"}]`` in training order: each seed's dense run, then its
-  fine-tunes (``init``: the dense run's name)."""
-  runs = []
-  for i, seed in enumerate(seeds):
-    dense = f"dense_pre_seed{seed}"
-    runs.append(dict(name=dense, seed=seed, method="dense", arg="dense", init=None))
-    ft = [("dense", "dense", "dense")]
-    ft += [(f"arbitrated_lam{lam:g}", "arbitrated", f"arbitrated,lam={lam}") for lam in lams]
-    ft += [(f"sliding_w{w}", "sliding", f"sliding,window={w}") for w in windows]
-    ft += [(f"layerdrop_p{layerdrop:g}", "layerdrop", f"layerdrop,layerdrop={layerdrop}")]
-    if i == 0:
-      ft += [(f"arbitrated_{e}_lam{probe_lam:g}", f"arbitrated ({e})", f"arbitrated,lam={probe_lam},estimator={e}")
-             for e in probe_estimators]
-    runs += [dict(name=f"{n}_seed{seed}", seed=seed, method=m, arg=a, init=dense) for n, m, a in ft]
-  return runs
 
 
 def run_config_of(run: dict, root: str):
@@ -128,29 +110,6 @@ def run_config_of(run: dict, root: str):
     config.optimizer.warmup_steps = min(50, _FINETUNE.value // 5)
   config_check.validate(config)
   return config
-
-
-def kept_blocks(layers: int, k: int) -> tuple[int, ...]:
-  """``k`` of ``layers`` block indices, evenly spaced, the first and last among them."""
-  return tuple(sorted({int(round(x)) for x in np.linspace(0, layers - 1, k)}))
-
-
-def evaluation_rows(runs, layers: int, dense_left_chunks: int, keep_counts) -> list[dict]:
-  """The table's rows: every fine-tuned run, the LayerDrop runs once per pruning to each of
-  ``keep_counts`` blocks (`kept_blocks`)."""
-  rows = []
-  for run in runs:
-    if run["init"] is None:
-      continue
-    if run["method"] == "layerdrop":
-      for k in keep_counts:
-        keep = kept_blocks(layers, k)
-        rows.append({**run, "method": "layerdrop", "keep": keep, "row": f"{run['name']}_keep{k}"})
-    else:
-      rows.append({**run, "keep": (), "row": run["name"]})
-  for row in rows:  # the dense run's attention window: the reference of every FLOP count
-    row["dense_left_chunks"] = dense_left_chunks
-  return rows
 
 
 def with_keep(config, keep):
@@ -320,7 +279,7 @@ def main(argv):
     windows = [int(w) for w in _WINDOWS.value]
   except ValueError as e:
     raise app.UsageError(f"--seeds, --lams and --windows take numbers: {e}") from None
-  runs = planned_runs(seeds, lams, windows, _LAYERDROP.value, _PROBE_EST.value, _PROBE_LAM.value)
+  runs = tradeoff.planned_runs(seeds, lams, windows, _LAYERDROP.value, _PROBE_EST.value, _PROBE_LAM.value)
   configs = {r["name"]: run_config_of(r, root) for r in runs}  # every config checked before training
   phase = _PHASE.value
   trained = lambda name: os.path.exists(os.path.join(root, name, "results.json"))
@@ -333,7 +292,7 @@ def main(argv):
     return
   rows = []
   dense_encoder = configs[runs[0]["name"]].model.encoder
-  for row in evaluation_rows(runs, dense_encoder.layers, dense_encoder.left_chunks, [int(k) for k in _KEEP.value]):
+  for row in tradeoff.evaluation_rows(runs, dense_encoder.layers, dense_encoder.left_chunks, [int(k) for k in _KEEP.value]):
     if not trained(row["name"]):
       logging.info("%s is not trained yet: left out", row["name"])
       continue
@@ -348,48 +307,11 @@ def main(argv):
       rows.append({**row, "wer": _cached(wer_path, None), **_cached(cost_path, None)})
   if phase != "all":
     return
-  summary = summarise(rows, _SPLITS.value)
+  summary = tradeoff.summarise(rows, _SPLITS.value)
   with atomic_file.open(os.path.join(root, "tradeoff.json")) as f:
     json.dump({"rows": rows, "summary": summary, "paper": PAPER}, f, indent=1)
   print_table(summary)
   _plot(rows, summary, os.path.join(root, "tradeoff.png"))
-
-
-def _row_key(row) -> str:
-  return row["row"].rsplit("_seed", 1)[0] + (f"_keep{len(row['keep'])}" if row["keep"] else "")
-
-
-def summarise(rows, splits) -> list[dict]:
-  """One line per configuration: means over seeds, relative WER change (%) vs the same seed's dense
-  run (``rel_wer``: on test, with half the seeds' range), wall-clock saved vs that run."""
-  dense = {r["seed"]: r for r in rows if r["method"] == "dense"}
-  groups = {}
-  for r in rows:
-    groups.setdefault(_row_key(r), []).append(r)
-  out = []
-  for key, rs in groups.items():
-    rel = {s: [100 * (r["wer"][s]["wer"] / dense[r["seed"]]["wer"][s]["wer"] - 1) for r in rs if r["seed"] in dense]
-           for s in splits}
-    wall = [1 - r["stream_seconds"] / dense[r["seed"]]["stream_seconds"] for r in rs if r["seed"] in dense]
-    out.append({
-        "config": key, "method": rs[0]["method"], "seeds": [r["seed"] for r in rs],
-        "wer": {s: float(np.mean([r["wer"][s]["wer"] for r in rs])) for s in splits},
-        "rel_wer": float(np.mean(rel["test"])) if rel["test"] else 0.0,
-        "rel_wer_spread": float(np.ptp(rel["test"]) / 2) if len(rel["test"]) > 1 else 0.0,
-        "rel_wer_splits": {s: [round(v, 2) for v in vs] for s, vs in rel.items()},
-        "counted_saved": float(np.mean([r["counted_flops_saved"] for r in rs])),
-        "xla_saved": float(np.mean([r["xla_flops_saved"] for r in rs])),
-        "wall_saved": float(np.mean(wall)) if wall else 0.0, "wall_saved_all": wall,
-        "usage_mha": np.mean([r["usage_mha"] for r in rs], axis=0).round(3).tolist(),
-        "usage_ffn": np.mean([r["usage_ffn"] for r in rs], axis=0).round(3).tolist(),
-        **{k: _mean_or_none([r[k] for r in rs]) for k in ("gate_energy_corr", "on_quiet", "on_loud", "on_clean",
-                                                          "on_noisy")}})
-  return out
-
-
-def _mean_or_none(values):
-  values = [v for v in values if v is not None]
-  return float(np.mean(values)) if values else None
 
 
 def print_table(summary) -> None:

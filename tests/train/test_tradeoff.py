@@ -3,7 +3,7 @@ WER and savings by hand."""
 
 import pytest
 
-from experiments import cca_tradeoff as cca
+from asrjax.train import tradeoff as cca
 
 
 def test_every_seed_pretrains_dense_first_and_fine_tunes_the_rest_from_it():

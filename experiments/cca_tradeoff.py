@@ -180,11 +180,11 @@ def measure_row(row: dict, root: str) -> dict:
   counted = dense_counted = xla = xla_dense = 0.0
   usage = np.zeros((enc.layers, 2))
   frames_total, energy_all, gates_all, clean_flags = 0, [], [], []
-  for f, m in zip(feats, meta):
-    trace = encoder_cost.gate_trace(model, params["model"], f[None], np.zeros((1, len(f)), np.float32))
-    valid = trace["valid"][0]
-    g = np.zeros((enc.layers, int(valid.sum()), 2), bool)  # [L, T', 2]; pruned blocks stay off
-    g[sorted(kept)] = np.stack([trace["mha"][:, 0], trace["ffn"][:, 0]], axis=-1)[:, valid] > 0.5
+  for trace, m in zip(encoder_cost.gate_trace(model, params["model"], feats), meta):
+    t = trace["mha"].shape[1]
+    g = np.zeros((enc.layers, t, 2), bool)  # [L, T', 2]; pruned blocks stay off
+    g[sorted(kept)] = np.stack([trace["mha"], trace["ffn"]], axis=-1) > 0.5
+    valid = np.ones(t, bool)
     n = int(valid.sum())
     frames_total += n
     usage += g.sum(axis=1)
@@ -200,7 +200,7 @@ def measure_row(row: dict, root: str) -> dict:
       else:
         xla += xla_own_call
       xla_dense += xla_reference_call
-    energy_all.append(trace["energy"][0][valid])
+    energy_all.append(trace["energy"])
     gates_all.append(g.sum(axis=(0, 2)) / (2 * enc.layers))  # fraction of sub-blocks on, per frame
     clean_flags.append(m["clean"])
   energy, on = np.concatenate(energy_all), np.concatenate(gates_all)

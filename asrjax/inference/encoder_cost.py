@@ -112,15 +112,32 @@ def subblock_flops(enc: cca_transformer.CCATransformerEncoder, frames: int) -> d
           "ffn": [compiled_flops(lambda p, x, a, c=c: ffn.apply(p, x, a, c), ffn_params, x, active(c)) for c in caps]}
 
 
-def gate_trace(model, params, feats, paddings) -> dict:
-  """Hard gates of every block for a batch: ``{"mha", "ffn": [L, B, T'], "valid": [B, T'],
-  "energy": [B, T']}`` (energy: the mean of the stacked input features per encoder frame,
-  i.e. the frame's normalised log-mel level)."""
-  (enc, enc_pad, _), inter = model.apply(params, feats, paddings, method=model.encode, mutable=["intermediates"])
-  inter = inter["intermediates"]["encoder"]
-  stack = model.encoder.stack
-  t = enc.shape[1]
-  energy = np.asarray(feats)[:, :t * stack].reshape(feats.shape[0], t, stack, -1).mean(axis=(2, 3))
-  return {"mha": np.stack([np.asarray(g) for g in inter["gate_mha"]]),
-          "ffn": np.stack([np.asarray(g) for g in inter["gate_ffn"]]),
-          "valid": np.asarray(enc_pad) == 0, "energy": energy}
+def gate_trace(model, params, utterances, bucket: int = 256) -> list[dict]:
+  """Hard gates of every block per utterance: ``[{"mha", "ffn": [L, T'], "energy": [T']}]``.
+
+  Args:
+    model: a `asrjax.models.transducer.Transducer` with a gated encoder.
+    params: its parameters.
+    utterances: ``[T_i, F]`` feature arrays.
+    bucket: utterances are zero-padded to a multiple of this many frames (one compile per
+      multiple; the gates are per frame, so padding changes none of them).
+
+  The masked inference path gives the same gates as the compact one (the decisions come
+  before any skipping). ``energy`` is the mean of the stacked input features per encoder
+  frame, i.e. the frame's normalised log-mel level.
+  """
+  masked = model.clone(encoder=model.encoder.clone(inference="masked"))
+  trace = jax.jit(lambda p, f, pad: masked.apply(p, f, pad, method=masked.encode, mutable=["intermediates"]))
+  stack, out = model.encoder.stack, []
+  for feats in utterances:
+    n = len(feats)
+    padded = np.zeros((-(-n // bucket) * bucket, feats.shape[1]), np.float32)
+    padded[:n] = feats
+    pads = (np.arange(len(padded)) >= n).astype(np.float32)
+    (_, enc_pad, _), inter = trace(params, padded[None], pads[None])
+    inter = inter["intermediates"]["encoder"]
+    t = int(np.sum(np.asarray(enc_pad[0]) == 0))
+    energy = feats[:t * stack].reshape(t, stack, -1).mean(axis=(1, 2))
+    out.append({"mha": np.stack([np.asarray(g[0, :t]) for g in inter["gate_mha"]]),
+                "ffn": np.stack([np.asarray(g[0, :t]) for g in inter["gate_ffn"]]), "energy": energy})
+  return out

@@ -155,6 +155,18 @@ class _Block(nn.Module):
     return x, state, gates, probs
 
 
+def _check_gates(gates, shape: tuple) -> None:
+  """``gates`` must be ``{"mha": [L, B, T'], "ffn": [L, B, T']}`` (T' = frames after stacking)."""
+  if not isinstance(gates, dict) or set(gates) != {"mha", "ffn"}:
+    raise ValueError(f"gates must be a dict with exactly the keys 'mha' and 'ffn'; got "
+                     f"{sorted(gates) if isinstance(gates, dict) else type(gates).__name__}.")
+  for name in ("mha", "ffn"):
+    got = tuple(getattr(gates[name], "shape", ()))
+    if got != shape:
+      raise ValueError(f"gates[{name!r}] must be [layers, B, T'] = {list(shape)} (T' = frames after stacking); "
+                       f"got {list(got)}.")
+
+
 class CCATransformerEncoder(chunked_attention.ChunkedStreaming, nn.Module):
   """``[B, T, F]`` log-mel -> ``[B, T // stack, output_dim]``.
 
@@ -229,6 +241,8 @@ class CCATransformerEncoder(chunked_attention.ChunkedStreaming, nn.Module):
     x = jnp.where(pad[..., None] > 0, 0.0, nn.Dense(self.dim, name="input_proj")(x))
     x0 = x
     b, t = pad.shape
+    if gates is not None:
+      _check_gates(gates, (self.layers, b, t))
     keep_all = jnp.ones((b, self.layers), x.dtype)
     if train and self.layerdrop > 0:
       keep_all = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.layerdrop, (b, self.layers)).astype(x.dtype)

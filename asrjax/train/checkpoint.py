@@ -392,7 +392,8 @@ def _names(items: list[str]) -> str:
 
 
 def _first_lines(text: str, n: int = 3, width: int = 400) -> str:
-  """The head of an orbax/tensorstore message (they can run to many lines of advice)."""
+  """The head of an orbax/tensorstore message (they can run to many lines of advice, or a spec dump)."""
+  text = text.split(" See full TensorStore details")[0]
   return "\n".join(text.splitlines()[:n])[:width]
 
 

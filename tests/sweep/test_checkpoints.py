@@ -467,7 +467,9 @@ CASES = [
                r"trained with another config than this one: evaluate with the config"),
     Case("trainer/restore_params/damaged newest", lambda: _restore_params(_flip_ckpt6), check=_params_of(3)),
     Case("trainer/restore_params/average=2 over a damaged one", lambda: _restore_params(_flip_ckpt6, average=2),
-         raises=CheckpointError, match=r"checkpoints/6: failed its integrity check"),
+         raises=CheckpointError,
+         # which one depends on whether the flipped bytes still decode; both name the step and say it is bad
+         match=r"checkpoints/6: (failed its integrity check|unreadable: \w+: [^<]*$)"),
     Case("trainer/restore_params/a given step", lambda: _restore_params(step=3), check=_params_of(3)),
 ]
 

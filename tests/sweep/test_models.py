@@ -26,7 +26,9 @@ from tests.sweep.cases import Case
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _TMP = tempfile.mkdtemp(prefix="sweep_models_")
 atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
-MODELS = ("convrnnt", "lstm_rnnt", "conformer", "contextnet")
+MODELS = ("convrnnt", "lstm_rnnt", "conformer", "contextnet", "cca_transformer")
+# the config each model's cases run (the gated Transformer with its arbitrators on: the compact skip path)
+_SWEPT = {name: "tiny" for name in MODELS} | {"cca_transformer": "tiny,method=arbitrated"}
 F, V, B = 20, 7, 2
 
 
@@ -43,7 +45,7 @@ _BUILT = {}
 def _built(name):
   """``(model, params, T)`` of the tiny model ``name``, T = 4 streaming chunks."""
   if name not in _BUILT:
-    model = trainer.build_model(_config(name), V)
+    model = trainer.build_model(_config(name, _SWEPT[name]), V)
     t = 4 * model.encoder.chunk_multiple
     feats, pads = jnp.ones((B, t, F)), jnp.zeros((B, t))
     labels, lpads = jnp.ones((B, 3), jnp.int32), jnp.zeros((B, 3))
@@ -127,6 +129,53 @@ def _model_cases(name):
           jax.random.key(0), jnp.ones((1, 12, F)), jnp.zeros((1, 12)), jnp.ones((1, 2), jnp.int32), jnp.zeros((1, 2))),
            raises=ValueError, match="vocab_size must be >= 2"),
   ]
+
+
+def _cca(**fields):
+  """Teacher-forced tiny arbitrated CCA Transformer with encoder ``fields`` changed."""
+  c = _config("cca_transformer", _SWEPT["cca_transformer"])
+  c.model.encoder.update(fields)
+  t = 4 * 3
+  return trainer.build_model(c, V).init(jax.random.key(0), jnp.ones((B, t, F)), jnp.zeros((B, t)),
+                                        jnp.ones((B, 3), jnp.int32), jnp.zeros((B, 3)))
+
+
+def _forced(gates):
+  """The tiny CCA encoder with the arbitrators overridden by ``gates`` (a dict of arrays)."""
+  model, params, t = _built("cca_transformer")
+  return model.apply(params, _feats(t), jnp.zeros((B, t)), None, gates=gates, method=transducer.Transducer.encode)
+
+
+def _cca_gate_shape():
+  model, _, t = _built("cca_transformer")
+  enc = model.encoder
+  return (enc.layers, B, t // enc.stack)
+
+
+_BAD_CCA_FIELDS = [
+    ("gating", "always", r"gating must be one of \('none', 'arbitrator'\); got 'always'"),
+    ("estimator", "reinforce", r"estimator must be one of .*got 'reinforce'"),
+    ("arbitrator_input", "labels", r"arbitrator_input must be one of .*got 'labels'"),
+    ("inference", "cond", r"inference must be one of \('compact', 'masked'\); got 'cond'"),
+    ("layerdrop", 1.0, r"layerdrop must be in \[0, 1\); got 1.0"),
+    ("layerdrop", -0.1, r"layerdrop must be in \[0, 1\); got -0.1"),
+    ("layers_to_keep", (0, 0), r"layers_to_keep must be distinct block indices in \[0, 2\); got \(0, 0\)"),
+    ("layers_to_keep", (2,), r"layers_to_keep must be distinct block indices in \[0, 2\); got \(2,\)"),
+    ("capacity_steps", 0, r"capacity_steps must be >= 1; got 0"),
+]
+
+CCA_CASES = [
+    Case(f"models/cca_transformer/{field}={value!r}", lambda field=field, value=value: _cca(**{field: value}),
+         raises=ValueError, match=match)
+    for field, value, match in _BAD_CCA_FIELDS
+] + [
+    Case("models/cca_transformer/gates-missing-ffn",
+         lambda: _forced({"mha": jnp.ones(_cca_gate_shape())}), raises=ValueError,
+         match=r"gates must be a dict with exactly the keys 'mha' and 'ffn'; got \['mha'\]"),
+    Case("models/cca_transformer/gates-unstacked-frames",
+         lambda: _forced({k: jnp.ones(_cca_gate_shape()[:2] + (_built("cca_transformer")[2],)) for k in ("mha", "ffn")}),
+         raises=ValueError, match=r"gates\['mha'\] must be \[layers, B, T'\] = \[2, 2, 4\].*got \[2, 2, 12\]"),
+]
 
 
 def _with(path, value, base="convrnnt"):
@@ -258,7 +307,7 @@ RUN_CONFIG_CASES = [
 def _tuple_free(config) -> dict:
   return json.loads(json.dumps(config.to_dict()))
 
-CASES = [c for name in MODELS for c in _model_cases(name)] + CONFIG_CASES + RUN_CONFIG_CASES
+CASES = [c for name in MODELS for c in _model_cases(name)] + CCA_CASES + CONFIG_CASES + RUN_CONFIG_CASES
 
 
 @pytest.mark.parametrize("case", CASES, ids=cases.ids(CASES))

@@ -11,8 +11,9 @@ from asrjax.models import transducer
 from tests.models.test_encoders import ENCODERS
 
 
-@pytest.mark.parametrize("name,cmvn_frames", [("convrnnt", 0.0), ("conformer", 0.0),
-                                              pytest.param("convrnnt", 20.0, marks=pytest.mark.slow)])  # 10 s
+@pytest.mark.parametrize("name,cmvn_frames", [("convrnnt", 0.0),  # suite budget: the others ~10 s each
+                                              pytest.param("conformer", 0.0, marks=pytest.mark.slow),
+                                              pytest.param("convrnnt", 20.0, marks=pytest.mark.slow)])
 def test_chunked_recognition_equals_whole_utterance_greedy(name, cmvn_frames):
   cls, kwargs = ENCODERS[name]
   model = transducer.Transducer(cls(**kwargs), vocab_size=9, embed_dim=8, predictor_hidden=16, joint_hidden=16,

@@ -155,6 +155,9 @@ def measure_row(row: dict, root: str) -> dict:
   forced = {f"stream_seconds_gates_{v}": encoder_cost.stream_seconds(model, params["model"], feats, _CHUNK.value,
                                                                      gates=float(v))["seconds"]
             for v in (1, 0)} if model.encoder.gating == "arbitrator" else {}
+  if forced:  # the arbitrators with nothing compacted: gates multiply, every sub-block runs for every frame
+    masked = model.clone(encoder=model.encoder.clone(inference="masked"))
+    forced["stream_seconds_masked"] = encoder_cost.stream_seconds(masked, params["model"], feats, _CHUNK.value)["seconds"]
   flops = cca_transformer.flops_per_frame(enc, enc.num_features)
   # the reference: the dense model (all blocks, the dense run's attention window)
   reference = enc.clone(gating="none", layers_to_keep=(), left_chunks=row["dense_left_chunks"])

@@ -1,0 +1,1 @@
+"""Speaker verification: embedding scoring and score normalisation (issue 19)."""

@@ -373,6 +373,54 @@ def inherit_files(config, source_workdir: str, workdir: str) -> None:
       shutil.copyfile(src, dst)
 
 
+def config_problems(config) -> list[str]:
+  """The fields this task reads beyond the trainer's (`asrjax.train.config_check.problems`), as
+  ``"field: what is wrong"`` lines; then what the batcher and the train step make of them."""
+  from asrjax.train import config_check as cc  # noqa: PLC0415 -- config_check finds tasks through the registry
+
+  c = cc.Checker(config)
+  need, pos_int, nonneg_int, nonneg, number = c.need, cc.pos_int, cc.nonneg_int, cc.nonneg, cc._is_number
+  need("data.tokenizer", lambda x: x in ("char", "sentencepiece"), "'char' or 'sentencepiece'")
+  need("data.vocab_size", lambda x: cc._is_int(x) and x >= 3, "an integer >= 3 (blank, unknown, one symbol)")
+  need("data.normalization", lambda x: x in ("global", "utterance"), "'global' or 'utterance'")
+  need("data.stats_utterances", pos_int, "a positive integer")
+  need("data.buckets", lambda x: len(x) > 0 and all(pos_int(b) for b in x) and list(x) == sorted(x),
+       "a non-empty, non-decreasing tuple of positive sample counts")
+  need("data.max_labels",
+       lambda x: pos_int(x) or (len(x) == len(cc._get(config, "data.buckets")) and all(pos_int(m) for m in x)),
+       "a positive integer, or one positive integer per bucket")
+  need("data.labels_per_frame", pos_int, "a positive integer")
+  need("model.name", lambda x: x in cc.model_names(), f"one of {cc.model_names()}")
+  need("train.compute_dtype", lambda x: x in cc._DTYPES, f"one of {cc._DTYPES}")
+  need("train.fastemit_lambda", nonneg, "a finite number >= 0")
+  need("train.prune_range", nonneg_int, "an integer >= 0 (0 = the full loss)")
+  need("train.simple_loss_scale", nonneg, "a finite number >= 0")
+  need("train.pruned_warmup_steps", nonneg_int, "an integer >= 0")
+  need("train.simple_lm_only_scale", lambda x: number(x) and 0 <= x <= 1, "a number in [0, 1]")
+  need("train.simple_am_only_scale", lambda x: number(x) and 0 <= x <= 1, "a number in [0, 1]")
+  need("train.spec_augment", lambda x: isinstance(x, bool), "True or False")
+  for k in ("num_freq_masks", "max_freq_mask", "num_time_masks"):
+    need(f"train.spec_augment_options.{k}", nonneg_int, "an integer >= 0")
+  need("train.spec_augment_options.max_time_mask_ratio", lambda x: number(x) and 0 <= x <= 1, "a number in [0, 1]")
+  need("train.vtlp_max_warp", lambda x: number(x) and 0 <= x < 1, "a number in [0, 1)")
+  need("eval.splits", lambda x: isinstance(x, (tuple, list)) and all(isinstance(s, str) and s for s in x),
+       "a tuple of split names")
+  need("eval.decoder", lambda x: x in cc._decoders(), f"one of {cc._decoders()}")
+  need("eval.limit", nonneg_int, "an integer >= 0 (0 = all)")
+  need("eval.lm.order", nonneg_int, "an integer >= 0 (0 = no LM)")
+  need("eval.lm.discount", lambda x: number(x) and 0 < x < 1, "a number in (0, 1)")
+  need("eval.lm.weight", nonneg, "a finite number >= 0")
+  need("eval.lm.length_bonus", number, "a finite number")
+  if not c.out:  # what the batcher and the train step make of the fields, as the trainer builds them
+    for what, build in (("data.* (batching)", pipeline_config), ("train.* (train step)",
+                                                                 lambda c: make_loss_config(c, None))):
+      try:
+        build(config)
+      except ValueError as e:
+        c.out.append(f"{what}: {e}")
+  return c.out
+
+
 class TransducerASR:
   """The RNN-T ASR task (`asrjax.train.task.Task`).
 
@@ -390,6 +438,7 @@ class TransducerASR:
 
   param_sets = ("model",)
   batch_fields = ("audio", "audio_paddings", "labels", "label_paddings")
+  config_problems = staticmethod(config_problems)
 
   def __init__(self, model, loss: LossConfig, optimizer, init_batch: dict, tokenizer=None, *, config=None,
                workdir: str | None = None, train_split=None):

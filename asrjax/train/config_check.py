@@ -43,41 +43,43 @@ def model_names() -> tuple[str, ...]:
   return tuple(sorted(models.ENCODERS))
 
 
-def problems(config) -> list[str]:
-  """Every problem of ``config`` as ``"field: what is wrong"`` (empty when it is valid)."""
-  out = []
+class Checker:
+  """Collects ``"field: what is wrong"`` lines; `need` checks one field by name."""
 
-  def need(path, ok, expected):
+  def __init__(self, config):
+    self.config, self.out = config, []
+
+  def need(self, path: str, ok, expected: str) -> None:
     try:
-      value = _get(config, path)
+      value = _get(self.config, path)
     except ValueError as e:
-      out.append(str(e))
+      self.out.append(str(e))
       return
     try:
       good = ok(value)
     except Exception:  # noqa: BLE001 -- a value of the wrong type fails its test
       good = False
     if not good:
-      out.append(f"{path}={value!r}: expected {expected}")
+      self.out.append(f"{path}={value!r}: expected {expected}")
 
-  pos_int = lambda x: _is_int(x) and x > 0
-  nonneg_int = lambda x: _is_int(x) and x >= 0
-  nonneg = lambda x: _is_number(x) and x >= 0
+
+pos_int = lambda x: _is_int(x) and x > 0
+nonneg_int = lambda x: _is_int(x) and x >= 0
+nonneg = lambda x: _is_number(x) and x >= 0
+
+
+def problems(config) -> list[str]:
+  """Every problem of ``config`` as ``"field: what is wrong"`` (empty when it is valid): the
+  fields the trainer reads, then those of the config's task (its ``config_problems``)."""
+  c = Checker(config)
+  need = c.need
   if "task" in config:
     need("task", lambda x: x in _task_names(), f"one of {_task_names()}")
+    if c.out:
+      return c.out
   need("data.name", lambda x: isinstance(x, str) and "/" in x, "a TFDS 'dataset/config' name")
-  need("data.tokenizer", lambda x: x in ("char", "sentencepiece"), "'char' or 'sentencepiece'")
-  need("data.vocab_size", lambda x: _is_int(x) and x >= 3, "an integer >= 3 (blank, unknown, one symbol)")
-  need("data.normalization", lambda x: x in ("global", "utterance"), "'global' or 'utterance'")
-  need("data.stats_utterances", pos_int, "a positive integer")
   need("data.batch_size", pos_int, "a positive integer")
-  need("data.buckets", lambda x: len(x) > 0 and all(pos_int(b) for b in x) and list(x) == sorted(x),
-       "a non-empty, non-decreasing tuple of positive sample counts")
-  need("data.max_labels",
-       lambda x: pos_int(x) or (len(x) == len(_get(config, "data.buckets")) and all(pos_int(m) for m in x)),
-       "a positive integer, or one positive integer per bucket")
-  need("data.labels_per_frame", pos_int, "a positive integer")
-  need("model.name", lambda x: x in model_names(), f"one of {model_names()}")
+  need("model.name", lambda x: isinstance(x, str) and x, "a model name")
   need("optimizer.learning_rate", lambda x: _is_number(x) and x > 0, "a finite number > 0")
   need("optimizer.end_learning_rate", nonneg, "a finite number >= 0")
   need("optimizer.warmup_steps", nonneg_int, "an integer >= 0")
@@ -93,40 +95,13 @@ def problems(config) -> list[str]:
   need("train.max_train_seconds", nonneg, "a finite number of seconds >= 0 (0 = no budget)")
   need("train.seed", _is_int, "an integer")
   need("train.fsdp", pos_int, "a positive integer (devices per FSDP group)")
-  need("train.compute_dtype", lambda x: x in _DTYPES, f"one of {_DTYPES}")
-  need("train.fastemit_lambda", nonneg, "a finite number >= 0")
-  need("train.prune_range", nonneg_int, "an integer >= 0 (0 = the full loss)")
-  need("train.simple_loss_scale", nonneg, "a finite number >= 0")
-  need("train.pruned_warmup_steps", nonneg_int, "an integer >= 0")
-  need("train.simple_lm_only_scale", lambda x: _is_number(x) and 0 <= x <= 1, "a number in [0, 1]")
-  need("train.simple_am_only_scale", lambda x: _is_number(x) and 0 <= x <= 1, "a number in [0, 1]")
-  need("train.spec_augment", lambda x: isinstance(x, bool), "True or False")
-  for k in ("num_freq_masks", "max_freq_mask", "num_time_masks"):
-    need(f"train.spec_augment_options.{k}", nonneg_int, "an integer >= 0")
-  need("train.spec_augment_options.max_time_mask_ratio", lambda x: _is_number(x) and 0 <= x <= 1,
-       "a number in [0, 1]")
-  need("train.vtlp_max_warp", lambda x: _is_number(x) and 0 <= x < 1, "a number in [0, 1)")
   need("train.log_every", pos_int, "a positive integer")
   need("train.checkpoint_every", pos_int, "a positive integer")
   need("train.keep_checkpoints", pos_int, "a positive integer")
   need("train.max_consecutive_nonfinite", pos_int, "a positive integer")
-  need("eval.splits", lambda x: isinstance(x, (tuple, list)) and all(isinstance(s, str) and s for s in x),
-       "a tuple of split names")
-  need("eval.decoder", lambda x: x in _decoders(), f"one of {_decoders()}")
-  need("eval.limit", nonneg_int, "an integer >= 0 (0 = all)")
-  need("eval.lm.order", nonneg_int, "an integer >= 0 (0 = no LM)")
-  need("eval.lm.discount", lambda x: _is_number(x) and 0 < x < 1, "a number in (0, 1)")
-  need("eval.lm.weight", nonneg, "a finite number >= 0")
-  need("eval.lm.length_bonus", _is_number, "a finite number")
-  if not out:  # what the batcher and the train step make of the fields, as the trainer builds them
-    from asrjax.tasks import transducer_asr  # noqa: PLC0415 -- the task imports this module's users
-    for what, build in (("data.* (batching)", transducer_asr.pipeline_config),
-                        ("train.* (train step)", lambda c: transducer_asr.make_loss_config(c, None))):
-      try:
-        build(config)
-      except ValueError as e:
-        out.append(f"{what}: {e}")
-  return out
+  from asrjax import tasks  # noqa: PLC0415 -- the tasks import this module's users
+  task = tasks.TASKS[tasks.task_name(config)]
+  return c.out + list(task.config_problems(config)) if hasattr(task, "config_problems") else c.out
 
 
 def _task_names() -> tuple[str, ...]:

@@ -101,13 +101,15 @@ class CropBatches:
   Each global batch: ``speakers_per_batch`` distinct speakers (drawn without replacement),
   ``utterances_per_speaker`` of each (without replacement where the speaker has enough),
   each cropped to ``crop_samples``. Items: ``{"audio": int16 [b, crop], "audio_paddings":
-  [b, crop], "speaker": int32 [b], "utterance": int32 [b]}`` with ``b`` this host's rows.
+  [b, crop], "speaker": int32 [b], "utterance": int32 [b]}`` with ``b`` this host's rows, and
+  for each of ``fields`` (``{name: [N]}``, one value per utterance) its rows' values.
   """
 
   dropped = 0
 
   def __init__(self, split, table: SpeakerTable, *, speakers_per_batch: int, utterances_per_speaker: int,
-               crop_samples: int, seed: int, step: int = 0, host_index: int = 0, host_count: int = 1):
+               crop_samples: int, seed: int, step: int = 0, host_index: int = 0, host_count: int = 1,
+               fields: dict | None = None):
     for name, v, lo in (("speakers_per_batch", speakers_per_batch, 1), ("utterances_per_speaker",
                                                                           utterances_per_speaker, 1),
                         ("crop_samples", crop_samples, 1)):
@@ -124,6 +126,10 @@ class CropBatches:
     self._p, self._k, self._crop, self._seed = speakers_per_batch, utterances_per_speaker, crop_samples, seed
     self._rows = slice(host_index * rows // host_count, (host_index + 1) * rows // host_count)
     self.step = step
+    self._fields = {k: np.asarray(v) for k, v in (fields or {}).items()}
+    for k, v in self._fields.items():
+      if v.shape[:1] != (len(table.ids),):
+        raise ValueError(f"fields[{k!r}] must have one value per utterance ({len(table.ids)}); got {list(v.shape)}.")
 
   def batch_at(self, step: int) -> dict:
     rng = np.random.default_rng([self._seed, step])
@@ -135,7 +141,8 @@ class CropBatches:
     rows = range(len(utts))[self._rows]  # only this host's rows are read
     crops = [crop(np.asarray(self._split[int(utts[r])]["audio"], np.int16), self._crop, positions[r]) for r in rows]
     return {"audio": np.stack([c[0] for c in crops]), "audio_paddings": np.stack([c[1] for c in crops]),
-            "speaker": spk[self._rows].astype(np.int32), "utterance": utts[self._rows].astype(np.int32)}
+            "speaker": spk[self._rows].astype(np.int32), "utterance": utts[self._rows].astype(np.int32),
+            **{k: v[utts[self._rows]] for k, v in self._fields.items()}}
 
   def __next__(self) -> dict:
     batch = self.batch_at(self.step)

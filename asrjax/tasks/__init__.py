@@ -4,10 +4,11 @@
 train_split)``. A new method is one task module and one entry here, never a second trainer.
 """
 
-from asrjax.tasks import transducer_asr
+from asrjax.tasks import speaker_verification, transducer_asr
 
 TASKS = {
     "transducer_asr": transducer_asr.TransducerASR,
+    "speaker_verification": speaker_verification.SpeakerVerification,
 }
 
 DEFAULT = "transducer_asr"  # the task of a config (or a run's config.json) that names none

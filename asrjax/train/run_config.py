@@ -22,7 +22,8 @@ from asrjax import atomic_file
 
 FILENAME = "config.json"
 # fields that fix the parameter tree, the tokenizer or the front end of a run
-DEFINING = ("task", "model", "data.name", "data.tokenizer", "data.vocab_size", "data.normalization", "train.prune_range")
+DEFINING = ("task", "model", "data.name", "data.tokenizer", "data.vocab_size", "data.normalization", "train.prune_range",
+            "arw.variant", "arw.adversary_input", "arw.num_clusters", "arw.hidden")  # arw: the adversary's parameters
 
 
 def path(workdir: str) -> str:

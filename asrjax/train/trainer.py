@@ -146,8 +146,11 @@ def initial_params(config, task, abstract) -> dict | None:
   source_config = run_config.load(source) or config
   _, params, steps = restore(source_config, source, step)
   names = task.param_sets
-  expected = abstract.param_sets(names)
-  shared = {n: params[n] for n in names if n in params}
+  shared = {n: params[n] for n in names if n in params}  # a set the other run lacks (an adversary) starts fresh
+  if names[0] not in shared:
+    raise checkpoint_lib.CheckpointMismatch(f"train.init_from={value!r}: that run has no {names[0]!r} parameters "
+                                            f"(it has {sorted(params)}).")
+  expected = {n: s for n, s in abstract.param_sets(names).items() if n in shared}
   diff = first_difference(expected, shared)
   if diff is not None:
     raise checkpoint_lib.CheckpointMismatch(
@@ -196,8 +199,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
     start_params = initial_params(config, task, abstract)
     if start_params is None:
       state = jax.jit(init, out_shardings=state_sh)(jax.random.key(config.train.seed))
-    else:  # another run's parameters, a fresh optimizer
-      state = jax.jit(lambda p: step_lib.init_state(p, txs, names), out_shardings=state_sh)(start_params)
+    else:  # another run's parameters (fresh ones for sets it lacks), a fresh optimizer
+      fresh = lambda key, p: {**task.init(key), **p} if set(p) != set(names) else p
+      state = jax.jit(lambda key, p: step_lib.init_state(fresh(key, p), txs, names), out_shardings=state_sh)(
+          jax.random.key(config.train.seed), start_params)
     data_state = {"step": 0}
   else:
     state, data_state, _ = restored

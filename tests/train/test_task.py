@@ -238,10 +238,12 @@ def test_every_parameter_set_is_checkpointed_and_restored(tmp_path):
 def test_the_registry_builds_tasks_by_name_and_refuses_unknown_ones(tmp_path):
   from tests.experiments.test_configs import load
   config = load("convrnnt", "tiny")
-  assert tasks.task_name(config) == "transducer_asr" and set(tasks.TASKS) == {"transducer_asr"}
+  assert tasks.task_name(config) == "transducer_asr"
+  assert set(tasks.TASKS) == {"transducer_asr", "speaker_verification"}
   with config.unlocked():
-    config.task = "speaker_verification"
-  with pytest.raises(ValueError, match=r"task must be one of \['transducer_asr'\]; got 'speaker_verification'"):
+    config.task = "diarization"
+  with pytest.raises(ValueError, match=r"task must be one of \['speaker_verification', 'transducer_asr'\]; got "
+                                       r"'diarization'"):
     tasks.build(config, str(tmp_path))
 
 

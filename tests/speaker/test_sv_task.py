@@ -1,0 +1,150 @@
+"""The speaker-verification task's objective and ARW step (Jin et al. 2022), on a hand-built split.
+
+References: the unweighted baseline objective (equal adversary weights must reproduce it
+exactly), the pairwise loss recomputed in numpy with w_i + w_j, and the min-max contract
+(an adversary step raises the weighted loss, an extractor step lowers it).
+"""
+
+import importlib.util
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from asrjax.speaker import adversary as adversary_lib
+from asrjax.tasks import speaker_verification as sv
+from asrjax.train import config_check, step as step_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _config(arg):
+  spec = importlib.util.spec_from_file_location("sv_ecapa", os.path.join(ROOT, "experiments/configs/sv_ecapa.py"))
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod.get_config(arg)
+
+
+def _split(n_speakers=4, per=3, seconds=1.2):
+  rng = np.random.default_rng(0)
+  out = []
+  for s in range(n_speakers):
+    tone = 200 + 150 * s  # each speaker a different pitch: something to learn
+    for u in range(per):
+      t = np.arange(int(seconds * 16_000)) / 16_000
+      wave = 0.3 * np.sin(2 * np.pi * tone * t) + 0.05 * rng.normal(size=t.shape)
+      out.append({"audio": (wave * 32767).astype(np.int16), "speaker_id": f"s{s}".encode(), "id": f"s{s}u{u}".encode()})
+  return out
+
+
+def _task(tmp_path, arg="tiny", clusters=None, **train):
+  config = _config(arg)
+  config.train.update(train)
+  if clusters is not None:
+    path = tmp_path / "clusters.json"
+    path.write_text(json.dumps({"clusters": clusters}))
+    config.arw.clusters_file = str(path)
+  assert config_check.problems(config) == []
+  return sv.SpeakerVerification(config, str(tmp_path), _split())
+
+
+def _batch(task, step=0):
+  b = task.batches(step).batch_at(step)
+  return {k: jnp.asarray(b[k]) for k in task.batch_fields}
+
+
+def _constant_adversary(params, value=0.7):
+  """Adversary parameters that score every sample ``value``: equal weights."""
+  p = jax.tree.map(jnp.zeros_like, params)
+  p["params"]["score"]["bias"] = jnp.full_like(p["params"]["score"]["bias"], value)
+  return p
+
+
+@pytest.mark.parametrize("variant", ["pw", "sample"])
+def test_equal_adversary_weights_give_exactly_the_baseline_objective_and_gradient(tmp_path, variant):
+  base = _task(tmp_path / "b")
+  arw = _task(tmp_path / "a", f"tiny,arw={variant},adversary_input=embedding")
+  params = arw.init(jax.random.key(0))
+  params["adversary"] = _constant_adversary(params["adversary"])
+  batch, key = _batch(arw), jax.random.key(3)
+
+  def value(task, p):
+    o = task.objective({**params, "model": p}, batch, key, 0, trained="model")
+    return o.value(), o
+
+  (v_arw, o_arw), g_arw = jax.value_and_grad(lambda p: value(arw, p), has_aux=True)(params["model"])
+  (v_base, o_base), g_base = jax.value_and_grad(lambda p: value(base, p), has_aux=True)(params["model"])
+  np.testing.assert_allclose(float(v_arw), float(v_base), rtol=1e-6)
+  for k in ("aam", "pairwise"):
+    np.testing.assert_allclose(float(o_arw.terms[k]), float(o_base.terms[k]), rtol=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6),
+               g_arw, g_base)
+
+
+@pytest.mark.slow  # ~20 s (compiles the extractor): the suite budget
+def test_the_pw_pairwise_term_weighs_each_pair_by_the_sum_of_its_sample_weights(tmp_path):
+  task = _task(tmp_path, "tiny,arw=pw,adversary_input=embedding")
+  params = task.init(jax.random.key(1))
+  params["adversary"] = jax.tree.map(lambda x: x * 30.0, params["adversary"])  # spread the weights out
+  batch, key = _batch(task), jax.random.key(2)
+  o = task.objective(params, batch, key, 0, trained="model")
+  from asrjax.frontend.featurize import featurize
+  feats, pads = featurize(batch, key, task.options.front_end, train=True)
+  e = np.asarray(task.extractor.apply(params["model"]["extractor"], feats, pads), np.float64)
+  w = np.asarray(adversary_lib.normalised_weights(task.adversary.apply(params["adversary"], jnp.asarray(e),
+                                                                       batch["cluster"])), np.float64)
+  assert w.std() > 0.05 and np.isclose(w.mean(), 2.0)
+  a = float(jax.nn.softplus(params["model"]["pair"]["scale"]))
+  b = float(params["model"]["pair"]["offset"])
+  spk = np.asarray(batch["speaker"])
+  num = den = 0.0
+  for i in range(len(e)):
+    for j in range(i + 1, len(e)):
+      z = a * e[i] @ e[j] / (np.linalg.norm(e[i]) * np.linalg.norm(e[j])) + b
+      loss = np.logaddexp(0, z) - (spk[i] == spk[j]) * z
+      num, den = num + (w[i] + w[j]) * loss, den + w[i] + w[j]
+  np.testing.assert_allclose(float(o.terms["pairwise"]), num / den, rtol=2e-4)
+
+
+@pytest.mark.slow  # ~20 s (compiles the train step): the suite budget
+def test_an_adversary_step_raises_the_weighted_loss_and_an_extractor_step_lowers_it(tmp_path):
+  # no SpecAugment: the adversary's half of the step draws its own masks, the check here one fixed draw
+  task = _task(tmp_path, "tiny,arw=pw", clusters=[i % 3 for i in range(12)], spec_augment=False)
+  task.config.optimizer.warmup_steps = 0  # the warm-up's first learning rate is 0
+  txs = task.optimizers()
+  state = step_lib.init_state(task.init(jax.random.key(0)), txs, task.param_sets)
+  batch, key = _batch(task), jax.random.key(5)
+
+  def weighted(model, adv):
+    o = task.objective({"model": model, "adversary": adv}, batch, key, 0, trained="model")
+    return float(o.value())
+
+  before = weighted(state.params, state.others["adversary"].params)
+  new, _ = jax.jit(lambda s, b, k: step_lib.train_step(s, b, k, task=task, txs=txs))(state, batch, key)
+  after_model = weighted(new.params, state.others["adversary"].params)  # the extractor's update alone
+  after_both = weighted(new.params, new.others["adversary"].params)  # then the adversary's
+  assert after_model < before
+  assert after_both > after_model
+
+
+def test_bad_clusters_files_are_refused(tmp_path):
+  with pytest.raises(ValueError, match=r"expected one cluster in \[0, 3\) per training utterance \(12\); got 5"):
+    _task(tmp_path, "tiny,arw=pw", clusters=[0, 1, 2, 0, 1])
+  with pytest.raises(ValueError, match=r"expected one cluster in \[0, 3\).*got 12 values in \[0, 3\]"):
+    _task(tmp_path, "tiny,arw=pw", clusters=[3] + [0] * 11)
+
+
+def test_config_problems_name_the_fields():
+  c = _config("tiny,arw=pw")
+  c.sv.utterances_per_speaker = 1
+  c.arw.variant = "adversarial"
+  found = config_check.problems(c)
+  assert any(p.startswith("sv.utterances_per_speaker=1: expected an integer >= 2") for p in found)
+  assert any(p.startswith("arw.variant='adversarial': expected one of ('none', 'pw', 'sample')") for p in found)
+  c = _config("tiny")
+  c.data.batch_size = 9
+  assert config_check.problems(c) == ["data.batch_size=9: expected sv.speakers_per_batch * sv.utterances_per_speaker "
+                                      "= 8"]

@@ -23,10 +23,12 @@ Reproduces Xie et al. (Interspeech 2022) on the embedded corpus with the one tra
    counted FLOPs (`cca_transformer.flops_per_frame`); the gate usage per block and
    sub-block, and against frame energy, silence vs speech, clean vs noisy utterances.
 
-Prints one table, writes ``<root>/tradeoff.json`` and ``<root>/tradeoff.png`` (relative
+Prints one table, writes ``tradeoff.json`` and ``tradeoff.png`` into ``--results_dir`` (relative
 WER change against compute saved, one curve per method, dense at the origin, the
-paper's two points). Rows are cached per workdir (``tradeoff_row*.json``); delete them
-to measure again.
+paper's two points). Each row's WER and cost are kept in ``--results_dir`` (``<row>.wer.json``,
+``<row>.cost.json``; committed under ``experiments/results/cca_tradeoff``): a measured row
+is not measured again, nor its run trained again, and the table is made from them even
+when the workdirs are gone; delete them to measure again.
 
 References:
   Xie et al., "Compute cost amortized Transformer for streaming ASR", Interspeech 2022.
@@ -78,6 +80,10 @@ _LIMIT = flags.DEFINE_integer("limit", 800, "Utterances per split (0 = all).")
 _STREAM_UTTS = flags.DEFINE_integer("stream_utterances", 30, "Test utterances streamed for wall-clock and gates.")
 _CHUNK = flags.DEFINE_integer("chunk_frames", 64, "Input frames (10 ms) per streaming call.")
 _MEASURE = flags.DEFINE_string("measure", None, "Internal: measure one row (JSON spec) on one core and print it.")
+_RESULTS = flags.DEFINE_string("results_dir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                                                            "cca_tradeoff"),
+                               "Where each row's WER and cost are kept (<row>.wer.json, <row>.cost.json); a row found "
+                               "here is not measured again, and is in the table even without its workdir.")
 _PHASE = flags.DEFINE_enum("phase", "all", ["all", "train", "wer", "cost"],
                            "'train': train the runs only; 'wer' / 'cost': only score / only measure the rows whose "
                            "runs are trained (the cost wants the machine otherwise idle); 'all': everything, "
@@ -286,22 +292,31 @@ def main(argv):
   configs = {r["name"]: run_config_of(r, root) for r in runs}  # every config checked before training
   phase = _PHASE.value
   trained = lambda name: os.path.exists(os.path.join(root, name, "results.json"))
+  keep_counts = [int(k) for k in _KEEP.value]
+  dense_encoder = configs[runs[0]["name"]].model.encoder
+  rows_all = tradeoff.evaluation_rows(runs, dense_encoder.layers, dense_encoder.left_chunks, keep_counts)
+  measured = lambda row: all(os.path.exists(os.path.join(_RESULTS.value, f"{row['row']}.{k}.json"))
+                             for k in ("wer", "cost"))
+  # a run is trained when one of its rows is not measured yet; a dense pre-training run when one
+  # of the fine-tunes that start from it must be trained
+  todo = {r["name"] for r in rows_all if not measured(r) and not trained(r["name"])}
+  todo |= {r["init"] for r in runs if r["name"] in todo and r["init"] and not trained(r["init"])}
   if phase in ("all", "train"):
     for run in runs:
-      if not trained(run["name"]):
+      if run["name"] in todo:
         logging.info("training %s", run["name"])
         trainer.train_and_evaluate(configs[run["name"]], workdir=os.path.join(root, run["name"]))
   if phase == "train":
     return
   rows = []
-  dense_encoder = configs[runs[0]["name"]].model.encoder
-  for row in tradeoff.evaluation_rows(runs, dense_encoder.layers, dense_encoder.left_chunks, [int(k) for k in _KEEP.value]):
+  os.makedirs(_RESULTS.value, exist_ok=True)
+  for row in rows_all:
+    # measured rows live in the results folder (committed): the table survives a lost workdir
+    wer_path, cost_path = (os.path.join(_RESULTS.value, f"{row['row']}.{k}.json") for k in ("wer", "cost"))
     if not trained(row["name"]):
-      logging.info("%s is not trained yet: left out", row["name"])
-      continue
-    workdir = os.path.join(root, row["name"])
-    suffix = f"_keep{len(row['keep'])}" if row["keep"] else ""
-    wer_path, cost_path = (os.path.join(workdir, f"tradeoff_{k}{suffix}.json") for k in ("wer", "cost"))
+      if not (os.path.exists(wer_path) and os.path.exists(cost_path)):
+        logging.info("%s is not trained yet: left out", row["name"])
+        continue
     if phase in ("all", "wer"):
       _cached(wer_path, lambda row=row: evaluate_row(row, root))
     if phase in ("all", "cost"):
@@ -311,10 +326,10 @@ def main(argv):
   if phase != "all":
     return
   summary = tradeoff.summarise(rows, _SPLITS.value)
-  with atomic_file.open(os.path.join(root, "tradeoff.json")) as f:
+  with atomic_file.open(os.path.join(_RESULTS.value, "tradeoff.json")) as f:
     json.dump({"rows": rows, "summary": summary, "paper": PAPER}, f, indent=1)
   print_table(summary)
-  _plot(rows, summary, os.path.join(root, "tradeoff.png"))
+  _plot(rows, summary, os.path.join(_RESULTS.value, "tradeoff.png"))
 
 
 def print_table(summary) -> None:

@@ -43,14 +43,16 @@ system-deps:
 demo: $(STAMP) system-deps
 	$(PY) experiments/demo.py --data_dir=data/tfds --workdir=workdirs/demo
 
-# Default test suite (JAX CPU backend, 8 fake devices; slow tests excluded).
+# Default test suite (JAX CPU backend, 8 fake devices; slow tests excluded), in two worker
+# processes (pytest-xdist; a test file stays on one worker, so its module caches are built once).
+PYTEST_WORKERS ?= 2
 test: $(STAMP) system-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=30
 
 # Slow tests, including TFDS LibriSpeech mock data (needs TensorFlow: the `catalog` extra).
 test-slow: $(STAMP) system-deps
 	$(PY) -m pip install --quiet -e '.[test,baselines,plots,catalog]'
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow --durations=20  # serial: the multi-host tests open local ports
 
 bench: $(STAMP)
 	$(PY) experiments/bench_rnnt_loss.py --sizes=cpu

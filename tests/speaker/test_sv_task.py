@@ -63,25 +63,37 @@ def _constant_adversary(params, value=0.7):
   return p
 
 
-@pytest.mark.parametrize("variant", ["pw", "sample"])
-def test_equal_adversary_weights_give_exactly_the_baseline_objective_and_gradient(tmp_path, variant):
-  base = _task(tmp_path / "b")
-  arw = _task(tmp_path / "a", f"tiny,arw={variant},adversary_input=embedding")
-  params = arw.init(jax.random.key(0))
+# a smaller extractor than the tiny config's: one compile of three objectives must stay cheap
+_SMALL = dict(channels=8, scale=2, aggregate=8, se_bottleneck=4, attention=4, embed_dim=8)
+
+
+def test_equal_adversary_weights_give_exactly_the_baseline_objective_and_gradient(tmp_path):
+  tasks = {}
+  for name, arg in (("base", "tiny"), ("pw", "tiny,arw=pw,adversary_input=embedding"),
+                    ("sample", "tiny,arw=sample,adversary_input=embedding")):
+    config = _config(arg)
+    config.model.extractor.update(_SMALL)
+    config.sv.crop_seconds = 0.5
+    tasks[name] = sv.SpeakerVerification(config, str(tmp_path / name), _split())
+  params = tasks["pw"].init(jax.random.key(0))
   params["adversary"] = _constant_adversary(params["adversary"])
-  batch, key = _batch(arw), jax.random.key(3)
+  batch, key = _batch(tasks["pw"]), jax.random.key(3)
 
-  def value(task, p):
-    o = task.objective({**params, "model": p}, batch, key, 0, trained="model")
-    return o.value(), o
+  @jax.jit
+  def all_three(model):  # one compile for the three objectives and their gradients
+    def value(task, p):
+      o = task.objective({**params, "model": p}, batch, key, 0, trained="model")
+      return o.value(), o.terms
+    return {n: jax.value_and_grad(lambda p, t=t: value(t, p), has_aux=True)(model) for n, t in tasks.items()}
 
-  (v_arw, o_arw), g_arw = jax.value_and_grad(lambda p: value(arw, p), has_aux=True)(params["model"])
-  (v_base, o_base), g_base = jax.value_and_grad(lambda p: value(base, p), has_aux=True)(params["model"])
-  np.testing.assert_allclose(float(v_arw), float(v_base), rtol=1e-6)
-  for k in ("aam", "pairwise"):
-    np.testing.assert_allclose(float(o_arw.terms[k]), float(o_base.terms[k]), rtol=1e-6)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6),
-               g_arw, g_base)
+  out = all_three(params["model"])
+  (v_base, t_base), g_base = out["base"]
+  for variant in ("pw", "sample"):
+    (v, t), g = out[variant]
+    np.testing.assert_allclose(float(v), float(v_base), rtol=1e-6)
+    for k in ("aam", "pairwise"):
+      np.testing.assert_allclose(float(t[k]), float(t_base[k]), rtol=1e-6)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6), g, g_base)
 
 
 @pytest.mark.slow  # ~20 s (compiles the extractor): the suite budget

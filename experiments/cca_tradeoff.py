@@ -110,10 +110,7 @@ def run_config_of(run: dict, root: str):
   if run["init"] is None:
     config.train.num_steps = _PRETRAIN.value
   else:
-    config.train.num_steps = _FINETUNE.value
-    config.train.init_from = os.path.join(root, run["init"])
-    config.optimizer.learning_rate = _FT_LR.value
-    config.optimizer.warmup_steps = min(50, _FINETUNE.value // 5)
+    run_config.as_finetune(config, os.path.join(root, run["init"]), _FINETUNE.value, _FT_LR.value)
   config_check.validate(config)
   return config
 

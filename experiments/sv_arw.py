@@ -60,10 +60,7 @@ def run_config_of(run: dict, root: str):
   if run["init"] is None:
     config.train.num_steps = _BASE_STEPS.value
   else:
-    config.train.num_steps = _ARW_STEPS.value
-    config.train.init_from = os.path.join(root, run["init"])
-    config.optimizer.learning_rate = _ARW_LR.value
-    config.optimizer.warmup_steps = min(50, _ARW_STEPS.value // 5)
+    run_config.as_finetune(config, os.path.join(root, run["init"]), _ARW_STEPS.value, _ARW_LR.value)
     if config.arw.variant != "none":
       config.arw.clusters_file = os.path.join(root, f"clusters_seed{run['seed']}.json")
   config_check.validate(config)

@@ -115,3 +115,14 @@ def resolve(config, workdir: str) -> ml_collections.ConfigDict:
                      "training workdir).")
   return saved
 
+
+
+def as_finetune(config, source_workdir: str, num_steps: int, learning_rate: float):
+  """``config`` set to fine-tune from ``source_workdir``'s parameters: ``num_steps`` steps at peak
+  ``learning_rate`` with a fresh optimizer and a short warm-up (min(50, num_steps / 5) steps).
+  Returns ``config`` (changed in place), as the studies that start runs from one base run use it."""
+  config.train.num_steps = num_steps
+  config.train.init_from = source_workdir
+  config.optimizer.learning_rate = learning_rate
+  config.optimizer.warmup_steps = min(50, num_steps // 5)
+  return config

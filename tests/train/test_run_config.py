@@ -72,3 +72,13 @@ def test_decoding_options_merge_lm_then_config_then_the_caller(tmp_path):
   config.eval.decoder = "greedy"
   with pytest.raises(ValueError, match=r"implemented for the \['beam', 'maes'\] decoders, not 'greedy'"):
     transducer_asr.decoding_options(config, "greedy", tok, str(tmp_path), strict=True)
+
+
+def test_as_finetune_sets_the_source_steps_and_a_short_warmup():
+  import ml_collections
+  c = ml_collections.ConfigDict({"train": {"num_steps": 9000, "init_from": ""},
+                                 "optimizer": {"learning_rate": 1e-3, "warmup_steps": 500}})
+  out = run_config.as_finetune(c, "workdirs/base", 120, 5e-4)
+  assert out is c and (c.train.num_steps, c.train.init_from) == (120, "workdirs/base")
+  assert (c.optimizer.learning_rate, c.optimizer.warmup_steps) == (5e-4, 24)  # min(50, 120 / 5)
+  assert run_config.as_finetune(c, "b", 1000, 1e-4).optimizer.warmup_steps == 50

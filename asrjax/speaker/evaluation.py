@@ -41,12 +41,15 @@ def embed(extractor, params, audio, audio_paddings, *, front_end: FrontEnd = FRO
   """``[B, D]`` embeddings of int16 ``audio [B, N]`` (16 kHz) with ``audio_paddings [B, N]``.
 
   Raises:
-    ValueError: shapes differ, or an utterance has no valid sample.
+    ValueError: shapes differ, the audio is not int16, or an utterance has under 25 ms of audio.
   """
   audio, audio_paddings = np.asarray(audio), np.asarray(audio_paddings, np.float32)
   if audio.ndim != 2 or audio_paddings.shape != audio.shape:
     raise ValueError(f"audio and audio_paddings must both be [B, N]; got {list(audio.shape)} and "
                      f"{list(audio_paddings.shape)}.")
+  if audio.dtype != np.int16:
+    raise ValueError(f"audio must be int16 samples (16 kHz PCM); got {audio.dtype} (float audio in [-1, 1]: "
+                     "multiply by 32767 and cast).")
   empty = np.flatnonzero((audio_paddings == 0).sum(axis=1) < 400)  # under one 25 ms frame
   if empty.size:
     raise ValueError(f"utterances {empty.tolist()} have no audio (under 25 ms): nothing to embed.")

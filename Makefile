@@ -20,7 +20,7 @@ SYSTEM_PACKAGES := espeak-ng sox flite mbrola mbrola-us1 mbrola-us2 mbrola-us3 m
   festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
 CONTRIB_SOURCES := /etc/apt/sources.list.d/asrjax-contrib-non-free.sources
 system-deps:
-	@missing=0; for t in espeak-ng sox flite mbrola pico2wave text2wave; do command -v $$t >/dev/null || missing=1; done; \
+	@missing=0; for t in espeak-ng sox flite mbrola pico2wave festival; do command -v $$t >/dev/null || missing=1; done; \
 	for v in english/kal_diphone english/ked_diphone us/cmu_us_slt_arctic_hts; do \
 	  [ -d /usr/share/festival/voices/$$v ] || missing=1; done; \
 	for v in us1 us2 us3 en1; do [ -e /usr/share/mbrola/$$v/$$v ] || missing=1; done; \

@@ -30,10 +30,12 @@ References:
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import functools
 import os
 import re
+import shutil
 import struct
 import subprocess
 import tempfile
@@ -109,12 +111,12 @@ VOICES: dict[str, tuple[BaseVoice, ...]] = {
 # Debian packages per program and per voice (festival and MBROLA ship without voices;
 # mbrola and its voices are in contrib, libttspico-utils in non-free).
 PACKAGES = {"espeak-ng": "espeak-ng", "sox": "sox", "flite": "flite", "festival": "festival",
-            "text2wave": "festival", "mbrola": "mbrola", "pico2wave": "libttspico-utils"}
+            "mbrola": "mbrola", "pico2wave": "libttspico-utils"}
 VOICE_PACKAGES = {"festival": {"kal_diphone": "festvox-kallpc16k", "ked_diphone": "festvox-kdlpc16k",
                                "cmu_us_slt_arctic_hts": "festvox-us-slt-hts"},
                   "mbrola": {v: f"mbrola-{v}" for v in ("us1", "us2", "us3", "en1")}}
 FESTIVAL_VOICE_PACKAGES = VOICE_PACKAGES["festival"]
-PROGRAMS = {"espeak-ng": ("espeak-ng",), "flite": ("flite",), "festival": ("festival", "text2wave"),
+PROGRAMS = {"espeak-ng": ("espeak-ng",), "flite": ("flite",), "festival": ("festival",),
             "mbrola": ("espeak-ng", "mbrola"), "pico": ("pico2wave",)}
 MBROLA_DIR = "/usr/share/mbrola"
 PICO_LANG_DIR = "/usr/share/pico/lang"
@@ -205,13 +207,129 @@ def _flite(text: str, speaker: speakers_lib.Speaker, base: BaseVoice) -> list[st
 
 
 def _festival_setup(speaker: speakers_lib.Speaker, base: BaseVoice) -> str:
-  forms = [f"(voice_{base.name})"]
+  """The speaker's settings on top of its voice (festival resets both when the voice is selected)."""
+  forms = []
   if speaker.rate != 100 and base.native_rate:
     forms.append(f"(Parameter.set 'Duration_Stretch {100 / speaker.rate:.4f})")
   if speaker.pitch and base.native_pitch:
     forms.append(f"(set! int_lr_params '((target_f0_mean {speaker.pitch}) (target_f0_std {speaker.pitch * 0.12:.1f}) "
                  "(model_f0_mean 170) (model_f0_std 34)))")
-  return "(begin " + " ".join(forms) + ")"
+  return "(begin " + " ".join(forms) + ")" if forms else "nil"
+
+
+# text2wave's synthesis (/usr/bin/text2wave: tts_file with a hook that appends each
+# utterance's wave to one RIFF file, header rewritten with the sample count at the end),
+# as functions of a long-lived interpreter.
+_FESTIVAL_SERVER = """
+(gc-status nil)
+(defvar asrjax_fp nil)
+(defvar asrjax_n 0)
+(defvar asrjax_utt nil)
+(define (asrjax_save utt)
+  (if (eq? asrjax_n 0)
+      (wave.save.header asrjax_fp (utt.wave utt) 'riff nil (list (list "numsamples" 0))))
+  (set! asrjax_n (+ asrjax_n (get_param 'num_samples (wave.info (utt.wave utt)) 0)))
+  (wave.save.data.fp (utt.wave utt) asrjax_fp 'riff nil)
+  (set! asrjax_utt utt))
+(define (asrjax_say textfile wavfile)
+  (set! tts_hooks (list utt.synth asrjax_save))
+  (set! asrjax_n 0)
+  (set! asrjax_utt nil)
+  (set! asrjax_fp (fopen wavfile "wb"))
+  (tts_file textfile (tts_find_text_mode textfile auto-text-mode-alist))
+  (if asrjax_utt
+      (begin (fseek asrjax_fp 0 0)
+             (wave.save.header asrjax_fp (utt.wave asrjax_utt) 'riff nil (list (list "numsamples" asrjax_n)))))
+  (fclose asrjax_fp))
+"""
+_DONE = "ASRJAX-FESTIVAL-DONE"
+
+
+class _FestivalSession:
+  """One ``festival --pipe`` interpreter that keeps a base voice loaded.
+
+  A fresh ``text2wave`` per utterance spends most of its ~0.3-0.6 s starting the
+  interpreter and loading the voice; a session pays that once per base voice and
+  process, and renders the same bytes (checked against ``text2wave`` in
+  ``tests/corpus/test_synthesizers.py``). Each utterance selects the voice again, which
+  resets what a speaker's settings change (``Duration_Stretch``, ``int_lr_params``: every
+  installed voice's ``voice_NAME`` sets both), so no speaker's settings reach the next one.
+  """
+
+  def __init__(self, base: BaseVoice):
+    self.base = base
+    self._tmp = tempfile.mkdtemp(prefix="asrjax-festival-")
+    self._proc = subprocess.Popen([system_tools.require("festival"), "--pipe"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    try:
+      self._send(_FESTIVAL_SERVER)
+      self._send(f"(voice_{base.name})", what="selecting the voice")
+    except Exception:
+      self.close()
+      raise
+
+  def _send(self, forms: str, what: str = "") -> str:
+    """Evaluates ``forms``; their output, or `RuntimeError` on a Scheme error or a dead interpreter."""
+    self._proc.stdin.write(f'{forms}\n(format t "\\n{_DONE}\\n")\n(fflush nil)\n')
+    self._proc.stdin.flush()
+    lines = []
+    while True:
+      line = self._proc.stdout.readline()
+      if not line:
+        raise RuntimeError(f"festival failed on voice {self.base.name} ({what or 'starting'}): the interpreter "
+                           f"exited with status {self._proc.wait()}: {''.join(lines).strip()}")
+      if line.rstrip("\n").endswith(_DONE):
+        lines.append(line.rstrip("\n")[: -len(_DONE)])
+        out = "".join(lines)
+        if re.search(r"SIOD ERROR|\bError\b", out):
+          raise RuntimeError(f"festival failed on voice {self.base.name} ({what or 'starting'}): {out.strip()}")
+        return out
+      lines.append(line)
+
+  def render(self, text: str, setup: str) -> bytes:
+    text_file, wav_file = os.path.join(self._tmp, "text.txt"), os.path.join(self._tmp, "out.wav")
+    with open(text_file, "w", encoding="utf-8") as f:
+      f.write(text)
+    if os.path.exists(wav_file):
+      os.remove(wav_file)
+    self._send(f"(begin (voice_{self.base.name}) {setup})\n(asrjax_say \"{text_file}\" \"{wav_file}\")",
+               what=repr(text))
+    with open(wav_file, "rb") as f:
+      return f.read()
+
+  def close(self) -> None:
+    if self._proc.poll() is None:
+      self._proc.stdin.close()
+      try:
+        self._proc.wait(timeout=10)
+      except subprocess.TimeoutExpired:
+        self._proc.kill()
+        self._proc.wait()
+    self._proc.stdout.close()
+    shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+_FESTIVAL_SESSIONS: dict[str, _FestivalSession] = {}  # base voice key -> this process's session
+
+
+def close_festival_sessions() -> None:
+  """Ends this process's festival interpreters (also done at exit)."""
+  while _FESTIVAL_SESSIONS:
+    _FESTIVAL_SESSIONS.popitem()[1].close()
+
+
+atexit.register(close_festival_sessions)
+
+
+def _festival(text: str, speaker: speakers_lib.Speaker, base: BaseVoice) -> bytes:
+  session = _FESTIVAL_SESSIONS.get(base.key)
+  if session is None:
+    session = _FESTIVAL_SESSIONS[base.key] = _FestivalSession(base)
+  try:
+    return session.render(text, _festival_setup(speaker, base))
+  except Exception:  # a failed render may leave the interpreter in any state: start afresh next time
+    _FESTIVAL_SESSIONS.pop(base.key).close()
+    raise
 
 
 def render_wav(text: str, speaker: speakers_lib.Speaker) -> bytes:
@@ -234,12 +352,7 @@ def render_wav(text: str, speaker: speakers_lib.Speaker) -> bytes:
     return subprocess.run(argv, check=True, capture_output=True).stdout
   if base.family == "pico":
     return _pico(text, speaker, base)
-  argv = [system_tools.require("text2wave"), "-eval", _festival_setup(speaker, base), "-o", "/dev/stdout"]
-  done = subprocess.run(argv, input=text.encode(), check=True, capture_output=True)
-  error = done.stderr.decode(errors="replace")
-  if re.search(r"SIOD ERROR|\bError\b", error):
-    raise RuntimeError(f"festival failed on voice {base.name} for {text!r}: {error.strip()}")
-  return _with_sizes(done.stdout)
+  return _with_sizes(_festival(text, speaker, base))
 
 
 def _pico(text: str, speaker: speakers_lib.Speaker, base: BaseVoice) -> bytes:

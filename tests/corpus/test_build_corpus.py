@@ -49,7 +49,7 @@ def test_missing_synthesizers_are_one_line_with_every_package(tmp_path):
   empty = tmp_path / "bin"
   empty.mkdir()
   result = run_launcher("--config=tiny", path=str(empty), data_dir=tmp_path / "tfds")
-  _assert_short(result, "build_corpus: espeak-ng, flite, mbrola, pico2wave, festival, text2wave and sox are not "
+  _assert_short(result, "build_corpus: espeak-ng, flite, mbrola, pico2wave, festival and sox are not "
                         "installed; the embedded corpus is synthesised with espeak-ng, flite, mbrola, pico, festival "
                         "and sox. Install with `sudo apt-get install espeak-ng flite mbrola mbrola-us1 mbrola-us2 "
                         "mbrola-us3 mbrola-en1 libttspico-utils festival festvox-kallpc16k festvox-kdlpc16k "
@@ -60,7 +60,7 @@ def test_missing_synthesizers_are_one_line_with_every_package(tmp_path):
 
 @pytest.mark.parametrize("missing,packages", [
     (("flite",), "flite"),
-    (("text2wave",), "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"),
+    (("festival",), "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"),
     (("mbrola",), "mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1"),
     (("pico2wave",), "libttspico-utils"),
     (("flite", "sox"), "flite sox"),

@@ -13,7 +13,7 @@ from asrjax.corpus import corpus_plan, espeak_corpus
 from asrjax.data import sources
 
 pytestmark = pytest.mark.skipif(
-    not all(shutil.which(t) for t in ("espeak-ng", "sox", "flite", "text2wave", "mbrola", "pico2wave")),
+    not all(shutil.which(t) for t in ("espeak-ng", "sox", "flite", "festival", "mbrola", "pico2wave")),
     reason="espeak-ng/flite/festival/mbrola/pico/sox not installed (make system-deps)")
 TRAINING = {"espeak-ng", "flite", "mbrola", "pico"}
 

@@ -5,6 +5,7 @@ import dataclasses
 import hashlib
 import shutil
 import struct
+import subprocess
 
 import numpy as np
 import pytest
@@ -130,6 +131,34 @@ def test_widened_speakers_keep_the_base_voice_and_draw_the_metadata():
   assert all(-18 <= s.level_db <= 0 for s in speakers)
   rms = S.sample_voice_speakers(np.random.default_rng(4), Z.voice("flite:rms"), 20, seed=4, prefix="r-")
   assert {s.pitch for s in rms} == {0}  # flite cannot set rms's f0: only the shift moves it
+
+
+def _text2wave(text: str, speaker: S.Speaker, base: Z.BaseVoice, tmp_path) -> bytes:
+  """The reference: one fresh ``text2wave`` process for the utterance, writing a file (its header complete)."""
+  setup = "(begin (voice_%s) %s)" % (base.name, Z._festival_setup(speaker, base))
+  out = tmp_path / "ref.wav"
+  subprocess.run([shutil.which("text2wave"), "-eval", setup, "-o", str(out)], input=text.encode(), check=True,
+                 capture_output=True)
+  return out.read_bytes()
+
+
+def test_festival_sessions_render_text2waves_bytes(tmp_path):
+  """One interpreter per base voice, speakers interleaved (pitch and rate changed, then not), gives the
+  bytes a fresh text2wave gives each utterance: no speaker's settings leak into the next utterance."""
+  Z.close_festival_sessions()
+  speakers = [s for base in Z.voices("festival")
+              for s in S.sample_voice_speakers(np.random.default_rng(3), base, 3, seed=3, prefix="f-")]
+  speakers += [neutral(base) for base in Z.voices("festival")]
+  assert any(s.rate != 100 for s in speakers) and any(s.pitch for s in speakers)
+  order = np.random.default_rng(0).permutation(len(speakers) * 2) % len(speakers)
+  texts = [TEXT, "turn off the lights in the kitchen. then call mum!", "what's the weather, tomorrow?"]
+  for n, i in enumerate(order):
+    speaker, text = speakers[i], texts[n % len(texts)]
+    base = Z.voice(speaker.base_voice)
+    assert Z.render_wav(text, speaker) == _text2wave(text, speaker, base, tmp_path), (n, speaker, text)
+  assert set(Z._FESTIVAL_SESSIONS) == {v.key for v in Z.voices("festival")}
+  Z.close_festival_sessions()
+  assert not Z._FESTIVAL_SESSIONS
 
 
 def test_festival_reports_a_voice_it_does_not_have(monkeypatch):

@@ -667,7 +667,7 @@ LAUNCHER = [
          raises=LaunchFailed,
          match=r"\Abuild_corpus: espeak-ng and sox are not installed;[^\n]*apt-get install espeak-ng sox[^\n]*\Z"),
     Case("build_corpus/main/missing_synthesizers", lambda: _launch("--config=tiny", path=_empty_path()),
-         raises=LaunchFailed, match=r"\Abuild_corpus: espeak-ng, flite, mbrola, pico2wave, festival, text2wave and sox are "
+         raises=LaunchFailed, match=r"\Abuild_corpus: espeak-ng, flite, mbrola, pico2wave, festival and sox are "
                                     r"not installed;[^\n]*apt-get install espeak-ng flite mbrola mbrola-us1[^\n]*"
                                     r"contrib[^\n]*\Z"),
     Case("build_corpus/main/workers_0", lambda: _launch("--config=tiny", "--workers=0"), raises=LaunchFailed,

@@ -15,7 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
-        not all(shutil.which(t) for t in ("espeak-ng", "sox", "flite", "text2wave", "mbrola", "pico2wave")),
+        not all(shutil.which(t) for t in ("espeak-ng", "sox", "flite", "festival", "mbrola", "pico2wave")),
         reason="the tiny config trains on synth_speech/tiny: needs espeak-ng/flite/festival/mbrola/pico/sox (make system-deps)"),
 ]
 

@@ -36,7 +36,6 @@ import functools
 import os
 import re
 import shutil
-import struct
 import subprocess
 import tempfile
 from typing import TYPE_CHECKING
@@ -295,7 +294,10 @@ class _FestivalSession:
     self._send(f"(begin (voice_{self.base.name}) {setup})\n(asrjax_say \"{text_file}\" \"{wav_file}\")",
                what=repr(text))
     with open(wav_file, "rb") as f:
-      return f.read()
+      wav = f.read()
+    if wav[:4] != b"RIFF" or len(wav) <= 44:  # text with nothing to say: no utterance, no header
+      raise RuntimeError(f"festival wrote no audio on voice {self.base.name} for {text!r}.")
+    return wav
 
   def close(self) -> None:
     if self._proc.poll() is None:
@@ -352,7 +354,7 @@ def render_wav(text: str, speaker: speakers_lib.Speaker) -> bytes:
     return subprocess.run(argv, check=True, capture_output=True).stdout
   if base.family == "pico":
     return _pico(text, speaker, base)
-  return _with_sizes(_festival(text, speaker, base))
+  return _festival(text, speaker, base)
 
 
 def _pico(text: str, speaker: speakers_lib.Speaker, base: BaseVoice) -> bytes:
@@ -368,15 +370,3 @@ def _pico(text: str, speaker: speakers_lib.Speaker, base: BaseVoice) -> bytes:
     with open(path, "rb") as f:
       return f.read()
 
-
-def _with_sizes(wav: bytes) -> bytes:
-  """``wav`` with its RIFF and data chunk sizes filled in.
-
-  festival writes them as 0 when its output is a pipe (it cannot seek back), and
-  sox then reads 0 samples without complaint.
-  """
-  at = wav.find(b"data", 12)
-  if wav[:4] != b"RIFF" or at < 0:
-    raise RuntimeError(f"festival wrote no WAV data ({len(wav)} bytes).")
-  return (b"RIFF" + struct.pack("<I", len(wav) - 8) + wav[8 : at + 4]
-          + struct.pack("<I", len(wav) - at - 8) + wav[at + 8 :])

@@ -26,7 +26,7 @@ GOLDEN = {
     "tools": {"espeak_ng": "eSpeak NG text-to-speech: 1.51", "flite": "flite flite-2.2-current",
               "mbrola": "mbrola 3.3+dfsg-9", "pico": "libttspico-utils 1.0+git20130326-13",
               "festival": "Festival Speech Synthesis System: 2.5.0:release December 2017", "sox": "SoX v14.4.2"},
-    "digest": "91afea25f243a266124bbe56ca1c5f8b966f87b3363dae5de688180f57208597",
+    "digest": "722fb6d05458359bc38b7d6f7befac6e78026bc9c0177153b065f960ffd706bf",  # 1.1.0: festival without the stray header
 }
 
 

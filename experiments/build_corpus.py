@@ -2,8 +2,8 @@ r"""Builds the embedded corpus (TFDS, array_record) under --data_dir.
 
   python experiments/build_corpus.py --config=tiny  --data_dir=data/tfds   # seconds
   python experiments/build_corpus.py --config=small --data_dir=data/tfds   # minutes
-  python experiments/build_corpus.py --config=full  --data_dir=data/tfds   # ~35 min on 2 cores
-  python experiments/build_corpus.py --config=full --datasets=speech       # the demo corpus, ~29 min
+  python experiments/build_corpus.py --config=full  --data_dir=data/tfds   # ~28 min on 2 idle cores
+  python experiments/build_corpus.py --config=full --datasets=speech       # the demo corpus, ~26 min
   python experiments/build_corpus.py --config=full --corpus=espeak         # the espeak-ng-only corpus of issue 3
 
 ``--corpus=synth`` (default) builds ``synth_speech`` and ``synth_multitalker``: espeak-ng, flite,

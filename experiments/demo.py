@@ -3,7 +3,7 @@ r"""The README main job: embedded corpus -> ConvRNN-T trained on the CPU -> WER 
   python experiments/demo.py --data_dir=data/tfds --workdir=workdirs/demo
 
 1. builds the config's corpus, ``synth_speech/full`` (speech only; skipped when
-   already built; ~29 min on 2 idle cores): 40,000 training sentences read by 416
+   already built; ~26 min on 2 idle cores): 40,000 training sentences read by 416
    espeak-ng speakers and 210 speakers widened from eight recorded talkers (flite,
    MBROLA, Pico), and the held-out festival family's ``test_unseen`` split
    (BUILD_NOTES.md);

@@ -9,7 +9,7 @@ Reproduces Xie et al. (Interspeech 2022) on the embedded corpus with the one tra
    fine-tuning recipe (``--finetune_steps``, fresh optimizer, peak learning rate
    ``--finetune_lr``): the dense model continued (the reference point), the arbitrated
    model at every ``--lams`` (compute term weight), sliding-window attention at every
-   ``--windows``, and LayerDrop ``--layerdrop``; on the first seed also the arbitrated
+   ``--windows``, and LayerDrop ``--layerdrop``; also the arbitrated
    model with each gate estimator of ``--probe_estimators`` at ``--probe_lam``. Every run
    has the same parameters (the arbitrators exist, unused, in the dense ones). A run whose
    workdir holds ``results.json`` is not trained again.
@@ -70,7 +70,7 @@ _LAMS = flags.DEFINE_list("lams", ["0.03", "0.1", "0.3", "1.0"], "Compute-term w
 _WINDOWS = flags.DEFINE_list("windows", ["16", "4"], "Attention history (frames) of the sliding-window runs.")
 _LAYERDROP = flags.DEFINE_float("layerdrop", 0.2, "LayerDrop probability of the LayerDrop run.")
 _KEEP = flags.DEFINE_list("keep_layers", ["6", "5", "4", "3"], "Blocks the LayerDrop model is pruned to.")
-_PROBE_EST = flags.DEFINE_list("probe_estimators", ["relaxed"], "Other gate estimators, first seed only.")
+_PROBE_EST = flags.DEFINE_list("probe_estimators", ["relaxed"], "Other gate estimators, on every seed at --probe_lam.")
 _PROBE_LAM = flags.DEFINE_float("probe_lam", 0.3, "Their compute-term weight.")
 _PRETRAIN = flags.DEFINE_integer("pretrain_steps", 2000, "Steps of the dense model.")
 _FINETUNE = flags.DEFINE_integer("finetune_steps", 500, "Steps of every run started from it.")

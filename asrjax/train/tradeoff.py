@@ -17,18 +17,18 @@ PAPER = {"arbitrated": (60.0, 3.0), "sliding": (13.0, 9.0)}  # (% compute saved,
 
 def planned_runs(seeds, lams, windows, layerdrop, probe_estimators, probe_lam) -> list[dict]:
   """``[{"name", "seed", "method", "arg", "init"}]`` in training order: each seed's dense run, then its
-  fine-tunes (``init``: the dense run's name)."""
+  fine-tunes (``init``: the dense run's name), the estimator probes (``probe_estimators`` at
+  ``probe_lam``) among them on every seed: an estimator is chosen on the seeds' spread, not on one seed."""
   runs = []
-  for i, seed in enumerate(seeds):
+  for seed in seeds:
     dense = f"dense_pre_seed{seed}"
     runs.append(dict(name=dense, seed=seed, method="dense", arg="dense", init=None))
     ft = [("dense", "dense", "dense")]
     ft += [(f"arbitrated_lam{lam:g}", "arbitrated", f"arbitrated,lam={lam}") for lam in lams]
     ft += [(f"sliding_w{w}", "sliding", f"sliding,window={w}") for w in windows]
     ft += [(f"layerdrop_p{layerdrop:g}", "layerdrop", f"layerdrop,layerdrop={layerdrop}")]
-    if i == 0:
-      ft += [(f"arbitrated_{e}_lam{probe_lam:g}", f"arbitrated ({e})", f"arbitrated,lam={probe_lam},estimator={e}")
-             for e in probe_estimators]
+    ft += [(f"arbitrated_{e}_lam{probe_lam:g}", f"arbitrated ({e})", f"arbitrated,lam={probe_lam},estimator={e}")
+           for e in probe_estimators]
     runs += [dict(name=f"{n}_seed{seed}", seed=seed, method=m, arg=a, init=dense) for n, m, a in ft]
   return runs
 

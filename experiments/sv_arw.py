@@ -2,7 +2,7 @@ r"""Speaker verification: baseline vs adversarial reweighting (Jin et al., Inter
 
   python experiments/sv_arw.py --workdir_root=workdirs/sv --seeds=0,1,2
   python experiments/sv_arw.py --variant=tiny --data_dir=data/tfds --workdir_root=/tmp/sv --seeds=0 \
-      --baseline_steps=4 --arw_steps=2          # a smoke run on synth_speech/tiny
+      --baseline_steps=4 --arw_steps=2 --results_dir=/tmp/sv/results   # a smoke run on synth_speech/tiny
 
 Per seed (`asrjax.speaker.study`): the baseline ECAPA-TDNN lite for ``--baseline_steps``;
 k-means (``arw.num_clusters``) over its embeddings of every training utterance (the first
@@ -10,13 +10,16 @@ k-means (``arw.num_clusters``) over its embeddings of every training utterance (
 ``--arw_steps`` each: the baseline continued (the reference) and every ``--arw`` variant
 (``pw``: the paper's pair weight; ``sample``: weights on the AAM loss; ``pw_cluster_only``:
 PW with the k-means cluster as the adversary's only input). A run whose workdir holds
-``results.json`` is not trained again (resumable).
+``results.json`` is not trained again (resumable), and a run whose results are in
+``--results_dir`` (``<run>.json``, committed under ``experiments/results/sv_arw``) is not
+trained at all: the table survives a lost workdir. A baseline is trained again (same seed,
+same recipe) only when one of its fine-tunes is still to run and its workdir is gone.
 
 Prints the table (cosine and AS-norm scoring): overall EER, minDCF, female / male EER and
 the gap, EER std and max - min across accents, relative changes against the continued
 baseline with the seeds' spread, the paper's relative changes beside them; and the
 baseline's EER per acoustic condition (clean / noisy / telephone), the check that the
-task is neither trivial nor hopeless here. Writes ``<root>/sv_arw.json``.
+task is neither trivial nor hopeless here. Writes ``<results_dir>/sv_arw.json``.
 
 References:
   Jin et al., "Adversarial reweighting for speaker verification fairness", Interspeech 2022.
@@ -43,6 +46,9 @@ _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds.")
 _ARW = flags.DEFINE_list("arw", list(study.VARIANTS), f"ARW variants, of {sorted(study.VARIANTS)}.")
 _BASE_STEPS = flags.DEFINE_integer("baseline_steps", 3000, "Steps of each baseline.")
 _ARW_STEPS = flags.DEFINE_integer("arw_steps", 1000, "Steps of every run started from a baseline.")
+_RESULTS = flags.DEFINE_string("results_dir", os.path.join(_HERE, "results", "sv_arw"),
+                               "Each trained run's results.json is kept here as <run>.json; a run found here is "
+                               "not trained again, and is in the table even without its workdir.")
 _ARW_LR = flags.DEFINE_float("arw_lr", 5e-4, "Peak learning rate of the runs started from a baseline.")
 
 
@@ -100,6 +106,16 @@ def print_table(lines, scoring: str) -> None:
         f"{p['gender_gap']:+.0f} | {p['accent_std']:+.0f} |")
 
 
+def _stored_results(path: str, recipe: dict) -> dict:
+  """The results kept at ``path``, refused when measured with another recipe."""
+  with open(path) as f:
+    stored = json.load(f)
+  if stored.get("recipe") != recipe:
+    raise app.UsageError(f"{path} was measured with recipe {stored.get('recipe')}, not {recipe}: pass another "
+                         "--results_dir (or remove that file to measure again).")
+  return stored["results"]
+
+
 def main(argv):
   del argv
   root = _ROOT.value
@@ -111,19 +127,32 @@ def main(argv):
   for run in runs:
     if run["init"] is None:
       run_config_of(run, root)  # the baselines' configs, checked before any training
+  os.makedirs(_RESULTS.value, exist_ok=True)
+  recipe = {"variant": _VARIANT.value, "baseline_steps": _BASE_STEPS.value, "arw_steps": _ARW_STEPS.value,
+            "arw_lr": _ARW_LR.value}
+  kept = lambda name: os.path.join(_RESULTS.value, f"{name}.json")
+  trained = lambda name: os.path.exists(os.path.join(root, name, "results.json"))
+  stored = {r["name"]: _stored_results(kept(r["name"]), recipe) for r in runs if os.path.exists(kept(r["name"]))}
+  todo = {r["name"] for r in runs if r["name"] not in stored and not trained(r["name"])}
+  todo |= {r["init"] for r in runs if r["name"] in todo and r["init"] and not trained(r["init"])}
   results = {}
   for run in runs:
     workdir = os.path.join(root, run["name"])
-    done = os.path.join(workdir, "results.json")
-    if not os.path.exists(done):
+    if run["name"] in todo:
       if run["init"] is not None and run["arg"]:
         path = os.path.join(root, f"clusters_seed{run['seed']}.json")
         if not os.path.exists(path):
           write_clusters(os.path.join(root, run["init"]), path, run["seed"])
       logging.info("training %s", run["name"])
       trainer.train_and_evaluate(run_config_of(run, root), workdir)
-    with open(done) as f:
-      results[run["name"]] = json.load(f)
+    if run["name"] in stored:
+      results[run["name"]] = stored[run["name"]]
+    else:
+      with open(os.path.join(workdir, "results.json")) as f:
+        results[run["name"]] = json.load(f)
+      if jax.process_index() == 0:
+        with atomic_file.open(kept(run["name"])) as f:
+          json.dump({"recipe": recipe, "results": results[run["name"]]}, f, indent=1)
   if jax.process_index():
     return
   out = {"runs": runs, "paper": study.PAPER}
@@ -135,7 +164,7 @@ def main(argv):
     if run["method"] == "baseline":
       per = results[run["name"]]["test"]["cosine"]["per_condition"]
       print(f"  seed {run['seed']}: " + ", ".join(f"{k} {100 * v:.2f}" for k, v in sorted(per.items())))
-  with atomic_file.open(os.path.join(root, "sv_arw.json")) as f:
+  with atomic_file.open(os.path.join(_RESULTS.value, "sv_arw.json")) as f:
     json.dump(out, f, indent=1)
 
 

@@ -50,6 +50,9 @@ _RESULTS = flags.DEFINE_string("results_dir", os.path.join(_HERE, "results", "sv
                                "Each trained run's results.json is kept here as <run>.json; a run found here is "
                                "not trained again, and is in the table even without its workdir.")
 _ARW_LR = flags.DEFINE_float("arw_lr", 5e-4, "Peak learning rate of the runs started from a baseline.")
+_FT_AAM = flags.DEFINE_float("finetune_aam_weight", 1.0,
+                             "Weight of the AAM term in every run started from a baseline (the continued one "
+                             "included); 0 fine-tunes on the pairwise loss alone, the loss PW reweights.")
 
 
 def load_config(arg: str):
@@ -67,6 +70,8 @@ def run_config_of(run: dict, root: str):
     config.train.num_steps = _BASE_STEPS.value
   else:
     run_config.as_finetune(config, os.path.join(root, run["init"]), _ARW_STEPS.value, _ARW_LR.value)
+    if _FT_AAM.value != 1.0:
+      config.sv.aam_weight = _FT_AAM.value
     if config.arw.variant != "none":
       config.arw.clusters_file = os.path.join(root, f"clusters_seed{run['seed']}.json")
   config_check.validate(config)
@@ -129,7 +134,7 @@ def main(argv):
       run_config_of(run, root)  # the baselines' configs, checked before any training
   os.makedirs(_RESULTS.value, exist_ok=True)
   recipe = {"variant": _VARIANT.value, "baseline_steps": _BASE_STEPS.value, "arw_steps": _ARW_STEPS.value,
-            "arw_lr": _ARW_LR.value}
+            "arw_lr": _ARW_LR.value, **({"finetune_aam_weight": _FT_AAM.value} if _FT_AAM.value != 1.0 else {})}
   kept = lambda name: os.path.join(_RESULTS.value, f"{name}.json")
   trained = lambda name: os.path.exists(os.path.join(root, name, "results.json"))
   stored = {r["name"]: _stored_results(kept(r["name"]), recipe) for r in runs if os.path.exists(kept(r["name"]))}

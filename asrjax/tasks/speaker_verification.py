@@ -51,6 +51,7 @@ class SVOptions:
   scale: float = 32.0
   pairwise_weight: float = 1.0
   variant: str = "none"
+  aam_weight: float = 1.0
 
 
 def config_problems(config) -> list[str]:
@@ -68,6 +69,11 @@ def config_problems(config) -> list[str]:
   need("sv.margin", lambda x: cc._is_number(x) and 0 <= x < 1.5, "an angle in radians in [0, 1.5)")
   need("sv.scale", lambda x: cc._is_number(x) and x > 0, "a finite number > 0")
   need("sv.pairwise_weight", cc.nonneg, "a finite number >= 0")
+  if "aam_weight" in config.sv:  # absent from the configs of runs made before it existed: 1
+    need("sv.aam_weight", cc.nonneg, "a finite number >= 0")
+  if dict(config.train.get("loss_weights", {})):
+    c.out.append(f"train.loss_weights={dict(config.train.loss_weights)!r}: this task weighs its terms by "
+                 "sv.aam_weight and sv.pairwise_weight; leave train.loss_weights empty")
   need("sv.as_norm_top_n", lambda x: cc._is_int(x) and x >= 2, "an integer >= 2")
   need("train.spec_augment", lambda x: isinstance(x, bool), "True or False")
   need("arw.variant", lambda x: x in VARIANTS, f"one of {VARIANTS}")
@@ -126,7 +132,7 @@ def objective(params: dict, extractor, adversary, batch: dict, key: jax.Array, o
   terms = {"aam": _weighted_mean(aam, aam_w),
            "pairwise": losses.pairwise_loss(emb, batch["speaker"], scale=pair_scale, offset=pair_offset,
                                             weights=pair_w)}
-  weights = {"aam": 1.0, "pairwise": options.pairwise_weight}
+  weights = {"aam": options.aam_weight, "pairwise": options.pairwise_weight}
   if trained == "adversary":
     value = sum(weights[k] * terms[k] for k in terms)
     return task_lib.Objective({"adversary": -value}, {"adversary": 1.0}, metrics)
@@ -149,7 +155,7 @@ class SpeakerVerification:
         config.arw.num_clusters, config.arw.hidden, config.arw.adversary_input)
     sv = config.sv
     self.options = SVOptions(FrontEnd(spec_augment=config.train.spec_augment), sv.margin, sv.scale,
-                             sv.pairwise_weight, variant)
+                             sv.pairwise_weight, variant, sv.get("aam_weight", 1.0))
     self.table = data.speaker_table(train_split, os.path.join(workdir, "speaker_table.json")) if train_split \
         is not None else None
     self.clusters = None

@@ -37,6 +37,7 @@ def get_config(arg: str | None = None):
   c.sv = dict(speakers_per_batch=16, utterances_per_speaker=4,  # P x K: every batch has target pairs
               crop_seconds=2.0,  # random training crops
               margin=0.2, scale=32.0,  # AAM softmax (WeSpeaker: 0.2, 32)
+              aam_weight=1.0,  # the AAM softmax term (0: train on the pairwise loss alone)
               pairwise_weight=1.0,  # the pairwise verification loss beside AAM (the loss PW reweights)
               as_norm_top_n=100)  # AS-norm cohort members per side (of the training speakers' means)
   c.arw = dict(variant=opts.arw, adversary_input=opts.adversary_input,

@@ -142,6 +142,21 @@ def test_an_adversary_step_raises_the_weighted_loss_and_an_extractor_step_lowers
   assert after_both > after_model
 
 
+@pytest.mark.slow  # ~10 s (runs the extractor): the suite budget
+def test_aam_weight_zero_leaves_the_pairwise_loss_alone_for_both_players(tmp_path):
+  config = _config("tiny,arw=pw,adversary_input=embedding")
+  config.model.extractor.update(_SMALL)
+  config.sv.crop_seconds, config.sv.aam_weight = 0.5, 0.0
+  task = sv.SpeakerVerification(config, str(tmp_path), _split())
+  params = task.init(jax.random.key(0))
+  batch, key = _batch(task), jax.random.key(3)
+  model = task.objective(params, batch, key, 0, trained="model")
+  assert float(model.terms["aam"]) > 1.0  # the AAM term is there, and large, but weighs nothing
+  np.testing.assert_allclose(float(model.value()), float(model.terms["pairwise"]), rtol=1e-6)
+  adversary = task.objective(params, batch, key, 0, trained="adversary")
+  np.testing.assert_allclose(float(adversary.value()), -float(model.terms["pairwise"]), rtol=1e-6)
+
+
 def test_bad_clusters_files_are_refused(tmp_path):
   with pytest.raises(ValueError, match=r"expected one cluster in \[0, 3\) per training utterance \(12\); got 5"):
     _task(tmp_path, "tiny,arw=pw", clusters=[0, 1, 2, 0, 1])
@@ -156,6 +171,15 @@ def test_config_problems_name_the_fields():
   found = config_check.problems(c)
   assert any(p.startswith("sv.utterances_per_speaker=1: expected an integer >= 2") for p in found)
   assert any(p.startswith("arw.variant='adversarial': expected one of ('none', 'pw', 'sample')") for p in found)
+  c = _config("tiny")
+  c.sv.aam_weight = -1.0
+  c.train.loss_weights = {"aam": 0.0}  # read by the transducer task, not this one: refused, not ignored
+  found = config_check.problems(c)
+  assert any(p.startswith("sv.aam_weight=-1.0: expected a finite number >= 0") for p in found)
+  assert any(p.startswith("train.loss_weights={'aam': 0.0}: this task weighs its terms by sv.aam_weight") for p in found)
+  del c.sv["aam_weight"]  # the configs of runs made before the field existed
+  c.train.loss_weights = {}
+  assert config_check.problems(c) == []
   c = _config("tiny")
   c.data.batch_size = 9
   assert config_check.problems(c) == ["data.batch_size=9: expected sv.speakers_per_batch * sv.utterances_per_speaker "

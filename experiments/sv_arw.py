@@ -34,8 +34,7 @@ import jax
 import numpy as np
 
 from asrjax import atomic_file
-from asrjax.data import sources
-from asrjax.speaker import clusters as clusters_lib, data, evaluation, study
+from asrjax.speaker import clusters as clusters_lib, data, evaluation, protocol, study
 from asrjax.train import config_check, run_config, trainer
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -82,7 +81,7 @@ def write_clusters(base_workdir: str, path: str, seed: int) -> None:
   """k-means over the baseline's embeddings of every training utterance (first 3 s)."""
   config = run_config.load(base_workdir)
   _, params, _ = trainer.restore(config, base_workdir)
-  split = sources.open_split(config.data.name, "train", config.data.data_dir)
+  split = protocol.open_sv_split(config, config.sv.get("train_split", "train"), role="train", cache_dir=base_workdir)
   table = data.speaker_table(split, os.path.join(base_workdir, "speaker_table.json"))
   from asrjax.speaker import ecapa  # noqa: PLC0415
   extractor = ecapa.ECAPATDNN(**dict(config.model.extractor))
@@ -102,7 +101,7 @@ def print_table(lines, scoring: str) -> None:
         "max-min (pts) | rel. EER % | rel. gender gap % | rel. accent std %")
   print("| --- " * 10 + "|")
   for s in lines:
-    rel = lambda k: "-" if s[f"rel_{k}"] is None else f"{s[f'rel_{k}']:+.1f} ± {s[f'rel_{k}_spread']:.1f}"
+    rel = lambda k, s=s: "-" if s[f"rel_{k}"] is None else f"{s[f'rel_{k}']:+.1f} ± {s[f'rel_{k}_spread']:.1f}"
     print(f"| {s['method']} | {','.join(map(str, s['seeds']))} | {_fmt(s['eer'])} | {_fmt(s['min_dcf'], 1, 3)} | "
           f"{_fmt(s['eer_female'])} / {_fmt(s['eer_male'])} | {_fmt(s['gender_gap'])} | {_fmt(s['accent_std'])} / "
           f"{_fmt(s['accent_range'])} | {rel('eer')} | {rel('gender_gap')} | {rel('accent_std')} |")
@@ -167,7 +166,7 @@ def main(argv):
   print("\nbaseline EER % per condition (cosine):")
   for run in runs:
     if run["method"] == "baseline":
-      per = results[run["name"]]["test"]["cosine"]["per_condition"]
+      per = study.trial_record(results[run["name"]])["cosine"]["per_condition"]
       print(f"  seed {run['seed']}: " + ", ".join(f"{k} {100 * v:.2f}" for k, v in sorted(per.items())))
   with atomic_file.open(os.path.join(_RESULTS.value, "sv_arw.json")) as f:
     json.dump(out, f, indent=1)

@@ -3,7 +3,8 @@
 The pipeline and the trainers read ``audio`` (int16 ``[N]`` at 16 kHz), ``text``
 (lowercase words), ``speaker_id`` and ``id``. `standardize` maps a TFDS split of a
 known corpus onto that layout: LibriSpeech stores audio as ``speech`` (int64) and
-uppercase transcripts; VoxCeleb has no transcripts and a ``label`` per speaker.
+uppercase transcripts; VoxCeleb has no transcripts and an integer ``label`` per speaker
+(named back ``id1nnnn``, as VoxCeleb names its speakers).
 Audio is converted by `asrjax.data.audio.to_int16`: int16 as is, int32/int64 within
 the int16 range (outside it is an error, never silently wrapped), float in
 ``[-1, 1]`` scaled by 32768 (int16-scaled floats, NaN and multi-channel arrays are
@@ -19,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
+import numpy as np
+
 from asrjax.data import audio as audio_lib
 
 
@@ -31,13 +34,15 @@ class Fields:
   speaker: str | None = "speaker_id"
   id: str | None = "id"
   lowercase: bool = False
+  speaker_format: str | None = None  # an integer speaker label's name (``str.format``); None: ``str(label)``
 
 
 KNOWN: dict[str, Fields] = {
     "espeak_speech": Fields(),
     "synth_speech": Fields(),
     "librispeech": Fields(audio="speech", text="text", speaker="speaker_id", id="id", lowercase=True),
-    "voxceleb": Fields(audio="audio", text=None, speaker="label", id=None),
+    # TFDS VoxCeleb's label is the integer n of speaker id1nnnn (``int(name[3:])``): named back "id1%04d"
+    "voxceleb": Fields(audio="audio", text=None, speaker="label", id=None, speaker_format="id1{:04d}"),
 }
 
 
@@ -116,7 +121,10 @@ class Standardized(Sequence):
       text = as_text(ex.pop(f.text))
       ex["text"] = " ".join(text.lower().split()) if f.lowercase else text
     if f.speaker is not None:
-      ex["speaker_id"] = as_text(ex.pop(f.speaker))
+      label = ex.pop(f.speaker)
+      integer = isinstance(label, (int, np.integer)) or (isinstance(label, np.ndarray) and label.ndim == 0
+                                                         and np.issubdtype(label.dtype, np.integer))
+      ex["speaker_id"] = f.speaker_format.format(int(label)) if f.speaker_format and integer else as_text(label)
     ex["id"] = as_text(ex.pop(f.id)) if f.id is not None else str(i)
     return ex
 

@@ -52,6 +52,19 @@ def figures(metrics: dict) -> dict:
           "accent_range": float(max(a.values()) - min(a.values())) if a else None}
 
 
+def trial_record(result: dict) -> dict:
+  """``{"cosine", "as_norm"}`` metrics of the one split a run's ``results.json`` evaluated
+  (``"test"`` on the embedded corpus, ``"train+validation+test"`` on VoxCeleb's built protocol).
+
+  Raises:
+    ValueError: the results hold no evaluated split, or several.
+  """
+  splits = [k for k, v in result.items() if isinstance(v, dict) and "cosine" in v]
+  if len(splits) != 1:
+    raise ValueError(f"expected one evaluated split in the results, found {splits}.")
+  return result[splits[0]]
+
+
 def summarise(results: dict, runs: list[dict], scoring: str = "cosine") -> list[dict]:
   """One line per method: means over seeds and relative changes (%) vs the continued baseline.
 
@@ -60,7 +73,7 @@ def summarise(results: dict, runs: list[dict], scoring: str = "cosine") -> list[
     runs: `planned_runs`.
     scoring: ``"cosine"`` or ``"as_norm"``.
   """
-  fig = {r["name"]: figures(results[r["name"]]["test"][scoring]) for r in runs if r["name"] in results}
+  fig = {r["name"]: figures(trial_record(results[r["name"]])[scoring]) for r in runs if r["name"] in results}
   reference = {r["seed"]: r["name"] for r in runs if r["method"] == "baseline continued"}
   out = []
   for method in dict.fromkeys(r["method"] for r in runs):
@@ -80,4 +93,4 @@ def summarise(results: dict, runs: list[dict], scoring: str = "cosine") -> list[
   return out
 
 
-__all__ = ["PAPER", "VARIANTS", "figures", "planned_runs", "summarise"]
+__all__ = ["PAPER", "VARIANTS", "figures", "planned_runs", "summarise", "trial_record"]

@@ -33,10 +33,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from asrjax.data import sources
 from asrjax.frontend.featurize import FrontEnd, featurize
 from asrjax.losses import speaker as losses
-from asrjax.speaker import adversary as adversary_lib, data, ecapa, evaluation
+from asrjax.speaker import adversary as adversary_lib, data, ecapa, evaluation, protocol
 from asrjax.train import optimizer as optimizer_lib, task as task_lib
 
 VARIANTS = ("none", "pw", "sample")
@@ -75,6 +74,8 @@ def config_problems(config) -> list[str]:
     c.out.append(f"train.loss_weights={dict(config.train.loss_weights)!r}: this task weighs its terms by "
                  "sv.aam_weight and sv.pairwise_weight; leave train.loss_weights empty")
   need("sv.as_norm_top_n", lambda x: cc._is_int(x) and x >= 2, "an integer >= 2")
+  if config.sv.get("protocol", "corpus") != "corpus":  # absent from older configs: the corpus' own trials
+    _protocol_problems(c)
   need("train.spec_augment", lambda x: isinstance(x, bool), "True or False")
   need("arw.variant", lambda x: x in VARIANTS, f"one of {VARIANTS}")
   need("arw.adversary_input", lambda x: x in adversary_lib.INPUTS, f"one of {adversary_lib.INPUTS}")
@@ -90,6 +91,27 @@ def config_problems(config) -> list[str]:
       c.out.append(f"arw.clusters_file='': arw.adversary_input={config.arw.adversary_input!r} reads k-means clusters; "
                    "give the file (experiments/sv_arw.py writes it)")
   return c.out
+
+
+def _protocol_problems(c) -> None:
+  """The fields of a built verification protocol (`asrjax.speaker.protocol`)."""
+  need = c.need
+  need("sv.protocol", lambda x: x in ("corpus", "built"), "'corpus' (the corpus' own trials) or 'built'")
+  need("sv.train_split", lambda x: isinstance(x, str) and x.strip(), "a split name ('train', 'train+validation')")
+  need("sv.test_speakers", _speakers_ok, "speakers held out for testing: 'id10270-id10309' or 'a,b,c'")
+  need("sv.speaker_metadata", lambda x: isinstance(x, str), "a metadata CSV path (vox1_meta.csv), or ''")
+  need("sv.trials_per_utterance", lambda x: isinstance(x, (tuple, list)) and len(x) == 2 and all(
+      isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in x) and sum(x) > 0,
+       "(targets, non-targets) per enrolment utterance, integers >= 0, not both 0")
+  need("sv.protocol_seed", lambda x: isinstance(x, int) and not isinstance(x, bool), "an integer")
+  need("sv.session_field", lambda x: isinstance(x, str), "the example field naming a session ('youtube_id'), or ''")
+
+
+def _speakers_ok(x) -> bool:
+  try:
+    return bool(protocol.parse_speakers(x))
+  except (ValueError, TypeError, AttributeError):
+    return False
 
 
 def load_clusters(path: str, num_utterances: int, num_clusters: int) -> np.ndarray:
@@ -167,7 +189,8 @@ class SpeakerVerification:
   @classmethod
   def from_config(cls, config, workdir: str, train_split=None) -> "SpeakerVerification":
     if train_split is None:
-      train_split = sources.open_split(config.data.name, "train", config.data.data_dir)
+      train_split = protocol.open_sv_split(config, config.sv.get("train_split", "train"), role="train",
+                                           cache_dir=workdir)
     return cls(config, workdir, train_split)
 
   @property
@@ -218,7 +241,7 @@ class SpeakerVerification:
     del step
     out = {}
     for split_name in self.config.eval.splits:
-      split = sources.open_split(self.config.data.name, split_name, self.config.data.data_dir)
+      split = protocol.open_sv_split(self.config, split_name, role="eval", cache_dir=self.workdir)
       test_table = data.speaker_table(split, os.path.join(self.workdir, f"speaker_table_{split_name}.json"))
       record = evaluation.evaluate_trials(self.extractor, params["model"]["extractor"], split, self.train_split,
                                           self.table, test_table=test_table,

@@ -42,3 +42,13 @@ def test_relative_changes_are_against_the_same_seeds_continued_baseline():
   assert pw["rel_accent_std"] == pytest.approx(-75.0)  # seed 1's reference std is 0: left out
   assert pw["accent_range"] == pytest.approx((0.01 + 0.0) / 2)
   assert lines["baseline"]["seeds"] == [0]  # seed 1's baseline not trained: absent, not an error
+
+
+def test_the_evaluated_split_is_found_whatever_its_name():
+  record = {"cosine": {"eer": 0.1}, "as_norm": {"eer": 0.09}}
+  assert study.trial_record({"steps": 5, "history": {}, "test": record}) is record
+  assert study.trial_record({"steps": 5, "train+validation+test": record}) is record  # VoxCeleb's built protocol
+  with pytest.raises(ValueError, match=r"expected one evaluated split in the results, found \[\]"):
+    study.trial_record({"steps": 5})
+  with pytest.raises(ValueError, match=r"found \['test', 'dev'\]"):
+    study.trial_record({"test": record, "dev": record})

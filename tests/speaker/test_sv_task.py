@@ -181,6 +181,14 @@ def test_config_problems_name_the_fields():
   c.train.loss_weights = {}
   assert config_check.problems(c) == []
   c = _config("tiny")
+  c.sv.protocol = "built"  # a built protocol's fields are checked only when it is asked for
+  c.sv.test_speakers, c.sv.trials_per_utterance, c.sv.train_split = "", (2, -1), " "
+  found = config_check.problems(c)
+  assert any(p.startswith("sv.test_speakers='': expected speakers held out for testing") for p in found)
+  assert any(p.startswith("sv.trials_per_utterance=(2, -1): expected (targets, non-targets)") for p in found)
+  assert any(p.startswith("sv.train_split=' ': expected a split name") for p in found)
+  assert config_check.problems(_config("voxceleb")) == []
+  c = _config("tiny")
   c.data.batch_size = 9
   assert config_check.problems(c) == ["data.batch_size=9: expected sv.speakers_per_batch * sv.utterances_per_speaker "
                                       "= 8"]

@@ -11,7 +11,7 @@ import pytest
 
 from asrjax.losses import speaker as losses
 from asrjax.metrics import verification
-from asrjax.speaker import clusters, data, ecapa, evaluation, scoring
+from asrjax.speaker import clusters, data, ecapa, evaluation, protocol, scoring
 from tests.sweep import cases
 from tests.sweep.cases import Case
 
@@ -91,6 +91,21 @@ CASES = [
     Case("embed/rank-1", lambda: _embed(np.zeros(16_000, np.int16), np.zeros(16_000)), raises=ValueError,
          match=r"audio and audio_paddings must both be \[B, N\]"),
     Case("embed/padded-row-equals-alone", lambda: None, check=lambda _: _padded_row_equals_alone()),
+    Case("protocol/speakers/backwards-range", lambda: protocol.parse_speakers("id10309-id10270"), raises=ValueError,
+         match="low end first"),
+    Case("protocol/metadata/missing-file", lambda: protocol.read_speaker_metadata("/nonexistent/vox1_meta.csv"),
+         raises=FileNotFoundError, match="does not exist"),
+    Case("protocol/trials/one-speaker", lambda: protocol.make_trials(np.array(["a", "a", "a"]), seed=0, targets=1,
+                                                                     nontargets=1),
+         raises=ValueError, match="at least two speakers"),
+    Case("protocol/trials/negative", lambda: protocol.make_trials(np.array(["a", "b"]), seed=0, targets=-1,
+                                                                  nontargets=1),
+         raises=ValueError, match="must be >= 0"),
+    Case("protocol/trials/two-speakers", lambda: protocol.make_trials(np.array(["a", "a", "b"]), seed=0, targets=1,
+                                                                      nontargets=0),
+         check=lambda t: t.tolist() == [[0, 1, 1]]),  # (1, 0) is the same pair; b has no second utterance
+    Case("protocol/split/bad-group-length", lambda: protocol.ProtocolSplit(_split(), [0, 1], groups={"gender": ["m"]}),
+         raises=ValueError, match=r"groups\['gender'\] has 1 values for 2 examples"),
 ]
 
 

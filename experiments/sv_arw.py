@@ -33,8 +33,8 @@ from absl import app, flags, logging
 import jax
 import numpy as np
 
-from asrjax import atomic_file
-from asrjax.speaker import clusters as clusters_lib, data, evaluation, protocol, study
+from asrjax import atomic_file, tasks
+from asrjax.speaker import clusters as clusters_lib, data, evaluation, study
 from asrjax.train import config_check, run_config, trainer
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -81,7 +81,7 @@ def write_clusters(base_workdir: str, path: str, seed: int) -> None:
   """k-means over the baseline's embeddings of every training utterance (first 3 s)."""
   config = run_config.load(base_workdir)
   _, params, _ = trainer.restore(config, base_workdir)
-  split = protocol.open_sv_split(config, config.sv.get("train_split", "train"), role="train", cache_dir=base_workdir)
+  split = tasks.open_train_split(config, base_workdir)
   table = data.speaker_table(split, os.path.join(base_workdir, "speaker_table.json"))
   from asrjax.speaker import ecapa  # noqa: PLC0415
   extractor = ecapa.ECAPATDNN(**dict(config.model.extractor))

@@ -1,7 +1,9 @@
 """Tasks: what each method trains and evaluates (`asrjax.train.task.Task`), found by ``config.task``.
 
 `TASKS` is the registry: each entry is a task class with ``from_config(config, workdir,
-train_split)``. A new method is one task module and one entry here, never a second trainer.
+train_split)`` and, where the task reads its training data other than as the dataset's
+``"train"`` split (speaker verification's built protocol), ``open_train_split(config,
+workdir)``. A new method is one task module and one entry here, never a second trainer.
 """
 
 from asrjax.tasks import speaker_verification, transducer_asr
@@ -29,3 +31,21 @@ def build(config, workdir: str, train_split=None):
   if name not in TASKS:
     raise ValueError(f"task must be one of {sorted(TASKS)}; got {name!r}.")
   return TASKS[name].from_config(config, workdir, train_split)
+
+
+def open_train_split(config, workdir: str):
+  """The training split as ``config``'s task reads it: the task's ``open_train_split`` where it
+  has one, else the dataset's ``"train"`` split.
+
+  Raises:
+    ValueError: ``config.task`` is not in `TASKS`.
+  """
+  name = task_name(config)
+  if name not in TASKS:
+    raise ValueError(f"task must be one of {sorted(TASKS)}; got {name!r}.")
+  opener = getattr(TASKS[name], "open_train_split", None)
+  if opener is not None:
+    return opener(config, workdir)
+  from asrjax.data import sources  # noqa: PLC0415
+
+  return sources.open_split(config.data.name, "train", config.data.data_dir)

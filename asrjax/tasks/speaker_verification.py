@@ -189,9 +189,13 @@ class SpeakerVerification:
   @classmethod
   def from_config(cls, config, workdir: str, train_split=None) -> "SpeakerVerification":
     if train_split is None:
-      train_split = protocol.open_sv_split(config, config.sv.get("train_split", "train"), role="train",
-                                           cache_dir=workdir)
+      train_split = cls.open_train_split(config, workdir)
     return cls(config, workdir, train_split)
+
+  @staticmethod
+  def open_train_split(config, workdir: str):
+    """The training view of the verification protocol (`asrjax.speaker.protocol.open_sv_split`)."""
+    return protocol.open_sv_split(config, config.sv.get("train_split", "train"), role="train", cache_dir=workdir)
 
   @property
   def num_speakers(self) -> int:

@@ -22,7 +22,6 @@ from jax.experimental import multihost_utils
 import numpy as np
 
 from asrjax import atomic_file, models, tasks
-from asrjax.data import sources
 from asrjax.train import (averaging, checkpoint as checkpoint_lib, config_check, optimizer as optimizer_lib,
                           run_config, sharding, step as step_lib, summary, task as task_lib)
 
@@ -175,7 +174,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   os.makedirs(workdir, exist_ok=True)
   run_config.save(config, workdir)  # the workdir remembers its run (evaluation reads it)
   # ---------------------------------------------------------------- data, task
-  train_split = sources.open_split(config.data.name, "train", config.data.data_dir)
+  train_split = tasks.open_train_split(config, workdir)
   init_from = config.train.get("init_from", "")
   if init_from and tasks.task_name(config) == "transducer_asr":
     tasks.transducer_asr.inherit_files(config, parse_init_from(init_from)[0], workdir)

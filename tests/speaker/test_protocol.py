@@ -167,3 +167,49 @@ def test_built_protocol_refuses_what_it_cannot_honour(vox, tmp_path):
   # no metadata: no groups, trials still built
   plain = protocol.open_sv_split(_config(""), "train+test", role="eval")
   assert "gender" not in plain[0] and plain.metadata["sv_trials"]
+
+
+@pytest.mark.slow
+def test_the_trainer_runs_the_tiny_sv_config_on_a_built_voxceleb_protocol(tmp_path, monkeypatch):
+  """End to end: TFDS VoxCeleb's raw layout (integer labels, youtube ids) through the one trainer and
+  the one SV evaluation path; EER reported per gender and nationality of the held-out speakers."""
+  import importlib.util  # noqa: PLC0415
+  import json  # noqa: PLC0415
+  import os  # noqa: PLC0415
+
+  from asrjax.train import config_check, trainer  # noqa: PLC0415
+
+  rng = np.random.default_rng(0)
+  t = np.arange(16_000) / 16_000
+
+  def utterance(n, k):
+    wave = 0.3 * np.sin(2 * np.pi * (150 + 3 * (n % 100)) * t) + 0.05 * rng.normal(size=t.shape)
+    return {"audio": (wave * 32767).astype(np.int16), "label": n, "youtube_id": f"v{n}_{k % 2}".encode()}
+
+  train_ids, test_ids = [1, 2, 3, 4, 5, 6], [270, 271, 272, 273]
+  splits = {"train": _FakeSplit(utterance(n, k) for n in train_ids + test_ids for k in range(3)),
+            "test": _FakeSplit(utterance(n, k) for n in test_ids for k in range(2))}
+  monkeypatch.setattr(sources, "open_split", lambda name, split, data_dir: splits[split])
+  meta = tmp_path / "vox1_meta.csv"
+  meta.write_text("VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet\n" + "".join(
+      f"id1{n:04d}\tx\t{'mf'[n % 2]}\t{['UK', 'USA'][n // 2 % 2]}\tdev\n" for n in train_ids + test_ids))
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  spec = importlib.util.spec_from_file_location("sv_ecapa", os.path.join(root, "experiments/configs/sv_ecapa.py"))
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  config = mod.get_config("tiny")
+  config.data.name = "voxceleb"
+  config.sv.update(dict(protocol="built", train_split="train+test", test_speakers="id10270-id10273",
+                        speaker_metadata=str(meta), trials_per_utterance=(3, 3)))
+  config.eval.splits = ("train+test",)
+  config.train.num_steps = 2
+  assert config_check.problems(config) == []
+  workdir = tmp_path / "run"
+  trainer.train_and_evaluate(config, str(workdir))
+  with open(workdir / "results.json") as f:
+    record = json.load(f)["train+test"]["cosine"]
+  assert record["trials"] > 0 and 0.0 <= record["eer"] <= 1.0
+  assert set(record["gender"]["per_group"]) == {"female", "male"}
+  assert set(record["accent"]["per_group"]) == {"UK", "USA"}
+  with open(workdir / "speaker_table.json") as f:  # the training speakers: the held-out four are not among them
+    assert json.load(f)["speakers"] == [f"id1{n:04d}" for n in train_ids]

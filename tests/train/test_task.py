@@ -326,7 +326,8 @@ def test_the_one_trainer_runs_another_task_and_resumes_it(tmp_path, monkeypatch)
   evaluator fills results.json."""
   from tests.experiments.test_configs import load
   monkeypatch.setitem(tasks.TASKS, "minimax", MinimaxTask)
-  monkeypatch.setattr(trainer.sources, "open_split", lambda *a, **k: None)  # the toy reads no corpus
+  from asrjax.data import sources
+  monkeypatch.setattr(sources, "open_split", lambda *a, **k: None)  # the toy reads no corpus
 
   def run(workdir, steps):
     config = load("convrnnt", "tiny")

@@ -91,6 +91,7 @@ def _transcribe(*args):
                         text=True, env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=root), timeout=300)
 
 
+@pytest.mark.slow  # suite budget (a launcher subprocess); `make test-slow`, which CI runs too
 def test_the_transcribe_launcher_prints_each_file_and_fails_for_a_bad_one(tmp_path, workdir, rec):
   soundfile.write(tmp_path / "good.wav", SPEECH, 16_000)
   out = _transcribe(f"--workdir={workdir}", str(tmp_path / "good.wav"), str(tmp_path / "missing.wav"))

@@ -67,6 +67,7 @@ def _constant_adversary(params, value=0.7):
 _SMALL = dict(channels=8, scale=2, aggregate=8, se_bottleneck=4, attention=4, embed_dim=8)
 
 
+@pytest.mark.slow  # suite budget; `make test-slow`, which CI runs too
 def test_equal_adversary_weights_give_exactly_the_baseline_objective_and_gradient(tmp_path):
   tasks = {}
   for name, arg in (("base", "tiny"), ("pw", "tiny,arw=pw,adversary_input=embedding"),

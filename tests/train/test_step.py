@@ -58,6 +58,7 @@ def _setup():
   return _step_fn(model, tx, config), _state(params, tx), batch
 
 
+@pytest.mark.slow  # suite budget (~60 s of compiles); `make test-slow`, which CI runs too
 def test_sharded_step_equals_single_device():
   if jax.device_count() < 8:
     pytest.skip("needs 8 devices (conftest sets XLA_FLAGS)")
@@ -145,7 +146,7 @@ def test_vtlp_warps_training_features_only():
   assert np.abs(np.asarray(train_feats) - np.asarray(base))[valid].mean() > 0.05
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.5])
+@pytest.mark.parametrize("dropout", [0.0, pytest.param(0.5, marks=pytest.mark.slow)])  # suite budget
 def test_training_loss_uses_dropout_from_the_step_key(dropout):
   _, _, batch = _setup()
   batch = jax.tree.map(jnp.asarray, batch)
@@ -265,7 +266,8 @@ def _relative_difference(x, y, names=("encoder", "predictor", "joint_net")) -> f
   return float(np.linalg.norm(flat(x) - flat(y)) / np.linalg.norm(flat(y)))
 
 
-@pytest.mark.parametrize("prune_range", [0, 4])  # 0: the full loss; 4 = U + 1: pruned windows cover the lattice
+# 0: the full loss (slow: FastEmit's gradient is also checked in tests/losses); 4 = U + 1: pruned windows cover the lattice
+@pytest.mark.parametrize("prune_range", [pytest.param(0, marks=pytest.mark.slow), 4])
 def test_fastemit_through_the_train_step_is_the_oracle_gradient(small, prune_range):
   model, params, batch, (feats, pads) = small
   lam = 0.5

@@ -86,6 +86,7 @@ def _cost_alone(model, params, batch):
   return 1e-3 * jnp.sum(jnp.where(enc_pad[..., None] > 0, 0.0, enc) ** 2)
 
 
+@pytest.mark.slow  # suite budget; `make test-slow`, which CI runs too
 def test_a_sown_term_is_logged_and_joins_the_objective_only_by_its_configured_weight(sowing):
   model, params, batch = sowing
   key = jax.random.key(2)

@@ -124,4 +124,46 @@ def diagonal_fisher(example_loss: Callable, params, batches, *, chunk: int | Non
   return jax.tree.map(lambda t: t / count, total)
 
 
-__all__ = ["EWCState", "diagonal_fisher", "ewc", "penalty"]
+def save_fisher(path: str, fisher) -> None:
+  """Writes ``fisher`` (a tree of arrays) to ``path`` (msgpack, written atomically)."""
+  import numpy as np  # noqa: PLC0415
+  from flax import serialization  # noqa: PLC0415
+
+  from asrjax import atomic_file  # noqa: PLC0415
+
+  data = serialization.msgpack_serialize(jax.tree.map(lambda x: np.asarray(x, np.float32), fisher))
+  with atomic_file.open(path, "wb") as f:
+    f.write(data)
+
+
+def load_fisher(path: str):
+  """The Fisher tree `save_fisher` wrote (nested dicts of float32 arrays).
+
+  Raises:
+    FileNotFoundError: no such file (with the command that writes one).
+    ValueError: the file is not a Fisher tree (damaged, or another file), or holds
+      negative or non-finite values.
+  """
+  import os  # noqa: PLC0415
+
+  import numpy as np  # noqa: PLC0415
+  from flax import serialization  # noqa: PLC0415
+
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"no Fisher file {path!r}: estimate one with experiments/fairness_ewc.py (it writes "
+                            "fisher.msgpack into the base run's workdir).")
+  with open(path, "rb") as f:
+    data = f.read()
+  try:
+    tree = serialization.msgpack_restore(data)
+  except Exception as e:  # msgpack raises several types for damaged data
+    raise ValueError(f"{path} is not a readable Fisher file ({type(e).__name__}: {e}).") from None
+  leaves = jax.tree.leaves(tree)
+  if not isinstance(tree, dict) or not leaves or not all(isinstance(x, np.ndarray) for x in leaves):
+    raise ValueError(f"{path} does not hold a tree of arrays: not a Fisher file.")
+  if not all(np.all(np.isfinite(x)) and np.all(x >= 0) for x in leaves):
+    raise ValueError(f"{path}: a diagonal Fisher is finite and >= 0; this one is not.")
+  return tree
+
+
+__all__ = ["EWCState", "diagonal_fisher", "ewc", "load_fisher", "penalty", "save_fisher"]

@@ -293,6 +293,32 @@ def objective(params, model, batch: dict, key: jax.Array, config: LossConfig, st
   return task_lib.with_weights(out, dict(config.loss_weights))
 
 
+def utterance_nll(params, model, batch: dict, config: LossConfig) -> jax.Array:
+  """``[B]`` negative log-likelihood of each reference under the model in evaluation mode: the
+  full RNN-T loss without FastEmit, features without SpecAugment or VTLP, no dropout (what
+  the EWC Fisher differentiates, `asrjax.fairness.ewc`)."""
+  front_end = dataclasses.replace(config.front_end, spec_augment=False, vtlp_max_warp=0.0)
+  feats, pads = featurize(batch, jax.random.key(0), front_end, train=False)
+  logits, enc_pads = model.apply(params, feats, pads, batch["labels"], batch["label_paddings"])
+  return rnnt_loss(logits, enc_pads, batch["labels"], batch["label_paddings"], blank_id=config.blank_id)
+
+
+def model_optimizer(config):
+  """The model's optimizer: `asrjax.train.optimizer.make_optimizer`, preceded by the EWC
+  penalty's gradient when ``config.train.ewc.weight > 0`` (its Fisher read from
+  ``train.ewc.fisher_file``; the anchor is the parameters the optimizer is initialised with,
+  the ``train.init_from`` run's)."""
+  tx = optimizer_lib.make_optimizer(config.optimizer, config.train.num_steps)
+  e = config.train.get("ewc", {})
+  if e and e.get("weight", 0.0) > 0:
+    import optax  # noqa: PLC0415
+
+    from asrjax.fairness import ewc as ewc_lib  # noqa: PLC0415
+
+    tx = optax.chain(ewc_lib.ewc(ewc_lib.load_fisher(e["fisher_file"]), float(e["weight"])), tx)
+  return tx
+
+
 def make_front_end(config, stats) -> FrontEnd:
   """The `FrontEnd` of ``config`` with the global statistics ``stats`` (`make_feature_stats`)."""
   mean, std = stats if stats is not None else (None, None)
@@ -403,6 +429,17 @@ def config_problems(config) -> list[str]:
     need(f"train.spec_augment_options.{k}", nonneg_int, "an integer >= 0")
   need("train.spec_augment_options.max_time_mask_ratio", lambda x: number(x) and 0 <= x <= 1, "a number in [0, 1]")
   need("train.vtlp_max_warp", lambda x: number(x) and 0 <= x < 1, "a number in [0, 1)")
+  if "ewc" in config.train:  # absent from the configs of runs made before it existed: off
+    need("train.ewc.weight", nonneg, "a finite number >= 0 (0 = no EWC)")
+    need("train.ewc.fisher_file", lambda x: isinstance(x, str), "a path")
+    e = config.train.ewc
+    if not c.out and nonneg(e.get("weight", 0.0)) and e.weight > 0:
+      if not e.fisher_file:
+        c.out.append(f"train.ewc.fisher_file='': train.ewc.weight={e.weight} needs the Fisher of the original "
+                     "training data (experiments/fairness_ewc.py writes it)")
+      if not config.train.get("init_from", ""):
+        c.out.append(f"train.init_from='': train.ewc.weight={e.weight} pulls towards the parameters the run "
+                     "starts from; give the trained run to fine-tune")
   need("eval.splits", lambda x: isinstance(x, (tuple, list)) and all(isinstance(s, str) and s for s in x),
        "a tuple of split names")
   need("eval.decoder", lambda x: x in cc._decoders(), f"one of {cc._decoders()}")
@@ -461,7 +498,7 @@ class TransducerASR:
     tok = make_tokenizer(config, train_split, workdir)
     loss = make_loss_config(config, make_feature_stats(config, train_split, workdir))
     return cls(models.build(config.model, tok.vocab_size), loss,
-               optimizer_lib.make_optimizer(config.optimizer, config.train.num_steps), shape_batch(config, tok), tok,
+               model_optimizer(config), shape_batch(config, tok), tok,
                config=config, workdir=workdir, train_split=train_split)
 
   def optimizers(self) -> dict:

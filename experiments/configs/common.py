@@ -110,6 +110,9 @@ def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
       num_steps=20_000,  # also the length of the cosine decay
       init_from="",  # "<workdir>[:step]": start from that run's parameters, fresh optimizer (fine-tuning)
       loss_weights=dict(),  # {objective term: weight}, e.g. a model's sown cost; unweighted terms are logged only
+      # elastic weight consolidation (asrjax.fairness.ewc) around the init_from parameters: weight = lambda
+      # (0 = off), fisher_file = the diagonal Fisher of the init_from run's training data
+      ewc=dict(weight=0.0, fisher_file=""),
       max_train_seconds=0,  # wall-clock budget, 0 = none
       seed=0,
       fsdp=1,  # devices per FSDP group (parameters sharded across them)

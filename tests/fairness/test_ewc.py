@@ -82,3 +82,77 @@ def test_weight_zero_is_exactly_plain_fine_tuning():
     assert np.array_equal(np.asarray(plain[k]), np.asarray(zero[k]))
   # and a large weight does change the path (the penalty is live once the parameters move)
   assert not np.allclose(np.asarray(plain["w"]), np.asarray(strong["w"]))
+
+
+def test_a_fisher_file_round_trips_and_a_damaged_one_is_refused(tmp_path):
+  path = str(tmp_path / "fisher.msgpack")
+  fisher = {"enc": {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}, "b": np.array([0.5], np.float32)}
+  ewc.save_fisher(path, fisher)
+  back = ewc.load_fisher(path)
+  assert np.array_equal(back["enc"]["w"], fisher["enc"]["w"]) and np.array_equal(back["b"], fisher["b"])
+  with open(path, "r+b") as f:  # damaged in place
+    f.seek(3)
+    f.write(b"\xff\xff\xff")
+  with pytest.raises(ValueError, match="not a readable Fisher file|not a Fisher file"):
+    ewc.load_fisher(path)
+  ewc.save_fisher(path, {"w": np.array([-1.0], np.float32)})
+  with pytest.raises(ValueError, match="finite and >= 0"):
+    ewc.load_fisher(path)
+  with pytest.raises(FileNotFoundError, match="fairness_ewc.py"):
+    ewc.load_fisher(str(tmp_path / "absent.msgpack"))
+
+
+def test_the_transducer_optimizer_adds_the_ewc_gradient_when_weighted(tmp_path):
+  from asrjax.tasks import transducer_asr
+  from asrjax.train import config_check, optimizer as optimizer_lib
+  from tests.experiments.test_configs import load
+
+  config = load("convrnnt", "tiny")
+  fisher = {"w": np.array([1.0, 2.0, 3.0], np.float32)}
+  path = str(tmp_path / "fisher.msgpack")
+  ewc.save_fisher(path, fisher)
+  config.train.ewc.update(dict(weight=0.5, fisher_file=path))
+  anchor = {"w": jnp.zeros(3)}
+  params = {"w": jnp.array([1.0, -1.0, 2.0])}
+  grads = {"w": jnp.array([0.1, 0.2, -0.3])}
+  tx = transducer_asr.model_optimizer(config)
+  got, _ = tx.update(grads, tx.init(anchor), params)
+  # reference: the plain optimizer on the hand-added penalty gradient 0.5 * F * (theta - anchor)
+  plain = optimizer_lib.make_optimizer(config.optimizer, config.train.num_steps)
+  hand = {"w": grads["w"] + 0.5 * jnp.asarray(fisher["w"]) * params["w"]}
+  want, _ = plain.update(hand, plain.init(anchor), params)
+  assert np.allclose(got["w"], want["w"], rtol=1e-6, atol=1e-9)
+  config.train.ewc.weight = 0.0  # off: exactly the plain optimizer, no Fisher read
+  config.train.ewc.fisher_file = "/nonexistent"
+  off, _ = transducer_asr.model_optimizer(config).update(grads, plain.init(anchor), params)
+  ref, _ = plain.update(grads, plain.init(anchor), params)
+  assert np.array_equal(off["w"], ref["w"])
+  config.train.ewc.update(dict(weight=1.0, fisher_file=""))
+  found = config_check.problems(config)
+  assert any(p.startswith("train.ewc.fisher_file='': train.ewc.weight=1.0 needs the Fisher") for p in found)
+  assert any(p.startswith("train.init_from='': train.ewc.weight=1.0 pulls towards") for p in found)
+
+
+def test_utterance_nll_is_the_objectives_loss_without_augmentation():
+  from asrjax.frontend.featurize import FrontEnd
+  from asrjax.models import convrnnt, transducer
+  from asrjax.tasks import transducer_asr
+
+  model = transducer.Transducer(convrnnt.ConvRNNTEncoder(stack=3, channels=8, local_layers=1, local_kernel=3,
+                                                         global_blocks=1, global_kernel=3, lstm_hidden=8,
+                                                         lstm_layers=1, output_dim=8),
+                                vocab_size=5, embed_dim=4, predictor_hidden=8, joint_hidden=8)
+  rng = np.random.default_rng(0)
+  audio = (rng.normal(size=(3, 4000)) * 3000).astype(np.int16)
+  pads = np.zeros((3, 4000), np.float32)
+  pads[1, 3000:] = 1.0
+  audio[pads > 0] = 0
+  batch = {"audio": audio, "audio_paddings": pads, "labels": rng.integers(1, 5, size=(3, 3)).astype(np.int32),
+           "label_paddings": np.array([[0, 0, 0], [0, 0, 1], [0, 1, 1]], np.float32)}
+  batch = {k: jnp.asarray(v) for k, v in batch.items()}
+  params = transducer_asr.init_params(model, batch, jax.random.key(0))
+  config = transducer_asr.LossConfig(front_end=FrontEnd(spec_augment=True), fastemit_lambda=0.01)
+  nll = transducer_asr.utterance_nll(params, model, batch, config)
+  plain = transducer_asr.LossConfig(front_end=FrontEnd(spec_augment=False))  # the objective without augmentation
+  loss = transducer_asr.objective(params, model, batch, jax.random.key(1), plain).terms["loss"]
+  assert nll.shape == (3,) and float(jnp.mean(nll)) == pytest.approx(float(loss), rel=1e-5)

@@ -133,7 +133,7 @@ def main(argv):
                "decoder_options": {k: v for k, v in options.items() if k != "lm"},
                "lm": config.eval.lm.to_dict() if "lm" in options else None,
                "per_group": evaluation.per_group_rates(ev["errors"]),
-               "references": ev["references"], "hypotheses": ev["hypotheses"],
+               "references": ev["references"], "hypotheses": ev["hypotheses"], "speakers": ev["speakers"],
                # per utterance [substitutions, deletions, insertions, reference words], in split order
                "utterance_errors": [[c.substitutions, c.deletions, c.insertions, c.reference_words]
                                     for c in ev["utterance_errors"]]}, f, indent=1, allow_nan=False)

@@ -1,0 +1,92 @@
+"""From an evaluation and a corpus to per-speaker fairness inputs (`asrjax.fairness.cohorts.Speakers`).
+
+An evaluation (`experiments/evaluate.py`'s JSON: ``utterance_errors`` and ``speakers`` in
+split order) gives each speaker's errors and reference words; the corpus gives each
+speaker's metadata: the embedded corpus keeps one record per speaker in the split's
+``metadata["speakers"][split]`` (latitude, longitude, area code, demographic group,
+income band), and any corpus may carry them per example instead (the same field names
+in every example). Speaker embeddings, for the automatic cohorts, are the mean of
+`asrjax.speaker.embed` over a speaker's first utterances.
+
+References:
+  Dheram et al., Interspeech 2022 (cohorts from speaker metadata and embeddings).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from asrjax.data import catalog
+from asrjax.fairness.cohorts import Speakers, speakers_from_utterances
+from asrjax.metrics.wer import ErrorCounts
+
+GEO_FIELDS = ("latitude", "longitude", "area_code")
+ATTRIBUTES = ("demographic_group", "income_band")
+
+
+def speaker_metadata(split, split_name: str) -> dict:
+  """``{speaker: {field: value}}`` for `GEO_FIELDS` and `ATTRIBUTES`: the split's
+  ``metadata["speakers"][split_name]`` records when it has them, else the first example
+  of each speaker (``{}`` values when a corpus has neither: cohorts that need them are
+  then reported as unavailable)."""
+  md = getattr(split, "metadata", None) or {}
+  records = (md.get("speakers") or {}).get(split_name)
+  wanted = GEO_FIELDS + ATTRIBUTES
+  if records:
+    return {str(r["speaker_id"]): {k: r[k] for k in wanted if k in r} for r in records}
+  out = {}
+  for i in range(len(split)):
+    ex = split[i]
+    s = catalog.as_text(ex.get("speaker_id", f"utterance-{i}"))
+    if s not in out:
+      out[s] = {k: (catalog.as_text(ex[k]) if isinstance(ex[k], bytes) else
+                    float(ex[k]) if k in ("latitude", "longitude") else str(ex[k])) for k in wanted if k in ex}
+  return out
+
+
+def speakers_from_eval(record: dict, metadata: dict, *, embeddings: dict | None = None) -> Speakers:
+  """`Speakers` of an evaluation record (``utterance_errors`` ``[[sub, del, ins, words]]`` and
+  ``speakers``, in split order) with ``metadata`` (`speaker_metadata`).
+
+  Raises:
+    ValueError: the record lacks per-utterance errors or speakers (an evaluation written
+      before they were kept: evaluate again), or their lengths differ.
+  """
+  for key in ("utterance_errors", "speakers"):
+    if key not in record:
+      raise ValueError(f"the evaluation has no {key!r}: run experiments/evaluate.py again (it keeps both).")
+  errors = [ErrorCounts(*map(int, e)) for e in record["utterance_errors"]]
+  return speakers_from_utterances(errors, record["speakers"], metadata, embeddings=embeddings, attributes=ATTRIBUTES)
+
+
+def speaker_embeddings(extractor, params, split, speakers, *, per_speaker: int = 3,
+                       max_samples: int = 48_000) -> dict:
+  """``{speaker: [D]}``: the mean of the length-normalised embeddings of each speaker's first
+  ``per_speaker`` utterances of ``split`` (cut to ``max_samples``).
+
+  Raises:
+    ValueError: a speaker has no utterance in the split.
+  """
+  from asrjax.speaker import evaluation  # noqa: PLC0415 -- the SV stack only when embeddings are asked for
+
+  wanted = set(map(str, speakers))
+  picks: dict = {s: [] for s in wanted}
+  for i in range(len(split)):
+    s = catalog.as_text(split[i].get("speaker_id", ""))
+    if s in picks and len(picks[s]) < per_speaker:
+      picks[s].append(i)
+  empty = sorted(s for s, p in picks.items() if not p)
+  if empty:
+    raise ValueError(f"{len(empty)} speakers have no utterance in the split, e.g. {empty[:3]}.")
+  order = sorted(picks)
+  flat = [i for s in order for i in picks[s]]
+  e = evaluation.embed_utterances(extractor, params, split, flat, max_samples=max_samples)
+  e /= np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+  out, at = {}, 0
+  for s in order:
+    out[s] = e[at:at + len(picks[s])].mean(axis=0)
+    at += len(picks[s])
+  return out
+
+
+__all__ = ["ATTRIBUTES", "GEO_FIELDS", "speaker_embeddings", "speaker_metadata", "speakers_from_eval"]

@@ -132,6 +132,9 @@ CASES = [
     _case("no-eval-json", "error_breakdown.py", [f"--config={CONFIG}:tiny", f"--workdir={WD}",
                                              "--eval_json=/nonexistent.json"],
           "/nonexistent.json"),
+    _case("no-evaluation", "fairness_audit.py", [f"--workdir={WD}"],
+          r"--eval_json: no evaluation at .*eval_test_greedy.json; run experiments/evaluate.py"),
+    _case("draws-0", "fairness_audit.py", [f"--workdir={WD}", "--draws=0"], "--draws must be >= 1"),
 ]
 
 

@@ -21,6 +21,7 @@ import difflib
 import logging
 import os
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 from asrjax.data import audio as audio_lib
@@ -58,6 +59,50 @@ class Split:
       return self.source[int(i)]
     except Exception as e:  # array_record / protobuf raise many types for corrupt data
       raise DataError(f"cannot read example {int(i)} from {self.files}: {e}") from e
+
+
+class Subset:
+  """Examples ``indices`` of ``split`` (in that order), with its files, sample rate and metadata."""
+
+  def __init__(self, split, indices):
+    self._split, self.indices = split, np.asarray(indices, np.int64)
+    bad = self.indices[(self.indices < 0) | (self.indices >= len(split))]
+    if bad.size:
+      raise ValueError(f"Subset indices {bad[:3].tolist()} are outside the split's {len(split)} examples.")
+    self.files = list(getattr(split, "files", []))
+    self.sample_rate = getattr(split, "sample_rate", None)
+
+  @property
+  def metadata(self) -> dict:
+    return dict(getattr(self._split, "metadata", None) or {})
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def __getitem__(self, i: int) -> dict:
+    return self._split[int(self.indices[int(i)])]
+
+
+def speaker_subset(split, speakers) -> Subset:
+  """The examples of ``split`` whose ``speaker_id`` is in ``speakers`` (one pass over the split).
+
+  Raises:
+    ValueError: no speakers given, or a speaker with no example in the split (named).
+  """
+  wanted = {str(s) for s in speakers}
+  if not wanted:
+    raise ValueError("speaker_subset needs at least one speaker.")
+  keep, seen = [], set()
+  for i in range(len(split)):
+    s = catalog.as_text(split[i].get("speaker_id", ""))
+    if s in wanted:
+      keep.append(i)
+      seen.add(s)
+  missing = sorted(wanted - seen)
+  if missing:
+    raise ValueError(f"{len(missing)} of the {len(wanted)} speakers have no example in the split, e.g. "
+                     f"{missing[:3]}.")
+  return Subset(split, keep)
 
 
 def _audio_key(dataset: str) -> str:

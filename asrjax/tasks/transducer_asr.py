@@ -303,6 +303,24 @@ def utterance_nll(params, model, batch: dict, config: LossConfig) -> jax.Array:
   return rnnt_loss(logits, enc_pads, batch["labels"], batch["label_paddings"], blank_id=config.blank_id)
 
 
+def read_speaker_list(path: str) -> list[str]:
+  """The ``"speakers"`` of a JSON file ``{"speakers": [...]}`` (``data.train_speakers``).
+
+  Raises:
+    FileNotFoundError: no such file. ValueError: not such a JSON object, or an empty list.
+  """
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"data.train_speakers={path!r}: no such file.")
+  try:
+    with open(path) as f:
+      speakers = json.load(f)["speakers"]
+  except (json.JSONDecodeError, KeyError, TypeError) as e:
+    raise ValueError(f"data.train_speakers={path!r} is not a JSON object {{\"speakers\": [...]}} ({e}).") from None
+  if not isinstance(speakers, list) or not speakers:
+    raise ValueError(f"data.train_speakers={path!r}: 'speakers' must be a non-empty list.")
+  return [str(s) for s in speakers]
+
+
 def model_optimizer(config):
   """The model's optimizer: `asrjax.train.optimizer.make_optimizer`, preceded by the EWC
   penalty's gradient when ``config.train.ewc.weight > 0`` (its Fisher read from
@@ -416,6 +434,8 @@ def config_problems(config) -> list[str]:
        lambda x: pos_int(x) or (len(x) == len(cc._get(config, "data.buckets")) and all(pos_int(m) for m in x)),
        "a positive integer, or one positive integer per bucket")
   need("data.labels_per_frame", pos_int, "a positive integer")
+  if "train_speakers" in config.data:  # absent from the configs of runs made before it existed: every speaker
+    need("data.train_speakers", lambda x: isinstance(x, str), "a JSON file {\"speakers\": [...]}, or ''")
   need("model.name", lambda x: x in cc.model_names(), f"one of {cc.model_names()}")
   need("train.compute_dtype", lambda x: x in cc._DTYPES, f"one of {cc._DTYPES}")
   need("train.fastemit_lambda", nonneg, "a finite number >= 0")
@@ -500,6 +520,16 @@ class TransducerASR:
     return cls(models.build(config.model, tok.vocab_size), loss,
                model_optimizer(config), shape_batch(config, tok), tok,
                config=config, workdir=workdir, train_split=train_split)
+
+  @staticmethod
+  def open_train_split(config, workdir: str):
+    """The dataset's ``"train"`` split, or its ``data.train_speakers`` speakers' examples only."""
+    del workdir
+    split = sources.open_split(config.data.name, "train", config.data.data_dir)
+    path = config.data.get("train_speakers", "")
+    if not path:
+      return split
+    return sources.speaker_subset(split, read_speaker_list(path))
 
   def optimizers(self) -> dict:
     return {"model": self._optimizer}

@@ -101,6 +101,9 @@ def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
       buckets=(32_000, 64_000, 96_000, 160_000),  # audio samples per padded batch
       max_labels=(56, 104, 128, 128),  # label padding per bucket; longer transcripts are dropped
       labels_per_frame=2,  # transcripts needing more labels per encoder frame are dropped
+      # train on these speakers' utterances only: a JSON file {"speakers": [...]} ("" = every speaker); the
+      # fairness fine-tunes (experiments/fairness_ewc.py) train on the targeted cohorts' speakers
+      train_speakers="",
   )
   c.task = "transducer_asr"  # what is trained and evaluated: a name in asrjax.tasks.TASKS
   c.model = ml_collections.ConfigDict()  # set by the model config

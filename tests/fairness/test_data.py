@@ -34,3 +34,32 @@ def test_speakers_from_an_evaluation_record():
   assert spk.latitude.tolist() == [1.0, 3.0] and spk.attributes["income_band"].tolist() == ["i", "j"]
   with pytest.raises(ValueError, match="no 'speakers': run experiments/evaluate.py again"):
     data.speakers_from_eval({"utterance_errors": []}, meta)
+
+
+def test_training_on_a_speaker_subset(tmp_path, monkeypatch):
+  from asrjax.data import sources
+  from asrjax.tasks import transducer_asr
+  from tests.experiments.test_configs import load
+
+  class Split(list):
+    files, sample_rate, metadata = ["f.array_record"], 16_000, {"k": 1}
+
+  split = Split({"speaker_id": s.encode(), "text": t, "audio": np.zeros(8, np.int16)}
+                for s, t in [("a", "x"), ("b", "y"), ("a", "z"), ("c", "w")])
+  monkeypatch.setattr(sources, "open_split", lambda name, s, data_dir: split)
+  config = load("convrnnt", "tiny")
+  assert transducer_asr.TransducerASR.open_train_split(config, str(tmp_path)) is split  # no subset: the split
+  path = tmp_path / "speakers.json"
+  path.write_text('{"speakers": ["a", "c"]}')
+  config.data.train_speakers = str(path)
+  sub = transducer_asr.TransducerASR.open_train_split(config, str(tmp_path))
+  assert [sub[i]["text"] for i in range(len(sub))] == ["x", "z", "w"]
+  assert sub.files == ["f.array_record"] and sub.sample_rate == 16_000 and sub.metadata == {"k": 1}
+  path.write_text('{"speakers": ["a", "q"]}')
+  with pytest.raises(ValueError, match=r"1 of the 2 speakers have no example in the split, e.g. \['q'\]"):
+    transducer_asr.TransducerASR.open_train_split(config, str(tmp_path))
+  path.write_text('["a"]')
+  with pytest.raises(ValueError, match="is not a JSON object"):
+    transducer_asr.TransducerASR.open_train_split(config, str(tmp_path))
+  with pytest.raises(ValueError, match=r"outside the split's 4 examples"):
+    sources.Subset(split, [0, 4])

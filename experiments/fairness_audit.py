@@ -64,10 +64,10 @@ def main(argv):
   if _DRAWS.value < 1:
     raise app.UsageError(f"--draws must be >= 1; got {_DRAWS.value}.")
   record = _load_eval(_EVAL.value or os.path.join(_WORKDIR.value, "eval_test_greedy.json"), "--eval_json")
-  dev = _speakers(_load_eval(_DEV.value, "--dev_eval_json")) if _DEV.value else None
   try:
+    dev = _speakers(_load_eval(_DEV.value, "--dev_eval_json")) if _DEV.value else None
     speakers = _speakers(record)
-  except ValueError as e:
+  except (ValueError, FileNotFoundError) as e:  # the corpus not prepared here, a speaker without metadata
     raise app.UsageError(str(e)) from None
   result = audit.audit(speakers, seed=_SEED.value, dev=dev, draws=_DRAWS.value)
   out_dir = _OUT.value or _WORKDIR.value

@@ -109,8 +109,11 @@ def main(argv):
             "min_words": _MIN_WORDS.value, "min_gap": _MIN_GAP.value, "fisher_batches": _FISHER.value, "limit": _LIMIT.value,
             "dev_limit": _DEV_LIMIT.value}
   # ---------------------------------------------------------------- regions on dev, targets, their training speakers
-  meta = {s: data.speaker_metadata(sources.open_split(config.data.name, s, config.data.data_dir), s)
-          for s in ("train", "dev", "test")}
+  try:
+    meta = {s: data.speaker_metadata(sources.open_split(config.data.name, s, config.data.data_dir), s)
+            for s in ("train", "dev", "test")}
+  except (ValueError, FileNotFoundError) as e:  # the base run's corpus is not prepared here, or lacks a split
+    raise app.UsageError(str(e)) from None
   dev_record = _kept("dev_base", recipe, lambda: mitigation.evaluate_run(_BASE.value, "dev", limit=_DEV_LIMIT.value))
   dev = data.speakers_from_eval(dev_record, meta["dev"])
   regions = cohorts_lib.geographic_tree(dev, min_speakers=_MIN_SPK.value, min_words=_MIN_WORDS.value,

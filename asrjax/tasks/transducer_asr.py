@@ -434,7 +434,7 @@ def config_problems(config) -> list[str]:
        lambda x: pos_int(x) or (len(x) == len(cc._get(config, "data.buckets")) and all(pos_int(m) for m in x)),
        "a positive integer, or one positive integer per bucket")
   need("data.labels_per_frame", pos_int, "a positive integer")
-  if "train_speakers" in config.data:  # absent from the configs of runs made before it existed: every speaker
+  if "train_speakers" in config.get("data", {}):  # absent from the configs of runs made before it existed: every speaker
     need("data.train_speakers", lambda x: isinstance(x, str), "a JSON file {\"speakers\": [...]}, or ''")
   need("model.name", lambda x: x in cc.model_names(), f"one of {cc.model_names()}")
   need("train.compute_dtype", lambda x: x in cc._DTYPES, f"one of {cc._DTYPES}")
@@ -449,7 +449,7 @@ def config_problems(config) -> list[str]:
     need(f"train.spec_augment_options.{k}", nonneg_int, "an integer >= 0")
   need("train.spec_augment_options.max_time_mask_ratio", lambda x: number(x) and 0 <= x <= 1, "a number in [0, 1]")
   need("train.vtlp_max_warp", lambda x: number(x) and 0 <= x < 1, "a number in [0, 1)")
-  if "ewc" in config.train:  # absent from the configs of runs made before it existed: off
+  if "ewc" in config.get("train", {}):  # absent from the configs of runs made before it existed: off
     need("train.ewc.weight", nonneg, "a finite number >= 0 (0 = no EWC)")
     need("train.ewc.fisher_file", lambda x: isinstance(x, str), "a path")
     e = config.train.ewc

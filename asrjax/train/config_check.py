@@ -77,8 +77,9 @@ def problems(config) -> list[str]:
     need("task", lambda x: x in _task_names(), f"one of {_task_names()}")
     if c.out:
       return c.out
-  need("data.name", lambda x: isinstance(x, str) and x.strip() and x.count("/") <= 1,
-       "a TFDS 'dataset' or 'dataset/config' name")
+  need("data.name", lambda x: isinstance(x, str) and bool(x.strip()) and x.count("/") <= 1 and (
+      "/" in x or not x.startswith(("espeak_", "synth_"))),
+       "a TFDS 'dataset/config' name ('dataset' alone only for a catalogue set without configs, e.g. 'voxceleb')")
   need("data.batch_size", pos_int, "a positive integer")
   need("model.name", lambda x: isinstance(x, str) and x, "a model name")
   need("optimizer.learning_rate", lambda x: _is_number(x) and x > 0, "a finite number > 0")

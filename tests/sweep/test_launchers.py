@@ -135,7 +135,7 @@ CASES = [
     _case("no-evaluation", "fairness_audit.py", [f"--workdir={WD}"],
           r"--eval_json: no evaluation at .*eval_test_greedy.json; run experiments/evaluate.py"),
     _case("draws-0", "fairness_audit.py", [f"--workdir={WD}", "--draws=0"], "--draws must be >= 1"),
-    _case("no-base-run", "fairness_ewc.py", [f"--base_workdir={WD}", f"--workdir_root={_TMP}/fair"],
+    _case("no-base-run", "fairness_ewc.py", [f"--base_workdir={_TMP}/no_run", f"--workdir_root={_TMP}/fair"],
           "--base_workdir: .* holds no trained run"),
     _case("steps-0", "fairness_ewc.py", [f"--base_workdir={WD}", "--steps=0"], "--steps must be >= 1"),
     _case("ewc-weight-0", "fairness_ewc.py", [f"--base_workdir={WD}", "--ewc_weight=0"],

@@ -133,6 +133,7 @@ def test_the_transducer_optimizer_adds_the_ewc_gradient_when_weighted(tmp_path):
   assert any(p.startswith("train.init_from='': train.ewc.weight=1.0 pulls towards") for p in found)
 
 
+@pytest.mark.slow  # suite budget; `make test-slow`, which CI runs too
 def test_utterance_nll_is_the_objectives_loss_without_augmentation():
   from asrjax.frontend.featurize import FrontEnd
   from asrjax.models import convrnnt, transducer

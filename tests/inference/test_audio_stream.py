@@ -190,6 +190,7 @@ def test_pieces_are_powers_of_two_of_the_chunk_multiple():
   assert streaming.pieces(0, 3) == []
 
 
+@pytest.mark.slow  # suite budget; `make test-slow`, which CI runs too
 def test_transcribe_stream_prints_partials_then_the_whole_file_line(tmp_path, workdir, rec):
   x = SPEECH.astype(np.float32) / 32768
   soundfile.write(tmp_path / "a.wav", SPEECH, 16_000, subtype="PCM_16")

@@ -14,6 +14,7 @@ TINY = dict(stack=3, channels=16, local_layers=2, local_kernel=3, global_blocks=
             lstm_hidden=24, lstm_layers=2, output_dim=24)
 
 
+@pytest.mark.slow  # suite budget; `make test-slow`, which CI runs too
 def test_tiny_model_memorises_two_utterances_and_greedy_decodes_them():
   vocab = 6
   model = transducer.Transducer(convrnnt.ConvRNNTEncoder(**TINY), vocab_size=vocab, embed_dim=8,

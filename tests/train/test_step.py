@@ -84,6 +84,7 @@ def test_sharded_step_equals_single_device():
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=2e-6)
 
 
+@pytest.mark.slow  # suite budget; `make test-slow`, which CI runs too
 def test_non_finite_step_is_skipped_and_counted():
   fn, state, batch = _setup()
   bad = dict(batch, labels=batch["labels"].copy())

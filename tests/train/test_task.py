@@ -270,6 +270,7 @@ def _workdir(path, encoder=None, seed=0):
   return config, task, state
 
 
+@pytest.mark.slow  # suite budget; `make test-slow`, which CI runs too
 def test_init_from_starts_from_the_other_runs_parameters(tmp_path):
   src = str(tmp_path / "src")
   _, _, src_state = _workdir(src)

@@ -10,7 +10,8 @@ import pytest
 
 from asrjax.fairness import cohorts as C
 from asrjax.fairness import disparity as D
-from asrjax.fairness import ewc
+from asrjax.data import sources
+from asrjax.fairness import ewc, mitigation
 from tests.sweep import cases
 from tests.sweep.cases import Case
 
@@ -59,6 +60,14 @@ CASES = [
     Case("fairness/ewc/fisher-shape", lambda: ewc.penalty({"w": jnp.zeros(3)}, {"w": jnp.zeros(3)}, {"w": jnp.zeros(2)},
                                                           1.0),
          raises=ValueError, match=r"Fisher and parameter shapes differ, e.g. \(2,\) vs \(3,\)"),
+    Case("data/subset/out-of-range", lambda: sources.Subset([{"speaker_id": "a"}], [1]), raises=ValueError,
+         match=r"outside the split's 1 examples"),
+    Case("data/speaker_subset/none", lambda: sources.speaker_subset([{"speaker_id": "a"}], []), raises=ValueError,
+         match="at least one speaker"),
+    Case("fairness/mitigation/target-everything", lambda: mitigation.targeted_regions(_HALVES, _spk(), 2),
+         raises=ValueError, match="some cohort must stay untargeted"),
+    Case("fairness/mitigation/worst-region", lambda: mitigation.targeted_regions(_HALVES, _spk(), 1),
+         check=lambda t: t == [0]),  # south: 40/200 against 20/200
     Case("fairness/ewc/nan-weight", lambda: ewc.ewc({"w": jnp.zeros(1)}, float("nan")), raises=ValueError,
          match="finite number >= 0"),
 ]

@@ -14,15 +14,12 @@ References:
 
 from __future__ import annotations
 
-import numpy as np
-
 from asrjax.data import catalog
 from asrjax.fairness.cohorts import Speakers, speakers_from_utterances
 from asrjax.metrics.wer import ErrorCounts
 
 GEO_FIELDS = ("latitude", "longitude", "area_code")
 ATTRIBUTES = ("demographic_group", "income_band")
-
 
 def speaker_metadata(split, split_name: str) -> dict:
   """``{speaker: {field: value}}`` for `GEO_FIELDS` and `ATTRIBUTES`: the split's
@@ -43,7 +40,6 @@ def speaker_metadata(split, split_name: str) -> dict:
                     float(ex[k]) if k in ("latitude", "longitude") else str(ex[k])) for k in wanted if k in ex}
   return out
 
-
 def speakers_from_eval(record: dict, metadata: dict, *, embeddings: dict | None = None) -> Speakers:
   """`Speakers` of an evaluation record (``utterance_errors`` ``[[sub, del, ins, words]]`` and
   ``speakers``, in split order) with ``metadata`` (`speaker_metadata`).
@@ -58,35 +54,24 @@ def speakers_from_eval(record: dict, metadata: dict, *, embeddings: dict | None 
   errors = [ErrorCounts(*map(int, e)) for e in record["utterance_errors"]]
   return speakers_from_utterances(errors, record["speakers"], metadata, embeddings=embeddings, attributes=ATTRIBUTES)
 
-
 def speaker_embeddings(extractor, params, split, speakers, *, per_speaker: int = 3,
                        max_samples: int = 48_000) -> dict:
-  """``{speaker: [D]}``: the mean of the length-normalised embeddings of each speaker's first
-  ``per_speaker`` utterances of ``split`` (cut to ``max_samples``).
+  """``{speaker: [D]}`` for ``speakers``: the unit-norm mean embedding of each speaker's first
+  ``per_speaker`` utterances of ``split`` (cut to ``max_samples``), by the SV evaluation's own
+  `asrjax.speaker.evaluation.cohort_means`.
 
   Raises:
     ValueError: a speaker has no utterance in the split.
   """
-  from asrjax.speaker import evaluation  # noqa: PLC0415 -- the SV stack only when embeddings are asked for
+  from asrjax.speaker import data as sv_data, evaluation  # noqa: PLC0415 -- the SV stack only when asked for
 
-  wanted = set(map(str, speakers))
-  picks: dict = {s: [] for s in wanted}
-  for i in range(len(split)):
-    s = catalog.as_text(split[i].get("speaker_id", ""))
-    if s in picks and len(picks[s]) < per_speaker:
-      picks[s].append(i)
-  empty = sorted(s for s, p in picks.items() if not p)
+  table = sv_data.speaker_table(split)
+  present = [s for s, u in zip(table.speakers, table.utterances_of()) if len(u)]
+  empty = sorted(set(map(str, speakers)) - set(present))
   if empty:
     raise ValueError(f"{len(empty)} speakers have no utterance in the split, e.g. {empty[:3]}.")
-  order = sorted(picks)
-  flat = [i for s in order for i in picks[s]]
-  e = evaluation.embed_utterances(extractor, params, split, flat, max_samples=max_samples)
-  e /= np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-  out, at = {}, 0
-  for s in order:
-    out[s] = e[at:at + len(picks[s])].mean(axis=0)
-    at += len(picks[s])
-  return out
-
+  means = evaluation.cohort_means(extractor, params, split, table, per_speaker=per_speaker, max_samples=max_samples)
+  wanted = set(map(str, speakers))
+  return {s: m for s, m in zip(present, means) if s in wanted}
 
 __all__ = ["ATTRIBUTES", "GEO_FIELDS", "speaker_embeddings", "speaker_metadata", "speakers_from_eval"]

@@ -21,7 +21,6 @@ import os
 from absl import app, flags
 
 from asrjax import atomic_file
-from asrjax.data import sources
 from asrjax.fairness import audit, data
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The ASR run (its evaluation JSON and where results go).")
@@ -35,39 +34,17 @@ _DRAWS = flags.DEFINE_integer("draws", 1000, "Speaker-bootstrap draws.")
 flags.mark_flags_as_required(["workdir"])
 
 
-def _load_eval(path: str, flag: str) -> dict:
-  if not os.path.exists(path):
-    raise app.UsageError(f"{flag}: no evaluation at {path}; run experiments/evaluate.py --workdir=... first.")
-  with open(path) as f:
-    return json.load(f)
-
-
-def _embeddings(split, speakers):
-  from asrjax.speaker import ecapa  # noqa: PLC0415
-  from asrjax.train import run_config, trainer  # noqa: PLC0415
-
-  config = run_config.load(_SV.value)
-  _, params, _ = trainer.restore(config, _SV.value)
-  extractor = ecapa.ECAPATDNN(**dict(config.model.extractor))
-  return data.speaker_embeddings(extractor, params["model"]["extractor"], split, speakers)
-
-
-def _speakers(record: dict):
-  split = sources.open_split(record["dataset"], record["split"], _DATA_DIR.value)
-  metadata = data.speaker_metadata(split, record["split"])
-  embeddings = _embeddings(split, sorted(set(record["speakers"]))) if _SV.value else None
-  return data.speakers_from_eval(record, metadata, embeddings=embeddings)
-
-
 def main(argv):
   del argv
   if _DRAWS.value < 1:
     raise app.UsageError(f"--draws must be >= 1; got {_DRAWS.value}.")
-  record = _load_eval(_EVAL.value or os.path.join(_WORKDIR.value, "eval_test_greedy.json"), "--eval_json")
   try:
-    dev = _speakers(_load_eval(_DEV.value, "--dev_eval_json")) if _DEV.value else None
-    speakers = _speakers(record)
-  except (ValueError, FileNotFoundError) as e:  # the corpus not prepared here, a speaker without metadata
+    record = data.load_evaluation(_EVAL.value or os.path.join(_WORKDIR.value, "eval_test_greedy.json"))
+    dev_record = data.load_evaluation(_DEV.value) if _DEV.value else None
+    embedder = data.embedder_of_run(_SV.value) if _SV.value else None
+    dev = data.speakers_of_evaluation(dev_record, _DATA_DIR.value, embedder=embedder) if dev_record else None
+    speakers = data.speakers_of_evaluation(record, _DATA_DIR.value, embedder=embedder)
+  except (ValueError, FileNotFoundError) as e:  # no evaluation, the corpus not prepared here, no metadata
     raise app.UsageError(str(e)) from None
   result = audit.audit(speakers, seed=_SEED.value, dev=dev, draws=_DRAWS.value)
   out_dir = _OUT.value or _WORKDIR.value
@@ -77,9 +54,7 @@ def main(argv):
   print(text)
   with atomic_file.open(os.path.join(out_dir, "fairness_audit.md")) as f:
     f.write(text + "\n")
-  kept = {m: ({"error": r["error"]} if "error" in r else
-              {"cohorts": json.loads(r["cohorts"].to_json()), "discovery": r["discovery"], "held_out": r["held_out"]})
-          for m, r in result.items()}
+  kept = audit.as_record(result)
   with atomic_file.open(os.path.join(out_dir, "fairness_audit.json")) as f:
     json.dump(kept, f, indent=1)
   tree = result.get("geographic_tree", {})

@@ -83,6 +83,48 @@ def audit(speakers: cohorts_lib.Speakers, *, seed: int = 0, methods=cohorts_lib.
   return out
 
 
+SUMMARY_FIGURES = ("gap_vs_rest", "gap_vs_top", "bottom_share", "bottom_wer", "cohort_wer_var")
+
+
+def across_seeds(results: list) -> dict:
+  """The spread of `audit` results over audit seeds (each seed draws another discovery half
+  and k-means start): ``{method: {half: {figure: {"mean", "min", "max", "per_seed"}},
+  "seeds": n}}`` for `SUMMARY_FIGURES`; a method some seed could not support is
+  ``{"error": first message, "failed_seeds": m, ...}`` over the seeds that ran, if any.
+
+  Raises:
+    ValueError: no results.
+  """
+  if not results:
+    raise ValueError("no audit results to summarise.")
+  out = {}
+  for method in results[0]:
+    ran = [r[method] for r in results if "error" not in r.get(method, {"error": "missing"})]
+    failed = [r.get(method, {"error": "missing"}) for r in results if "error" in r.get(method, {"error": "missing"})]
+    entry = {"seeds": len(ran)}
+    if failed:
+      entry.update(error=failed[0]["error"], failed_seeds=len(failed))
+    for half in ("discovery", "held_out") if ran else ():
+      entry[half] = {}
+      for name in SUMMARY_FIGURES:
+        values = [float(r[half]["figures"][name]) for r in ran]
+        finite = [v for v in values if np.isfinite(v)]
+        entry[half][name] = {"per_seed": values, "mean": float(np.mean(finite)) if finite else float("nan"),
+                             "min": float(np.min(finite)) if finite else float("nan"),
+                             "max": float(np.max(finite)) if finite else float("nan")}
+    out[method] = entry
+  return out
+
+
+def as_record(result: dict) -> dict:
+  """`audit`'s result as JSON-ready data (each method's cohorts as their JSON rule)."""
+  import json  # noqa: PLC0415
+
+  return {m: ({"error": r["error"]} if "error" in r else
+              {"cohorts": json.loads(r["cohorts"].to_json()), "discovery": r["discovery"], "held_out": r["held_out"]})
+          for m, r in result.items()}
+
+
 def _cell(record, name, scale=1.0, digits=1) -> str:
   v = record["figures"][name]
   lo, hi = record["intervals"][name]
@@ -148,4 +190,4 @@ def write_map(path: str, speakers: cohorts_lib.Speakers, cohorts: cohorts_lib.Co
   plt.close(fig)
 
 
-__all__ = ["audit", "discover", "split_speakers", "table", "write_map"]
+__all__ = ["SUMMARY_FIGURES", "across_seeds", "as_record", "audit", "discover", "split_speakers", "table", "write_map"]

@@ -14,6 +14,9 @@ References:
 
 from __future__ import annotations
 
+import json
+import os
+
 from asrjax.data import catalog
 from asrjax.fairness.cohorts import Speakers, speakers_from_utterances
 from asrjax.metrics.wer import ErrorCounts
@@ -74,4 +77,41 @@ def speaker_embeddings(extractor, params, split, speakers, *, per_speaker: int =
   wanted = set(map(str, speakers))
   return {s: m for s, m in zip(present, means) if s in wanted}
 
-__all__ = ["ATTRIBUTES", "GEO_FIELDS", "speaker_embeddings", "speaker_metadata", "speakers_from_eval"]
+def load_evaluation(path: str) -> dict:
+  """The evaluation record at ``path`` (`experiments/evaluate.py`'s JSON).
+
+  Raises:
+    FileNotFoundError: no evaluation there (the message says how to make one).
+  """
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"no evaluation at {path}; run experiments/evaluate.py --workdir=... first.")
+  with open(path) as f:
+    return json.load(f)
+
+def embedder_of_run(sv_workdir: str):
+  """``(extractor, params)`` of a speaker-verification run's newest checkpoint."""
+  from asrjax.speaker import ecapa  # noqa: PLC0415 -- the SV stack only when asked for
+  from asrjax.train import run_config, trainer  # noqa: PLC0415
+
+  config = run_config.load(sv_workdir)
+  _, params, _ = trainer.restore(config, sv_workdir)
+  return ecapa.ECAPATDNN(**dict(config.model.extractor)), params["model"]["extractor"]
+
+def speakers_of_evaluation(record: dict, data_dir: str, *, embedder=None) -> Speakers:
+  """`Speakers` of an evaluation record, with the metadata of its split (opened from
+  ``data_dir``) and, given ``embedder`` (`embedder_of_run`), each speaker's mean embedding.
+
+  Raises:
+    ValueError / FileNotFoundError: the split is not prepared under ``data_dir``, or a
+      speaker has no metadata or no utterance.
+  """
+  from asrjax.data import sources  # noqa: PLC0415
+
+  split = sources.open_split(record["dataset"], record["split"], data_dir)
+  metadata = speaker_metadata(split, record["split"])
+  embeddings = (speaker_embeddings(*embedder, split, sorted(set(record["speakers"])))
+                if embedder is not None else None)
+  return speakers_from_eval(record, metadata, embeddings=embeddings)
+
+__all__ = ["ATTRIBUTES", "GEO_FIELDS", "embedder_of_run", "load_evaluation", "speaker_embeddings",
+           "speaker_metadata", "speakers_from_eval", "speakers_of_evaluation"]

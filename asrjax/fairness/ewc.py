@@ -115,7 +115,7 @@ def diagonal_fisher(example_loss: Callable, params, batches, *, chunk: int | Non
     (b,) = sizes
     step = chunk or b
     for start in range(0, b, step):
-      part = jax.tree.map(lambda x, s=start: x[s:s + step], batch)
+      part = jax.tree.map(lambda x, s=start, n=step: x[s:s + n], batch)
       g = grads_of(params, part)
       total = jax.tree.map(lambda t, gi: t + jnp.sum(jnp.square(gi), axis=0), total, g)
       count += jax.tree.leaves(part)[0].shape[0]

@@ -55,3 +55,29 @@ def test_a_method_the_speakers_cannot_support_is_reported_not_dropped(tmp_path):
   assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
   with pytest.raises(ValueError, match="at least 4 speakers"):
     audit.split_speakers(spk.subset(np.arange(3)), seed=0)
+
+
+def _result(gap, share, error=None):
+  if error:
+    return {"error": error}
+  half = {"figures": {"gap_vs_rest": gap, "gap_vs_top": 2 * gap, "bottom_share": share, "bottom_wer": 0.2,
+                      "cohort_wer_var": 0.01}}
+  return {"discovery": half, "held_out": {"figures": dict(half["figures"], gap_vs_rest=gap / 2)}}
+
+
+def test_across_seeds_gives_the_mean_and_range_of_each_figure_and_counts_failed_seeds():
+  results = [{"tree": _result(30.0, 10.0), "kmeans": _result(0, 0, error="no embeddings")},
+             {"tree": _result(60.0, 20.0), "kmeans": _result(0, 0, error="no embeddings")},
+             {"tree": _result(float("nan"), 30.0), "kmeans": _result(90.0, 5.0)}]
+  s = audit.across_seeds(results)
+  gap = s["tree"]["discovery"]["gap_vs_rest"]
+  assert gap["mean"] == 45.0 and (gap["min"], gap["max"]) == (30.0, 60.0)  # NaN (no rest) left out of the spread
+  assert np.isnan(gap["per_seed"][2]) and s["tree"]["seeds"] == 3 and "error" not in s["tree"]
+  assert s["tree"]["held_out"]["gap_vs_rest"]["mean"] == 22.5
+  assert s["tree"]["discovery"]["bottom_share"]["mean"] == 20.0
+  assert s["kmeans"]["seeds"] == 1 and s["kmeans"]["failed_seeds"] == 2 and s["kmeans"]["error"] == "no embeddings"
+  assert s["kmeans"]["held_out"]["gap_vs_rest"]["per_seed"] == [45.0]
+  only_failed = audit.across_seeds([{"kmeans": _result(0, 0, error="no embeddings")}])
+  assert "discovery" not in only_failed["kmeans"] and only_failed["kmeans"]["failed_seeds"] == 1
+  with pytest.raises(ValueError, match="no audit results"):
+    audit.across_seeds([])

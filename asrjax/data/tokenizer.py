@@ -402,3 +402,112 @@ class SentencePieceTokenizer(_ReservedIds):
     with open(path, "rb") as f:
       data = f.read()
     return cls(data, strict=strict, source=repr(os.fspath(path)))
+
+
+# ----------------------------------------------------------------------------
+# Turn tokens (multi-talker recognition)
+# ----------------------------------------------------------------------------
+
+SOT = "<sot>"
+EOT = "<eot>"
+
+
+class TurnTokenizer:
+  """A text tokenizer plus the start- and end-of-turn tokens of multi-talker transducers.
+
+  The base tokenizer's ids are kept; ``<sot>`` gets id ``base.vocab_size`` and ``<eot>``
+  ``base.vocab_size + 1``. ``encode`` is the base's and refuses text that spells a turn
+  token (turns are not text: `encode_turns` places them); `encode_turns` gives ``<sot>
+  words <eot>`` per turn (``<sot> words`` with ``end_tokens=False``, the start-only
+  ablation); `split_turns` cuts an id sequence into turns by position and `decode_turns`
+  gives back ``[(text, closed)]``, so ``decode_turns(encode_turns(t)) == [(x, True) ...]``.
+  ``decode`` renders turn tokens as ``<sot>`` / ``<eot>`` around the base's text. Saved
+  as the base tokenizer (the task's config says it wraps one).
+
+  References:
+    Sklyar et al., "Separator-transducer-segmenter: streaming recognition and segmentation
+    of multi-party speech", Interspeech 2022 (start- and end-of-turn tokens).
+  """
+
+  def __init__(self, base: Tokenizer):
+    if isinstance(base, TurnTokenizer):
+      raise TypeError("the base tokenizer already has turn tokens.")
+    self.base = base
+    self.sot_id = base.vocab_size
+    self.eot_id = base.vocab_size + 1
+
+  @property
+  def vocab_size(self) -> int:
+    return self.base.vocab_size + 2
+
+  @property
+  def blank_id(self) -> int:
+    return self.base.blank_id
+
+  @property
+  def unk_id(self) -> int:
+    return self.base.unk_id
+
+  def encode(self, text: str) -> list[int]:
+    """The base's ids of ``text``; `ValueError` if it spells ``<sot>`` or ``<eot>``."""
+    for token in (SOT, EOT):
+      if token in _check_text(text):
+        raise ValueError(f"encode: {token!r} at position {text.index(token)} of {text!r} is a turn token, not "
+                         "text; give turns to encode_turns.")
+    return self.base.encode(text)
+
+  def encode_turns(self, turns: Sequence[str], *, end_tokens: bool = True) -> list[int]:
+    """``<sot> ids(turn) <eot>`` for each turn, in order (no ``<eot>`` with ``end_tokens=False``)."""
+    if isinstance(turns, str):
+      raise TypeError("encode_turns takes a sequence of turn texts, not one string.")
+    out = []
+    for text in turns:
+      out += [self.sot_id, *self.encode(text)] + ([self.eot_id] if end_tokens else [])
+    return out
+
+  def split_turns(self, ids: Iterable[int]) -> list[tuple[list[int], int, int | None]]:
+    """``[(text ids, index of <sot>, index of <eot> or None)]``: the turns of an id sequence
+    (indices into ``ids``, so a caller maps them to emission times). Text before the first
+    ``<sot>`` (or after an ``<eot>`` with no new ``<sot>``) is a turn of its own whose
+    start index is its first token's; an ``<eot>`` that closes no turn is dropped."""
+    ids = _check_ids(ids, self.vocab_size)
+    turns, current = [], None
+    for i, t in enumerate(ids):
+      if t == self.sot_id:
+        if current is not None:
+          turns.append((current[0], current[1], None))
+        current = ([], i)
+      elif t == self.eot_id:
+        if current is not None:
+          turns.append((current[0], current[1], i))
+          current = None
+      else:
+        if current is None:
+          current = ([], i)
+        current[0].append(t)
+    if current is not None:
+      turns.append((current[0], current[1], None))
+    return turns
+
+  def decode_turns(self, ids: Iterable[int]) -> list[tuple[str, bool]]:
+    """``[(text, closed)]`` of `split_turns`."""
+    return [(self.base.decode(text), end is not None) for text, _, end in self.split_turns(ids)]
+
+  def decode(self, ids: Iterable[int]) -> str:
+    """Text with turn tokens rendered as ``<sot>`` / ``<eot>``."""
+    ids = _check_ids(ids, self.vocab_size)
+    out, run = [], []
+    for t in [*ids, None]:
+      if t is None or t in (self.sot_id, self.eot_id):
+        if run:
+          out.append(self.base.decode(run))
+          run = []
+        if t is not None:
+          out.append(SOT if t == self.sot_id else EOT)
+      else:
+        run.append(t)
+    return "".join(out)
+
+  def save(self, path: PathLike) -> None:
+    """Writes the base tokenizer (`TurnTokenizer` wraps what its class's ``load`` reads)."""
+    self.base.save(path)

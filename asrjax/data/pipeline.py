@@ -150,19 +150,28 @@ class Index:
   num_labels: np.ndarray  # [N] int64
 
 
-def build_index(source: Sequence[dict], encode: Callable[[str], list[int]], text_key: str = "text") -> Index:
+def build_index(source: Sequence[dict], encode: Callable[[str], list[int]], text_key: str = "text", *,
+                label_count: Callable[[dict], int] | None = None) -> Index:
   """One pass over ``source``: audio length and token count of every example.
 
   It also checks every example before training starts: the source's declared sample
   rate (`catalog.sample_rate_of`), audio by `asrjax.data.audio`'s contract and transcripts by ``encode`` (a strict tokenizer refuses unknown
   characters rather than dropping them), raising `ValueError` naming the example.
+  ``label_count(example)`` replaces ``len(encode(example[text_key]))`` for examples
+  whose labels are not one transcript (multi-talker mixtures: the longest channel).
   """
   audio_lib.check_sample_rate(catalog.sample_rate_of(source), name="build_index: source")
   samples, labels = [], []
   for i in range(len(source)):
     ex = source[i]
     samples.append(audio_lib.to_int16(_field(i, ex, "audio"), name=_name(i, ex)).size)
-    labels.append(len(_encode(i, ex, encode, text_key)))
+    if label_count is None:
+      labels.append(len(_encode(i, ex, encode, text_key)))
+      continue
+    try:
+      labels.append(int(label_count(ex)))
+    except (ValueError, KeyError) as e:
+      raise ValueError(f"{_name(i, ex)}: cannot label it: {e}") from None
   return Index(np.array(samples, np.int64), np.array(labels, np.int64))
 
 
@@ -263,10 +272,13 @@ class BatchIterator(Iterator[dict]):
     host_index, host_count: this host's slice of every global batch.
     step: global step to start from (resume).
     files: the split's files, named in read errors.
+    pad: ``(examples, bucket, max_labels) -> batch`` replacing `pad_batch` (with
+      ``encode``) for examples whose labels are not one transcript (multi-talker).
   """
 
   def __init__(self, source, index: Index, encode, config: PipelineConfig, *, host_index: int = 0,
-               host_count: int = 1, step: int = 0, prefetch: int = 2, files: Sequence[str] = ()):
+               host_count: int = 1, step: int = 0, prefetch: int = 2, files: Sequence[str] = (),
+               pad: Callable[[list, int, int], dict] | None = None):
     if isinstance(host_count, bool) or not isinstance(host_count, (int, np.integer)) or host_count < 1:
       raise ValueError(f"host_count must be an integer >= 1; got {host_count!r}.")
     if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
@@ -280,6 +292,7 @@ class BatchIterator(Iterator[dict]):
       raise ValueError(f"index covers {len(index.num_samples)} examples but the source has {len(source)}.")
     self._source, self._index, self._encode, self._config = source, index, encode, config
     self._host_index, self._host_count, self._files = host_index, host_count, list(files)
+    self._pad = pad or (lambda examples, bucket, max_labels: pad_batch(examples, encode, bucket, max_labels))
     self._epochs: dict[int, list] = {}
     self._step = step
     self._prefetch = prefetch
@@ -313,8 +326,7 @@ class BatchIterator(Iterator[dict]):
     ids, bucket = self._epoch_batches(step // per_epoch)[step % per_epoch]
     per_host = len(ids) // self._host_count
     mine = ids[self._host_index * per_host : (self._host_index + 1) * per_host]
-    batch = pad_batch([self._read(i) for i in mine], self._encode, self._config.buckets[bucket],
-                      self._config.label_lengths[bucket])
+    batch = self._pad([self._read(i) for i in mine], self._config.buckets[bucket], self._config.label_lengths[bucket])
     batch["step"] = step
     return batch
 

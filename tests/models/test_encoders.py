@@ -84,7 +84,7 @@ def test_the_registry_names_every_encoder_and_refuses_others():
   assert {k: v for k, v in models.ENCODERS.items()} == {n: ENCODERS[n][0] for n in (
       "convrnnt", "lstm_rnnt", "conformer", "contextnet", "cca_transformer")}
   with pytest.raises(ValueError, match=r"model.name must be one of \['cca_transformer', 'conformer', 'contextnet', "
-                                       r"'convrnnt', 'lstm_rnnt'\]; got 'convrnn'"):
+                                       r"'convrnnt', 'lstm_rnnt', 'sts'\]; got 'convrnn'"):
     models.build(ml_collections.ConfigDict({"name": "convrnn"}), vocab_size=7)
 
 

@@ -1,0 +1,105 @@
+"""Separator-transducer-segmenter model: channels as rows of a tied transducer, streaming chunk by chunk equal to
+the whole mixture (encoder and two-channel greedy decoding), label shapes refused clearly."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from asrjax import models
+from asrjax.decoding import greedy
+from asrjax.losses import rnnt_loss
+from asrjax.models import sts, transducer
+
+B, T, F, V, C = 2, 24, 8, 9, 2
+
+
+def _config(**sts_options):
+  return ml_collections.ConfigDict({
+      "name": "sts", "mixture_encoder": "convrnnt", "recognition_encoder": "lstm_rnnt",
+      "encoder": {"stack": 3, "channels": 8, "local_layers": 1, "global_blocks": 1, "lstm_hidden": 16,
+                  "lstm_layers": 1, "output_dim": 16},
+      "recognition": {"stack": 1, "lstm_hidden": 16, "lstm_layers": 1, "output_dim": 12},
+      "sts": {"channels": C, "separator_hidden": 16, **sts_options},
+      "transducer": {"embed_dim": 8, "predictor_hidden": 16, "joint_hidden": 16, "num_features": F}})
+
+
+def _setup(seed=0):
+  model = models.build(_config(), V)
+  rng = np.random.default_rng(seed)
+  feats = jnp.asarray(rng.normal(size=(B, T, F)), jnp.float32)
+  pads = jnp.asarray(np.arange(T)[None] >= np.array([[T], [18]]).T[0][:, None], jnp.float32)
+  labels = jnp.asarray(rng.integers(1, V, size=(B, C, 3)), jnp.int32)
+  label_pads = jnp.zeros((B, C, 3), jnp.float32).at[1, 1, 1:].set(1.0)
+  params = model.init(jax.random.key(seed), feats, pads, labels, label_pads)
+  return model, params, feats, pads, labels, label_pads
+
+
+def test_channels_are_rows_of_one_tied_transducer():
+  model, params, feats, pads, labels, label_pads = _setup()
+  p = params["params"]
+  assert {"separator_0", "separator_1", "recognition_encoder", "predictor", "joint_net", "encoder"} <= set(p)
+  assert not any(k.startswith("recognition_encoder_") for k in p)  # one recognition encoder for all channels
+  enc, enc_pad, _ = model.apply(params, feats, pads, method=model.encode)
+  assert enc.shape == (B * C, T // 3, 12) and enc_pad.shape == (B * C, T // 3)
+  np.testing.assert_array_equal(enc_pad[2], enc_pad[3])  # both channels of mixture 1 share its frames
+  assert float(enc_pad[2].sum()) == 2  # 18 of 24 frames valid -> 6 of 8 encoder frames
+  # equal separators make equal channels: everything after them is shared
+  tied = jax.tree.map(lambda x: x, params)
+  tied["params"]["separator_1"] = tied["params"]["separator_0"]
+  enc_t, _, _ = model.apply(tied, feats, pads, method=model.encode)
+  np.testing.assert_allclose(enc_t[0], enc_t[1], atol=1e-6)
+  assert float(jnp.max(jnp.abs(enc[0] - enc[1]))) > 1e-3  # distinct separators separate
+
+
+def test_training_logits_and_loss_per_channel():
+  model, params, feats, pads, labels, label_pads = _setup()
+  logits, enc_pad = model.apply(params, feats, pads, labels, label_pads)
+  assert logits.shape == (B * C, T // 3, 4, V)
+  loss = rnnt_loss(logits, enc_pad, labels.reshape(B * C, 3), label_pads.reshape(B * C, 3))
+  assert loss.shape == (B * C,) and bool(jnp.all(jnp.isfinite(loss)))
+  # channel c of mixture b is decoded against labels[b, c]: permuting a mixture's channel labels changes its loss
+  swapped = labels.at[0].set(labels[0, ::-1])
+  logits2, _ = model.apply(params, feats, pads, swapped, label_pads)
+  loss2 = rnnt_loss(logits2, enc_pad, swapped.reshape(B * C, 3), label_pads.reshape(B * C, 3))
+  assert not np.allclose(loss[:2], loss2[:2]) and np.allclose(loss[2:], loss2[2:])
+
+
+@pytest.mark.parametrize("chunks", [(6, 9, 9), (3, 3, 18), (24,)])
+def test_streaming_chunk_by_chunk_equals_the_whole_mixture_encoder_and_greedy(chunks):
+  model, params, feats, pads, *_ = _setup(1)
+  fns = transducer.decoder_fns(model)
+  enc, enc_pad, _ = model.apply(params, feats, pads, method=model.encode)
+  whole = greedy.greedy_search(fns, params, enc, enc_pad)
+  state, dec, start = model.init_encode_state(B), greedy.greedy_start(fns, params, B * C), 0
+  parts, labels, frames = [], [], []
+  for n in chunks:
+    e, ep, state = model.apply(params, feats[:, start:start + n], pads[:, start:start + n], state, method=model.encode)
+    lab, lab_pad, fr, dec = greedy.greedy_continue(fns, params, e, ep, dec, with_frames=True)
+    parts.append(e)
+    labels.append([list(np.asarray(lab[r])[np.asarray(lab_pad[r]) == 0]) for r in range(B * C)])
+    frames.append([list(np.asarray(fr[r])[np.asarray(lab_pad[r]) == 0]) for r in range(B * C)])
+    start += n
+  np.testing.assert_allclose(jnp.concatenate(parts, axis=1), enc, atol=2e-5)
+  for r in range(B * C):
+    keep = np.asarray(whole.label_paddings[r, 0]) == 0
+    assert sum((c[r] for c in labels), []) == list(np.asarray(whole.labels[r, 0])[keep])
+    assert sum((c[r] for c in frames), []) == list(np.asarray(whole.frames[r, 0])[keep])
+
+
+def test_bad_labels_and_encoders_are_refused():
+  model, params, feats, pads, labels, label_pads = _setup()
+  with pytest.raises(ValueError, match=r"must both be \[B, C, U\] with \(B, C\) = \(2, 2\)"):
+    model.apply(params, feats, pads, labels.reshape(B * C, 3), label_pads.reshape(B * C, 3))
+  bad = _config()
+  bad.recognition.stack = 2
+  with pytest.raises(ValueError, match="needs stack = 1 and no look-ahead"):
+    models.build(bad, V).init(jax.random.key(0), feats, pads, labels, label_pads)
+  bad = _config()
+  bad.recognition_encoder = "lstm"
+  with pytest.raises(ValueError, match="model.recognition_encoder must be one of"):
+    models.build(bad, V)
+  with pytest.raises(ValueError, match="channels must be an integer >= 1"):
+    models.build(_config(channels=0), V).init(jax.random.key(0), feats, pads, labels, label_pads)
+  assert isinstance(models.build(_config(), V), sts.MultiChannelTransducer)

@@ -36,7 +36,7 @@ def _featurize(batch: dict, front_end: FrontEnd):
 
 @functools.partial(jax.jit, static_argnums=0)
 def _encode(model, params, feats, pads):
-  return model.apply(params, feats, pads, method=transducer.Transducer.encode)[:2]
+  return model.apply(params, feats, pads, method="encode")[:2]  # by name: a subclass's (sts) own encode
 
 
 class BatchDecoder:
@@ -77,6 +77,21 @@ class BatchDecoder:
     """`__call__` with each label's emission frame: ``[[(label ids, score, frames)]]``, ``frames[i]`` the
     encoder frame (0-based) of label ``i``; ``frames[i] * frame_seconds`` is its start in seconds."""
     return self._checked(self._nbest(audio, bucket).to_timed_lists(), audio)
+
+  @property
+  def channels(self) -> int:
+    """Output channels per input (1, or a multi-channel model's ``channels``: rows ``b*C + c``)."""
+    return int(getattr(self._model, "channels", 1))
+
+  def decode_channels_timed(self, audio: list[np.ndarray], bucket: int) -> list[list[tuple[list[int], float, list[int]]]]:
+    """`decode_timed`'s best hypothesis of every channel: ``[input][channel] -> (label ids, score, frames)``."""
+    nbest = self._nbest(audio, bucket).to_timed_lists()
+    c = self.channels
+    if len(nbest) != len(audio) * c:
+      raise RuntimeError(f"the {self.decoder} decoder returned {len(nbest)} rows for {len(audio)} inputs x {c} "
+                         "channels.")
+    return [[nbest[b * c + k][0] if nbest[b * c + k] else ([], float("-inf"), []) for k in range(c)]
+            for b in range(len(audio))]
 
   def _nbest(self, audio, bucket) -> decoding.NBest:
     batch = pipeline.pad_batch([{"audio": a, "text": ""} for a in audio], lambda t: [], bucket, 1)

@@ -99,7 +99,7 @@ class StreamingRecognizer:
     def encode(p, f, pad, s):
       bad_rows = decoding_transducer.nonfinite_rows(f, pad)  # checked on the host with the rest, one sync
       f = jnp.where(pad[..., None] > 0, 0.0, f).astype(f.dtype)  # padded frames never reach the state
-      enc, enc_pad, s = model.apply(p, f, pad, s, method=transducer.Transducer.encode)
+      enc, enc_pad, s = model.apply(p, f, pad, s, method="encode")  # by name: a subclass's own encode
       finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(s)
                                     if jnp.issubdtype(x.dtype, jnp.inexact)] or [True]))
       return enc, enc_pad, s, bad_rows, finite

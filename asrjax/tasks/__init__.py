@@ -6,11 +6,12 @@ train_split)`` and, where the task reads its training data other than as the dat
 workdir)``. A new method is one task module and one entry here, never a second trainer.
 """
 
-from asrjax.tasks import speaker_verification, transducer_asr
+from asrjax.tasks import multitalker_asr, speaker_verification, transducer_asr
 
 TASKS = {
     "transducer_asr": transducer_asr.TransducerASR,
     "speaker_verification": speaker_verification.SpeakerVerification,
+    "multitalker_asr": multitalker_asr.MultitalkerASR,
 }
 
 DEFAULT = "transducer_asr"  # the task of a config (or a run's config.json) that names none

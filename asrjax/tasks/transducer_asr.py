@@ -43,8 +43,17 @@ COMPUTE_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16), jnp.dtype(jnp
 
 
 def _transcripts(split) -> list[str]:
-  """Every transcript of ``split``, in order."""
-  return [catalog.as_text(split[i]["text"]) for i in range(len(split))]
+  """Every transcript of ``split``, in order (a mixture's: each of its turns' texts)."""
+  out = []
+  for i in range(len(split)):
+    ex = split[i]
+    if "text" not in ex and "turns" in ex:
+      from asrjax.data import multitalker  # noqa: PLC0415
+
+      out += [t.text for t in multitalker.turns_of(ex)]
+    else:
+      out.append(catalog.as_text(ex["text"]))
+  return out
 
 
 def train_transcripts(config, train_split, workdir: str) -> list[str]:
@@ -174,7 +183,8 @@ def make_feature_stats(config, train_split, workdir: str):
   for start in range(0, n, 16):
     exs = [train_split[i] for i in range(start, min(start + 16, n))]
     longest = max(len(e["audio"]) for e in exs)
-    batch = pipeline.pad_batch(exs, lambda t: [], -(-longest // 16_000) * 16_000, 1)  # pad to whole seconds
+    batch = pipeline.pad_batch([{"audio": e["audio"], "text": ""} for e in exs], lambda t: [],
+                               -(-longest // 16_000) * 16_000, 1)  # pad to whole seconds
     c, s1, s2 = features.moments(*log_mel(batch["audio"], batch["audio_paddings"]))
     count, total, squares = count + float(c), total + np.asarray(s1, np.float64), squares + np.asarray(s2, np.float64)
   mean = total / count

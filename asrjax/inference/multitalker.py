@@ -107,4 +107,35 @@ def evaluate_mixtures(model, params, split, tok, *, batch_size: int = 16, bucket
           "rtf": elapsed / max(audio_seconds, 1e-9), "sessions": kept}
 
 
-__all__ = ["evaluate_mixtures", "hypothesis_turns", "reference_turns"]
+def draw_session(path: str, session: dict, *, title: str = "") -> None:
+  """A PNG of one decoded mixture: the reference turns (one row per speaker) and each
+  channel's hypothesis turns (one row per channel) on a time axis, each bar labelled with
+  its words; ``<sot>`` / ``<eot>`` emissions as ticks (``session``: ``{"reference",
+  "hypothesis"}`` turn dicts, as `evaluate_mixtures` keeps them)."""
+  import matplotlib  # noqa: PLC0415 -- plotting only when asked for
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # noqa: PLC0415
+
+  rows = [("ref " + t["speaker"], t, "tab:blue") for t in session["reference"]]
+  rows += [("channel " + t["speaker"], t, "tab:orange") for t in session["hypothesis"]]
+  names = list(dict.fromkeys(name for name, _, _ in rows))
+  fig, ax = plt.subplots(figsize=(11, 1.0 + 0.7 * len(names)), dpi=120)
+  for name, t, colour in rows:
+    y = names.index(name)
+    ax.barh(y, max(t["end"] - t["start"], 0.02), left=t["start"], height=0.5, color=colour, alpha=0.35)
+    ax.text(t["start"], y, " " + t["words"][:60], va="center", fontsize=7)
+    if name.startswith("channel"):
+      ax.plot([t["start"]], [y + 0.3], marker="v", color="green", ms=5)  # <sot>
+      if t.get("closed", True):
+        ax.plot([t["end"]], [y + 0.3], marker="v", color="red", ms=5)  # <eot>
+  ax.set_yticks(range(len(names)), names)
+  ax.invert_yaxis()
+  ax.set_xlabel("seconds (hypothesis: emission times; green <sot>, red <eot>)")
+  ax.set_title(title)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
+__all__ = ["draw_session", "evaluate_mixtures", "hypothesis_turns", "reference_turns"]

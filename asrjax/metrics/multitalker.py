@@ -213,6 +213,25 @@ def evaluate(sessions: dict, *, overlaps: dict | None = None, collar: float = 5.
           "sessions": per}
 
 
+def session_interval(per_session: dict, metric: str = "orcwer", *, draws: int = 1000, seed: int = 0,
+                     level: float = 0.95) -> tuple[float, float]:
+  """The ``level`` bootstrap interval of ``metric``'s rate (total errors / total reference
+  words) over sessions drawn with replacement (`session_wers`' output; seeded)."""
+  from asrjax.metrics import wer  # noqa: PLC0415
+
+  if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+    raise ValueError(f"draws must be an integer >= 1; got {draws!r}.")
+  errors = np.array([r[metric]["errors"] for r in per_session.values()], np.float64)
+  length = np.array([r[metric]["length"] for r in per_session.values()], np.float64)
+  if length.sum() == 0:
+    raise ValueError("the sessions hold no reference words.")
+  rng = np.random.default_rng(seed)
+  picks = rng.integers(0, len(errors), size=(draws, len(errors)))
+  with np.errstate(invalid="ignore", divide="ignore"):
+    rates = errors[picks].sum(axis=1) / length[picks].sum(axis=1)
+  return wer.percentile_interval(rates, level)
+
+
 def channel_wers(sessions: dict) -> dict:
   """``{channel: rate}``: each output channel's words (all sessions) against the words of the
   reference speaker cpWER's permutation gives it in each session (`asrjax.metrics.wer`; a
@@ -236,4 +255,5 @@ def channel_wers(sessions: dict) -> dict:
   return {c: _combine(rates) for c, rates in sorted(out.items())}
 
 
-__all__ = ["Turn", "channel_wers", "evaluate", "match_turns", "overlap_bin", "session_wers", "turn_timing"]
+__all__ = ["Turn", "channel_wers", "evaluate", "match_turns", "overlap_bin", "session_interval", "session_wers",
+           "turn_timing"]

@@ -121,3 +121,15 @@ def test_bad_input_is_refused_clearly():
     M.match_turns(REF, HYP, ("0", "1"))
   with pytest.raises(ValueError, match="finite"):
     M.overlap_bin(float("nan"))
+
+
+def test_session_interval_by_exhaustive_enumeration_of_two_sessions():
+  # two sessions: 1 error of 2 words and 3 errors of 6; resampling 2 of 2 gives 1/2 (p 1/4), 4/8 (p 1/2), 6/12 (p 1/4)
+  # -- every draw is 0.5 here, so the interval is exactly [0.5, 0.5]; with 0 of 2 instead the rates are 0, 3/8, 1/2
+  per = {"a": {"orcwer": {"errors": 1, "length": 2}}, "b": {"orcwer": {"errors": 3, "length": 6}}}
+  assert M.session_interval(per, draws=200) == (0.5, 0.5)
+  per["a"]["orcwer"]["errors"] = 0
+  lo, hi = M.session_interval(per, draws=2000, seed=1)
+  assert lo == 0.0 and hi == 0.5  # both extremes have probability 1/4 > 2.5%
+  with pytest.raises(ValueError, match="draws must be"):
+    M.session_interval(per, draws=0)

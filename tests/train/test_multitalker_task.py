@@ -83,3 +83,16 @@ def test_decoded_labels_become_turns_with_hand_computed_times():
   plain = mt_eval.hypothesis_turns(TOK.base, [a, 2, b], [1, 1, 5], 0.04, "0")
   assert [(t.words, round(t.start, 6), round(t.end, 6)) for t in plain] == [("a b", 0.08, 0.24)]
   assert mt_eval.hypothesis_turns(TOK, [], [], 0.04, "0") == []
+
+
+def test_config_problems_name_the_multitalker_fields():
+  from asrjax.train import config_check  # noqa: PLC0415
+
+  _, config = _task()
+  assert config_check.problems(config) == []
+  config.model.sts.channels = 0
+  config.train.turn_latency.weight = -1.0
+  config.train.prune_range = 5
+  found = "\n".join(config_check.problems(config))
+  for field in ("model.sts.channels", "train.turn_latency.weight", "train.prune_range"):
+    assert field in found, (field, found)

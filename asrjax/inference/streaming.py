@@ -80,6 +80,10 @@ LARGEST_PIECE = 32  # frames reach the recogniser in pieces of chunk_multiple * 
 class StreamingRecognizer:
   """Chunk-by-chunk greedy recognition of ``batch`` parallel streams.
 
+  A multi-channel model (`asrjax.models.sts.MultiChannelTransducer`, ``channels`` C) decodes
+  ``batch * C`` rows: `labels`, `frames`, `scores` and what `accept` returns hold row
+  ``b*C + c`` for channel ``c`` of stream ``b`` (``rows``).
+
   Args:
     model: a `asrjax.models.transducer.Transducer`.
     params: its variables.
@@ -94,6 +98,8 @@ class StreamingRecognizer:
     batch = decoding_transducer.positive_int(batch, "batch")
     self._max_symbols = decoding_transducer.positive_int(max_symbols_per_frame, "max_symbols_per_frame")
     self._model, self._params, self._batch = model, params, batch
+    self.rows = batch * int(getattr(model, "channels", 1))  # decoded rows: one per stream and channel
+    rows = self.rows
     self._fns = transducer.decoder_fns(model)
 
     def encode(p, f, pad, s):
@@ -106,7 +112,7 @@ class StreamingRecognizer:
     self._encode = jax.jit(encode)
     # Fresh states come out of a jitted function, like the states `accept` returns, so
     # the second chunk of an utterance does not recompile for a different input type.
-    self._start = jax.jit(lambda p: (model.init_encode_state(batch), greedy.greedy_start(self._fns, p, batch)))
+    self._start = jax.jit(lambda p: (model.init_encode_state(batch), greedy.greedy_start(self._fns, p, rows)))
     self.reset()
 
   @property
@@ -116,12 +122,12 @@ class StreamingRecognizer:
   def reset(self) -> None:
     """Starts new utterances."""
     self._enc_state, self._dec_state = self._start(self._params)
-    self.labels: list[list[int]] = [[] for _ in range(self._batch)]
-    self.frames: list[list[int]] = [[] for _ in range(self._batch)]  # encoder frame of each label, from 0
+    self.labels: list[list[int]] = [[] for _ in range(self.rows)]
+    self.frames: list[list[int]] = [[] for _ in range(self.rows)]  # encoder frame of each label, from 0
 
   @property
   def scores(self) -> np.ndarray:
-    """``[B]`` log-probability of each stream's greedy path so far (blanks included)."""
+    """``[rows]`` log-probability of each row's greedy path so far (blanks included)."""
     return np.asarray(jax.device_get(self._dec_state.score), np.float64)
 
   def __copy__(self) -> StreamingRecognizer:
@@ -169,7 +175,7 @@ class StreamingRecognizer:
       raise ValueError(f"paddings must be [B, Tc] = {shape[:2]} like feats; got shape {np.shape(paddings)}.")
     validate_paddings(paddings, "paddings")
     if shape[1] == 0:
-      return [[] for _ in range(self._batch)]
+      return [[] for _ in range(self.rows)]
     # Encoding and decoding are dispatched together and their checks fetched in one transfer; the
     # encoder output needs no check of its own (its paddings derive from the checked ones, and a
     # non-finite frame shows in the state or the path score).
@@ -188,10 +194,10 @@ class StreamingRecognizer:
       raise ValueError("the greedy path score became NaN/inf on this chunk.")
     # every check passed: commit
     self._enc_state, self._dec_state = enc_state, dec_state
-    new = [labels[i, : counts[i]].tolist() for i in range(self._batch)]
+    new = [labels[i, : counts[i]].tolist() for i in range(self.rows)]
     for mine, more in zip(self.labels, new):
       mine.extend(more)
-    for mine, i in zip(self.frames, range(self._batch)):
+    for mine, i in zip(self.frames, range(self.rows)):
       mine.extend(frames[i, : counts[i]].tolist())
     return new
 

@@ -66,26 +66,32 @@ def test_training_logits_and_loss_per_channel():
   assert not np.allclose(loss[:2], loss2[:2]) and np.allclose(loss[2:], loss2[2:])
 
 
-@pytest.mark.parametrize("chunks", [(6, 9, 9), (3, 3, 18), (24,)])
-def test_streaming_chunk_by_chunk_equals_the_whole_mixture_encoder_and_greedy(chunks):
+@pytest.mark.parametrize("chunks", [(6, 9, 9), (3, 3, 18)])
+def test_two_channel_streaming_chunk_by_chunk_equals_the_whole_mixture(chunks):
+  from asrjax.inference.streaming import StreamingRecognizer  # noqa: PLC0415
+
   model, params, feats, pads, *_ = _setup(1)
-  fns = transducer.decoder_fns(model)
   enc, enc_pad, _ = model.apply(params, feats, pads, method=model.encode)
-  whole = greedy.greedy_search(fns, params, enc, enc_pad)
-  state, dec, start = model.init_encode_state(B), greedy.greedy_start(fns, params, B * C), 0
-  parts, labels, frames = [], [], []
+  whole = greedy.greedy_search(transducer.decoder_fns(model), params, enc, enc_pad)
+  rec = StreamingRecognizer(model, params, batch=B)
+  assert rec.rows == B * C
+  start = 0
   for n in chunks:
-    e, ep, state = model.apply(params, feats[:, start:start + n], pads[:, start:start + n], state, method=model.encode)
-    lab, lab_pad, fr, dec = greedy.greedy_continue(fns, params, e, ep, dec, with_frames=True)
-    parts.append(e)
-    labels.append([list(np.asarray(lab[r])[np.asarray(lab_pad[r]) == 0]) for r in range(B * C)])
-    frames.append([list(np.asarray(fr[r])[np.asarray(lab_pad[r]) == 0]) for r in range(B * C)])
+    rec.accept(feats[:, start:start + n], pads[:, start:start + n])
     start += n
-  np.testing.assert_allclose(jnp.concatenate(parts, axis=1), enc, atol=2e-5)
+  assert sum(len(x) for x in rec.labels) > 0  # an untrained model still emits: the comparison is not vacuous
   for r in range(B * C):
     keep = np.asarray(whole.label_paddings[r, 0]) == 0
-    assert sum((c[r] for c in labels), []) == list(np.asarray(whole.labels[r, 0])[keep])
-    assert sum((c[r] for c in frames), []) == list(np.asarray(whole.frames[r, 0])[keep])
+    assert rec.labels[r] == list(np.asarray(whole.labels[r, 0])[keep])
+    assert rec.frames[r] == list(np.asarray(whole.frames[r, 0])[keep])
+  np.testing.assert_allclose(rec.scores, np.asarray(whole.scores[:, 0]), rtol=1e-5)
+  # the encoder itself streams: chunked output equals the whole mixture's
+  state, parts, start = model.init_encode_state(B), [], 0
+  for n in chunks:
+    e, _, state = model.apply(params, feats[:, start:start + n], pads[:, start:start + n], state, method=model.encode)
+    parts.append(e)
+    start += n
+  np.testing.assert_allclose(jnp.concatenate(parts, axis=1), enc, atol=2e-5)
 
 
 def test_bad_labels_and_encoders_are_refused():

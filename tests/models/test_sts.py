@@ -1,6 +1,8 @@
 """Separator-transducer-segmenter model: channels as rows of a tied transducer, streaming chunk by chunk equal to
 the whole mixture (encoder and two-channel greedy decoding), label shapes refused clearly."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -25,7 +27,9 @@ def _config(**sts_options):
       "transducer": {"embed_dim": 8, "predictor_hidden": 16, "joint_hidden": 16, "num_features": F}})
 
 
+@functools.lru_cache(maxsize=None)
 def _setup(seed=0):
+  """Model, parameters and a batch, built once per seed for the module (init is the costly part)."""
   model = models.build(_config(), V)
   rng = np.random.default_rng(seed)
   feats = jnp.asarray(rng.normal(size=(B, T, F)), jnp.float32)
@@ -66,7 +70,7 @@ def test_training_logits_and_loss_per_channel():
   assert not np.allclose(loss[:2], loss2[:2]) and np.allclose(loss[2:], loss2[2:])
 
 
-@pytest.mark.parametrize("chunks", [(6, 9, 9), (3, 3, 18)])
+@pytest.mark.parametrize("chunks", [(6, 9, 9), pytest.param((3, 3, 18), marks=pytest.mark.slow)])
 def test_two_channel_streaming_chunk_by_chunk_equals_the_whole_mixture(chunks):
   from asrjax.inference.streaming import StreamingRecognizer  # noqa: PLC0415
 

@@ -1,6 +1,8 @@
 """The multi-talker task: its objective is the per-channel RNN-T loss plus the latency term, the boundaries reach
 the penalty in encoder frames, and each channel's decoded labels become turns with hand-computed times."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,6 +18,12 @@ from asrjax.tasks import multitalker_asr
 TOK = TurnTokenizer(CharTokenizer.build(["ab c", "ba"]))  # " " 2, a 3, b 4, c 5; <sot> 6, <eot> 7
 
 
+@functools.lru_cache(maxsize=None)
+def _params():
+  return _task()[0].init(jax.random.key(0))
+
+
+@functools.lru_cache(maxsize=None)
 def _task(weight=0.0, buffer=0.0):
   from asrjax import models  # noqa: PLC0415
   from asrjax.tasks import transducer_asr as base  # noqa: PLC0415
@@ -34,6 +42,16 @@ def _task(weight=0.0, buffer=0.0):
   return task, config
 
 
+@functools.lru_cache(maxsize=None)
+def _jitted_objective(task):
+  return jax.jit(lambda p, b: task.objective(p, b, jax.random.key(1), 0, trained="model"))
+
+
+def _objective(task, params, batch):
+  """The task's objective, jitted as the train step runs it (on the fields the step reads), compiled once a task."""
+  return _jitted_objective(task)(params, {k: batch[k] for k in task.batch_fields})
+
+
 def _batch(boundary_shift=0.0):
   rng = np.random.default_rng(0)
   ex = lambda uid: {"id": uid, "audio": (rng.normal(size=16_000) * 3000).astype(np.int16), "overlap": 0.1,
@@ -44,27 +62,27 @@ def _batch(boundary_shift=0.0):
 
 def test_the_loss_term_is_the_mean_rnnt_loss_of_every_channel_and_the_penalty_is_its_own_term():
   task, config = _task(weight=0.5)
-  params = task.init(jax.random.key(0))
+  params = _params()
   batch = _batch()
-  out = task.objective(params, batch, jax.random.key(1), 0, trained="model")
+  out = _objective(task, params, batch)
   # independent: the model's logits and the plain RNN-T loss of each (mixture, channel) row
   feats, pads = featurize(batch, jax.random.split(jax.random.key(1))[0], task.front_end, train=True)
-  logits, enc_pads = task.model.apply(params["model"], feats, pads, batch["labels"], batch["label_paddings"])
+  logits, enc_pads = jax.jit(task.model.apply)(params["model"], feats, pads, batch["labels"], batch["label_paddings"])
   rows = rnnt_loss(logits, enc_pads, batch["labels"].reshape(4, -1), batch["label_paddings"].reshape(4, -1))
   np.testing.assert_allclose(out.terms["loss"], jnp.mean(rows), rtol=1e-5)
   assert float(out.terms["turn_latency"]) > 0
   np.testing.assert_allclose(out.value(), out.terms["loss"] + out.terms["turn_latency"], rtol=1e-6)
   off, _ = _task(weight=0.0)
-  zero = off.objective(params, batch, jax.random.key(1), 0, trained="model")
+  zero = _objective(off, params, batch)
   assert float(zero.terms["turn_latency"]) == 0.0
   np.testing.assert_allclose(zero.terms["loss"], out.terms["loss"], rtol=1e-6)
 
 
 def test_boundaries_reach_the_penalty_in_encoder_frames():
   task, _ = _task(weight=0.5)
-  params = task.init(jax.random.key(0))
+  params = _params()
   late_ok = _batch(boundary_shift=30.0)  # every <eot> boundary far after the audio: no <eot> can be late
-  term = lambda b: float(task.objective(params, b, jax.random.key(1), 0, trained="model").terms["turn_latency"])
+  term = lambda b: float(_objective(task, params, b).terms["turn_latency"])
   base_term = term(_batch())
   no_sot = dict(late_ok, turn_mask=late_ok["turn_mask"] * (late_ok["labels"] == TOK.eot_id))  # <eot> only
   assert term(no_sot) == 0.0
@@ -89,6 +107,7 @@ def test_config_problems_name_the_multitalker_fields():
   from asrjax.train import config_check  # noqa: PLC0415
 
   _, config = _task()
+  config = config.copy_and_resolve_references()  # the cached task's config stays as it is
   assert config_check.problems(config) == []
   config.model.sts.channels = 0
   config.train.turn_latency.weight = -1.0

@@ -390,6 +390,76 @@ _fused_loss.defvjp(_fused_loss_fwd, _fused_loss_bwd)
 _fused_loss_jit = jax.jit(_fused_loss, static_argnums=(4, 5))
 
 
+# ----------------------------------------------------------------------------
+# The same loss with the vocabulary passes in Pallas kernels (`asrjax.losses.rnnt_kernel`)
+# ----------------------------------------------------------------------------
+
+
+def _kernel_rows(logits, labels_ext):
+  b, t, u1, v = logits.shape
+  return logits.reshape(b * t * u1, v), jnp.broadcast_to(labels_ext[:, None, :], (b, t, u1)).reshape(-1)
+
+
+def _kernel_log_probs(logits, labels_ext, blank_id, max_elements, interpret):
+  from asrjax.losses import rnnt_kernel  # noqa: PLC0415
+
+  rows, row_labels = _kernel_rows(logits, labels_ext)
+  m, log_s, blank, nxt = rnnt_kernel.row_stats(rows, row_labels, blank_id=blank_id, max_elements=max_elements,
+                                               interpret=interpret)
+  shape = logits.shape[:3]
+  m, log_s = m.reshape(shape), log_s.reshape(shape)
+  return m, log_s, (blank.reshape(shape) - m) - log_s, (nxt.reshape(shape) - m) - log_s
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6, 7))
+def _kernel_loss(logits, labels_ext, frame_lengths, label_lengths, blank_id, fastemit_lambda, max_elements, interpret):
+  _, _, blank, nxt = _kernel_log_probs(logits, labels_ext, blank_id, max_elements, interpret)
+  return -lattice_lib.forward_backward(blank, nxt, frame_lengths, label_lengths).log_likelihood
+
+
+def _kernel_loss_fwd(logits, labels_ext, frame_lengths, label_lengths, blank_id, fastemit_lambda, max_elements,
+                     interpret):
+  m, log_s, blank, nxt = _kernel_log_probs(logits, labels_ext, blank_id, max_elements, interpret)
+  lat = lattice_lib.forward_backward(blank, nxt, frame_lengths, label_lengths)
+  res = (logits, m, log_s, lat.blank_occupancy, lat.emit_occupancy, labels_ext, frame_lengths, label_lengths)
+  return -lat.log_likelihood, res
+
+
+def _kernel_loss_bwd(blank_id, fastemit_lambda, max_elements, interpret, res, g):
+  from asrjax.losses import rnnt_kernel  # noqa: PLC0415
+
+  logits, m, log_s, occ_blank, occ_emit, labels_ext, frame_lengths, label_lengths = res
+  occ_emit = (1.0 + fastemit_lambda) * occ_emit
+  coef = occ_blank + occ_emit
+  scale = g[:, None, None]
+  rows, row_labels = _kernel_rows(logits, labels_ext)
+  flat = lambda x: x.reshape(-1)
+  grad = rnnt_kernel.row_grad(rows, row_labels, flat(m), flat(log_s), flat(coef * scale), flat(occ_blank * scale),
+                              flat(occ_emit * scale), flat((coef > 0).astype(jnp.float32)), blank_id=blank_id,
+                              max_elements=max_elements, interpret=interpret)
+  return grad.reshape(logits.shape), _no_grad(labels_ext), _no_grad(frame_lengths), _no_grad(label_lengths)
+
+
+_kernel_loss.defvjp(_kernel_loss_fwd, _kernel_loss_bwd)
+_kernel_loss_jit = jax.jit(_kernel_loss, static_argnums=(4, 5, 6, 7))
+
+KERNELS = ("auto", "xla", "pallas")
+
+
+def choose_kernel(kernel: str = "auto") -> str:
+  """``"pallas"`` or ``"xla"``: ``kernel`` itself, or for ``"auto"`` Pallas on a GPU backend and XLA
+  elsewhere (CPU, TPU: the portable path).
+
+  Raises:
+    ValueError: ``kernel`` is not one of `KERNELS`.
+  """
+  if kernel not in KERNELS:
+    raise ValueError(f"kernel must be one of {KERNELS}; got {kernel!r}.")
+  if kernel == "auto":
+    return "pallas" if jax.default_backend() == "gpu" else "xla"
+  return kernel
+
+
 def rnnt_loss(
     logits: jax.Array,
     logit_paddings: jax.Array,
@@ -398,6 +468,8 @@ def rnnt_loss(
     *,
     blank_id: int = 0,
     fastemit_lambda: float = 0.0,
+    kernel: str = "auto",
+    max_elements: int | None = None,
 ) -> jax.Array:
   """Per-sequence RNN-T loss ``-log P(y|x)`` summed over all alignments.
 
@@ -417,6 +489,12 @@ def rnnt_loss(
       float ``>= 0`` (a traced value is rejected: it selects the compiled gradient).
       The gradient of every label-emission edge is scaled by ``1 + lam`` (Yu et al.
       2021, eq. 10); the returned value stays the plain negative log-likelihood.
+    kernel: the vocabulary passes' implementation: ``"xla"`` (fused XLA, the portable
+      path), ``"pallas"`` (`asrjax.losses.rnnt_kernel`: Triton on a GPU, interpret mode
+      elsewhere -- slow, for tests), ``"auto"`` (Pallas on GPU, XLA otherwise). Both give
+      the same loss and gradient to float rounding.
+    max_elements: Pallas only: logits per kernel call (default ``2^31 - 1``, so 32-bit
+      offsets never overflow; smaller values force chunking, for tests).
 
   Returns:
     ``(B,)`` fp32 array of ``-log P(y|x)``. ``+inf`` (zero gradient) for an
@@ -446,7 +524,16 @@ def rnnt_loss(
   if shape[1] == 0:  # no frames at all: no alignment exists (the documented +inf, zero gradient)
     return _nan_if_invalid(jnp.full((shape[0],), jnp.inf, jnp.float32), invalid)
   labels_ext = _extend_labels(jnp.asarray(labels), blank_id, vocab)
-  loss = _fused_loss_jit(
-      jnp.asarray(logits), labels_ext, _lengths(logit_paddings), _lengths(label_paddings), blank_id, fastemit_lambda
-  )
+  lengths = (_lengths(logit_paddings), _lengths(label_paddings))
+  if choose_kernel(kernel) == "pallas":
+    from asrjax.losses import rnnt_kernel  # noqa: PLC0415
+
+    if max_elements is None:
+      max_elements = rnnt_kernel.MAX_ELEMENTS
+    if isinstance(max_elements, bool) or not isinstance(max_elements, numbers.Integral) or max_elements < 1:
+      raise ValueError(f"max_elements must be an integer >= 1; got {max_elements!r}.")
+    loss = _kernel_loss_jit(jnp.asarray(logits), labels_ext, *lengths, blank_id, fastemit_lambda, int(max_elements),
+                            rnnt_kernel.default_interpret())
+  else:
+    loss = _fused_loss_jit(jnp.asarray(logits), labels_ext, *lengths, blank_id, fastemit_lambda)
   return _nan_if_invalid(loss, invalid)

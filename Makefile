@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench compare clean system-deps
+.PHONY: demo test test-slow bench compare clean system-deps gpu-bundle
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,3 +64,10 @@ compare: $(STAMP) system-deps
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# Wheels a plain CUDA JAX image lacks for experiments/gpu_rnnt_loss.sh (absl, pytest, hypothesis), cp312, into
+# .gpu/whl (git-ignored; carried to the device machine).
+gpu-bundle: $(STAMP)
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+	  --platform manylinux2014_x86_64 -d .gpu/whl absl-py pytest pluggy iniconfig packaging hypothesis \
+	  sortedcontainers attrs

@@ -1,4 +1,4 @@
-r"""Benchmark: asrjax's fused RNN-T loss against a plain-JAX autodiff reference.
+r"""Benchmark: asrjax's RNN-T losses (XLA, Pallas kernel, pruned) against a plain-JAX reference and torchaudio.
 
 Prints one table row per (size, dtype, implementation): milliseconds for
 loss + gradient (best of --repeats after one warm-up: the
@@ -12,6 +12,18 @@ speed and fp32 accuracy against a float64 computation.
   python experiments/bench_rnnt_loss.py                  # CPU sizes
   python experiments/bench_rnnt_loss.py --sizes=gpu      # the issue's GPU sizes
   python experiments/bench_rnnt_loss.py --sizes=tiny     # seconds, for a smoke run
+  python experiments/bench_rnnt_loss.py --sizes=gpu --torchaudio --hbm_tbps=4.8   # one H200: the issue-22 table
+  python experiments/bench_rnnt_loss.py --sizes=huge --dtypes=float32 --layouts=false  # > 2^31 logits, GPU only
+
+Rows (``impl``): ``reference``; ``asrjax`` -- the XLA path (``kernel="xla"``); ``kernel`` --
+the Pallas kernel (``kernel="pallas"``: compiled Triton on a GPU; on the CPU interpret
+mode, timed only with ``--kernel_on_cpu``, for a smoke run, never as a figure);
+``pruned`` -- k2's pruned loss with S = ``--prune_range`` (simple loss of the trivial
+joiner from ``am [B, T, V]`` + ``lm [B, U+1, V]``, windows, pruned loss; its memory is
+the point, its difference columns are against nothing and left empty); ``torchaudio``
+(fp32, "kept" only; peak memory from ``torch.cuda.max_memory_allocated``). ``bound ms``
+is the bandwidth bound of the full loss -- the logits read twice and the gradient
+written once at ``--hbm_tbps`` -- and ``x bound`` the row's time over it.
 
 The reference is what one writes without asrjax: ``log_softmax``, gather the
 blank / next-label log-probs, the same anti-diagonal alpha scan, and
@@ -28,12 +40,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from asrjax.losses import lattice, rnnt_loss
+from asrjax.losses import lattice, pruned_rnnt, rnnt_loss
 
 SIZES = {
     "tiny": [(2, 20, 8, 16)],
     "cpu": [(8, 100, 40, 256), (8, 100, 40, 512), (2, 400, 80, 512)],
-    "gpu": [(32, 250, 80, 512), (32, 250, 80, 1024), (8, 1000, 200, 1024)],
+    "gpu": [(32, 250, 80, 512), (32, 250, 80, 1024), (8, 1000, 200, 1024), (16, 400, 100, 4096)],
+    "huge": [(8, 1000, 300, 1024)],  # 2.47e9 logits (> 2^31): 9.9 GB fp32, the gradient as much again
 }
 
 _SIZES = flags.DEFINE_enum("sizes", "cpu", list(SIZES), "Which size set to run.")
@@ -41,6 +54,11 @@ _DTYPES = flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "Logit dtypes.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repetitions (minimum reported).")
 _TORCHAUDIO = flags.DEFINE_bool("torchaudio", False, "Also time torchaudio.functional.rnnt_loss.")
 _LAYOUTS = flags.DEFINE_bool("layouts", True, "Also print the lattice-layout comparison.")
+_PRUNE = flags.DEFINE_integer("prune_range", 5, "S of the pruned row (0 leaves it out).")
+_KERNEL_CPU = flags.DEFINE_bool("kernel_on_cpu", False, "Time the Pallas kernel off a GPU too (interpret mode: slow).")
+_HBM = flags.DEFINE_float("hbm_tbps", 0.0, "Memory bandwidth in TB/s for the bound column (H100 3.35, H200 4.8; "
+                          "0 = no bound).")
+_REF = flags.DEFINE_bool("reference", True, "Time the plain-JAX reference (it needs the most memory).")
 
 
 # ----------------------------------------------------------------------------
@@ -141,9 +159,37 @@ def paddings(t_len, u_len, t_max: int, u_max: int):
   return t_pad, u_pad
 
 
-def _asrjax_step(logits, t_len, labels, u_len):
+def _asrjax_step(logits, t_len, labels, u_len, kernel="xla"):
   t_pad, u_pad = paddings(t_len, u_len, logits.shape[1], labels.shape[1])
-  return jax.value_and_grad(lambda x: rnnt_loss(x, t_pad, labels, u_pad).sum())(logits)
+  return jax.value_and_grad(lambda x: rnnt_loss(x, t_pad, labels, u_pad, kernel=kernel).sum())(logits)
+
+
+def _kernel_step(logits, t_len, labels, u_len):
+  return _asrjax_step(logits, t_len, labels, u_len, kernel="pallas")
+
+
+def _pruned_inputs(size, dtype, seed=0):
+  """``(am [B, T, V], lm [B, U+1, V], t_len, labels, u_len)`` of ``size``: the trivial joiner's inputs."""
+  b, t, u, v = size
+  rng = np.random.default_rng(seed)
+  am = jnp.asarray(rng.normal(size=(b, t, v)).astype(np.float32), dtype)
+  lm = jnp.asarray(rng.normal(size=(b, u + 1, v)).astype(np.float32), dtype)
+  _, t_len, labels, u_len = _inputs((b, 1, u, 2), jnp.float32, seed)
+  t_len = jnp.asarray(np.where(np.arange(b) % 2, t - t // 5, t), jnp.int32)
+  return am, lm, t_len, labels, u_len
+
+
+def _pruned_step(am, lm, t_len, labels, u_len, prune_range):
+  """Simple loss, windows from its occupancies, pruned loss on ``am + lm`` windows; gradient to both."""
+  t_pad, u_pad = paddings(t_len, u_len, am.shape[1], labels.shape[1])
+
+  def loss(am, lm):
+    simple, occupancy = pruned_rnnt.simple_rnnt_loss(am, lm, t_pad, labels, u_pad)
+    starts = pruned_rnnt.prune_ranges(occupancy, t_len, u_len, prune_range)
+    logits = am[:, :, None, :] + pruned_rnnt.gather_windows(lm, starts, prune_range)  # [B, T, S, V]
+    return (0.5 * simple + pruned_rnnt.pruned_rnnt_loss(logits, starts, t_pad, labels, u_pad)).sum()
+
+  return jax.value_and_grad(loss, argnums=(0, 1))(am, lm)
 
 
 def _reference_step(logits, t_len, labels, u_len):
@@ -167,18 +213,30 @@ def _torchaudio_ms(logits, t_len, labels, u_len, repeats):
       torch.cuda.synchronize()
 
   run()
+  if dev == "cuda":
+    torch.cuda.reset_peak_memory_stats()
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
     run()
     times.append(time.perf_counter() - start)
-  return 1e3 * float(np.min(times))
+  peak = torch.cuda.max_memory_allocated() / 2**20 if dev == "cuda" else float("nan")
+  return 1e3 * float(np.min(times)), peak
+
+
+def _bound_ms(logits) -> float:
+  """Bandwidth bound of the full loss: the logits read twice, the gradient written once."""
+  if not _HBM.value:
+    return float("nan")
+  return 3 * logits.size * logits.dtype.itemsize / (_HBM.value * 1e12) * 1e3
 
 
 def main(argv):
   del argv
+  on_gpu = jax.default_backend() == "gpu"
   print(f"backend: {jax.default_backend()}  devices: {jax.devices()}  jax {jax.__version__}")
-  header = f"{'B,T,U,V':>18} {'dtype':>9} {'impl':>11} {'logits':>8} {'ms':>9} {'peak MiB':>9} {'logits MiB':>10} {'speed-up':>8} {'max|dloss|':>10} {'max|dgrad|':>10}"
+  header = (f"{'B,T,U,V':>18} {'dtype':>9} {'impl':>11} {'logits':>8} {'ms':>9} {'peak MiB':>9} {'logits MiB':>10} "
+            f"{'speed-up':>8} {'bound ms':>8} {'x bound':>7} {'max|dloss|':>10} {'max|dgrad|':>10}")
   print(header)
   print("-" * len(header))
   # "kept": the caller keeps its logits, so the gradient needs a new buffer.
@@ -188,27 +246,39 @@ def main(argv):
     for dtype in _DTYPES.value:
       args = _inputs(size, jnp.dtype(dtype))
       logits_mib = args[0].size * args[0].dtype.itemsize / 2**20
-      (l_ours, g_ours), (l_ref, g_ref) = jax.jit(_asrjax_step)(*args), jax.jit(_reference_step)(*args)
-      dl = float(jnp.max(jnp.abs(l_ours - l_ref)))
-      dg = float(jnp.max(jnp.abs(g_ours.astype(jnp.float32) - g_ref.astype(jnp.float32))))
-      del g_ours, g_ref
+      bound = _bound_ms(args[0])
+      with_kernel = on_gpu or _KERNEL_CPU.value
+      l_ours, g_ours = jax.jit(_asrjax_step)(*args)
+      truth = jax.jit(_reference_step)(*args) if _REF.value else (l_ours, g_ours)
+      diff = lambda lg: (f"{float(jnp.max(jnp.abs(lg[0] - truth[0]))):.2e}",
+                         f"{float(jnp.max(jnp.abs(lg[1].astype(jnp.float32) - truth[1].astype(jnp.float32)))):.2e}")
+      d_ours = diff((l_ours, g_ours))
+      d_kernel = diff(jax.jit(_kernel_step)(*args)) if with_kernel else ("", "")
+      del g_ours, truth
       for mode in ("kept", "donated"):
         donate = mode == "donated"
         jit = lambda f: jax.jit(f, donate_argnums=(0,) if donate else ())
-        ours_fn, ref_fn = jit(_asrjax_step), jit(_reference_step)
-        ref_ms = _time(ref_fn, args, _REPEATS.value, donate)
-        ours_ms = _time(ours_fn, args, _REPEATS.value, donate)
-        rows = [
-            ("reference", ref_ms, _peak_mib(ref_fn, args), 1.0, "", ""),
-            ("asrjax", ours_ms, _peak_mib(ours_fn, args), ref_ms / ours_ms, f"{dl:.2e}", f"{dg:.2e}"),
-        ]
+        fns = {"asrjax": jit(_asrjax_step)}
+        if _REF.value:
+          fns = {"reference": jit(_reference_step), **fns}
+        if with_kernel:
+          fns["kernel"] = jit(_kernel_step)
+        times = {name: _time(fn, args, _REPEATS.value, donate) for name, fn in fns.items()}
+        base = times.get("reference", times["asrjax"])
+        rows = [(name, ms, _peak_mib(fns[name], args), base / ms,
+                 *({"asrjax": d_ours, "kernel": d_kernel}.get(name, ("", "")))) for name, ms in times.items()]
+        if _PRUNE.value and not donate:
+          p_args = _pruned_inputs(size, jnp.dtype(dtype))
+          p_fn = jax.jit(lambda *a: _pruned_step(*a, _PRUNE.value))
+          p_ms = _time(p_fn, p_args, _REPEATS.value)
+          rows.append((f"pruned S={_PRUNE.value}", p_ms, _peak_mib(p_fn, p_args), base / p_ms, "", ""))
         if _TORCHAUDIO.value and dtype == "float32" and not donate:
-          ta_ms = _torchaudio_ms(*args, _REPEATS.value)
-          rows.append(("torchaudio", ta_ms, float("nan"), ref_ms / ta_ms, "", ""))
+          ta_ms, ta_peak = _torchaudio_ms(*args, _REPEATS.value)
+          rows.append(("torchaudio", ta_ms, ta_peak, base / ta_ms, "", ""))
         for name, ms, peak, speed, a, b in rows:
           print(
               f"{str(size):>18} {dtype:>9} {name:>11} {mode:>8} {ms:9.1f} {peak:9.1f} {logits_mib:10.1f} "
-              f"{speed:8.2f} {a:>10} {b:>10}"
+              f"{speed:8.2f} {bound:8.2f} {ms / bound if bound == bound else float('nan'):7.1f} {a:>10} {b:>10}"
           )
   if _LAYOUTS.value:
     _layout_table()

@@ -35,7 +35,7 @@ from asrjax.decoding import ngram_lm, word_lm
 from asrjax.frontend import features
 from asrjax.frontend.featurize import FrontEnd, featurize
 from asrjax.inference import evaluation
-from asrjax.losses import rnnt_loss
+from asrjax.losses import rnnt as rnnt_lib, rnnt_loss
 from asrjax.train import optimizer as optimizer_lib, task as task_lib
 
 COMPUTE_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))  # LossConfig.compute_dtype
@@ -213,6 +213,7 @@ class LossConfig:
   compute_dtype: Any = jnp.float32  # bf16 for mixed precision (params stay fp32)
   front_end: FrontEnd = FrontEnd()  # features, VTLP and SpecAugment
   loss_weights: tuple = ()  # ((term, weight), ...): config.train.loss_weights (`task.with_weights`)
+  rnnt_kernel: str = "auto"  # the full loss's vocabulary passes: "auto" | "xla" | "pallas" (`rnnt_loss`)
 
   def __post_init__(self):
     """Checks every field (a `ValueError` naming it) and makes ``compute_dtype`` a dtype."""
@@ -246,6 +247,8 @@ class LossConfig:
       if not isinstance(term, str) or isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w):
         raise ValueError(f"LossConfig.loss_weights must map term names to finite numbers; got {term!r}: {w!r}.")
     object.__setattr__(self, "loss_weights", tuple(sorted(weights.items())))
+    if self.rnnt_kernel not in rnnt_lib.KERNELS:
+      raise ValueError(f"LossConfig.rnnt_kernel must be one of {rnnt_lib.KERNELS}; got {self.rnnt_kernel!r}.")
 
 
 def loss_scales(step, simple_loss_scale: float, warmup_steps: int):
@@ -293,7 +296,7 @@ def objective(params, model, batch: dict, key: jax.Array, config: LossConfig, st
   else:
     (logits, enc_pads), sown = model.apply(*args, rngs={"dropout": dropout_key}, mutable=["losses"])
     per_utt = rnnt_loss(logits, enc_pads, batch["labels"], batch["label_paddings"],
-                        blank_id=config.blank_id, fastemit_lambda=config.fastemit_lambda)
+                        blank_id=config.blank_id, fastemit_lambda=config.fastemit_lambda, kernel=config.rnnt_kernel)
     terms, weights = {"loss": jnp.mean(per_utt)}, {"loss": 1.0}
   extra = _sown_terms(sown)
   clash = sorted(set(extra) & set(terms))
@@ -369,7 +372,8 @@ def make_loss_config(config, stats) -> LossConfig:
                     simple_loss_scale=t.simple_loss_scale, pruned_warmup_steps=t.pruned_warmup_steps,
                     simple_lm_only_scale=t.simple_lm_only_scale, simple_am_only_scale=t.simple_am_only_scale,
                     compute_dtype=jnp.dtype(t.compute_dtype), front_end=make_front_end(config, stats),
-                    loss_weights=tuple(dict(t.get("loss_weights", {})).items()))
+                    loss_weights=tuple(dict(t.get("loss_weights", {})).items()),
+                    rnnt_kernel=t.get("rnnt_kernel", "auto"))
 
 
 def pipeline_config(config) -> pipeline.PipelineConfig:
@@ -449,6 +453,8 @@ def config_problems(config) -> list[str]:
   need("model.name", lambda x: x in cc.model_names(), f"one of {cc.model_names()}")
   need("train.compute_dtype", lambda x: x in cc._DTYPES, f"one of {cc._DTYPES}")
   need("train.fastemit_lambda", nonneg, "a finite number >= 0")
+  if "rnnt_kernel" in config.get("train", {}):  # absent from the configs of runs made before it existed: auto
+    need("train.rnnt_kernel", lambda x: x in rnnt_lib.KERNELS, f"one of {rnnt_lib.KERNELS}")
   need("train.prune_range", nonneg_int, "an integer >= 0 (0 = the full loss)")
   need("train.simple_loss_scale", nonneg, "a finite number >= 0")
   need("train.pruned_warmup_steps", nonneg_int, "an integer >= 0")

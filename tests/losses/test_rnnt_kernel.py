@@ -93,3 +93,20 @@ def test_kernel_choice_and_bad_options():
     rnnt_loss(logits, lpad, labels, upad, kernel="triton")
   with pytest.raises(ValueError, match="max_elements must be an integer >= 1"):
     rnnt_loss(logits, lpad, labels, upad, kernel="pallas", max_elements=0)
+
+
+def test_the_training_config_chooses_the_kernel():
+  from asrjax.tasks import transducer_asr  # noqa: PLC0415
+  from asrjax.train import config_check  # noqa: PLC0415
+
+  spec = __import__("importlib").util.spec_from_file_location("c", "experiments/configs/convrnnt.py")
+  mod = __import__("importlib").util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  config = mod.get_config("tiny")
+  assert transducer_asr.make_loss_config(config, None).rnnt_kernel == "auto"
+  config.train.rnnt_kernel = "pallas"
+  assert transducer_asr.make_loss_config(config, None).rnnt_kernel == "pallas"
+  config.train.rnnt_kernel = "triton"
+  assert any("train.rnnt_kernel" in p for p in config_check.problems(config))
+  with pytest.raises(ValueError, match="rnnt_kernel must be one of"):
+    transducer_asr.LossConfig(rnnt_kernel="triton")

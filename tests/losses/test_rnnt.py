@@ -34,7 +34,7 @@ def lattice_batches(draw):
   return logits, t_len, labels, u_len, blank
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(lattice_batches(), st.sampled_from([0.0, 0.5]))
 def test_loss_and_gradient_match_enumeration(batch, fastemit_lambda):
   logits, t_len, labels, u_len, blank = batch

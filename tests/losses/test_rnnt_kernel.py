@@ -59,7 +59,7 @@ def test_large_common_offsets_stay_exact():
   np.testing.assert_allclose(loss, ref, rtol=2e-3)  # fp32 logits at 1e6 keep ~1/16 of a unit: rounding of the input
 
 
-@pytest.mark.parametrize("max_elements", [37, 100, 37 * 16 + 5])
+@pytest.mark.parametrize("max_elements", [pytest.param(37, marks=pytest.mark.slow), 100, 37 * 16 + 5])
 def test_forced_small_chunks_equal_the_unchunked_path(max_elements):
   logits, lpad, labels, upad, *_ = _case(5)
   whole, whole_grad, _ = _loss_and_grad(logits, lpad, labels, upad, kernel="pallas")

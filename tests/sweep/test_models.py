@@ -310,6 +310,10 @@ def _tuple_free(config) -> dict:
 CASES = [c for name in MODELS for c in _model_cases(name)] + CCA_CASES + CONFIG_CASES + RUN_CONFIG_CASES
 
 
-@pytest.mark.parametrize("case", CASES, ids=cases.ids(CASES))
+# the streamed-equals-whole cases repeat the encoders' own streaming tests (tests/models): test-slow
+_PARAMS = [pytest.param(c, marks=pytest.mark.slow) if c.id.endswith("streamed-equals-whole") else c for c in CASES]
+
+
+@pytest.mark.parametrize("case", _PARAMS, ids=cases.ids(CASES))
 def test_sweep(case):
   cases.assert_case(case)

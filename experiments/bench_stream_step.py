@@ -5,7 +5,8 @@ r"""Per-chunk cost of `StreamingRecognizer.accept` on one CPU core, with no corp
 Builds the config's model with random weights (the cost of a chunk does not depend on
 the weights' values) and streams ``--chunks`` chunks of ``--chunk_frames`` random
 log-mel frames at batch 1, timing each call end to end: the input checks, the encoder
-step, greedy decoding and the transfer of the results. It isolates the recogniser
+step, greedy decoding and the transfer of the results (every channel of a multi-channel
+model, `experiments/configs/sts_multitalker.py`). It isolates the recogniser
 from the front end and the data, so changes to the streaming path can be measured
 anywhere (`bench_streaming.py` measures the whole path on a trained workdir). Prints
 one table row.
@@ -36,8 +37,9 @@ def main(argv):
     raise app.UsageError("--chunk_frames and --chunks must be >= 1.")
   model = trainer.build_model(config, 32)
   t = _CHUNK_FRAMES.value
-  params = model.init(jax.random.key(0), jnp.ones((1, t, 80)), jnp.zeros((1, t)), jnp.ones((1, 3), jnp.int32),
-                      jnp.zeros((1, 3)))
+  labels = (1, model.channels, 3) if hasattr(model, "channels") else (1, 3)  # a multi-channel model: [B, C, U]
+  params = model.init(jax.random.key(0), jnp.ones((1, t, 80)), jnp.zeros((1, t)), jnp.ones(labels, jnp.int32),
+                      jnp.zeros(labels))
   recognizer = streaming.StreamingRecognizer(model, params, batch=1)
   feats = np.random.default_rng(0).normal(size=(1, t, 80)).astype(np.float32)
   pads = np.zeros((1, t), np.float32)

@@ -100,6 +100,9 @@ class BatchDecoder:
     return self._decode(self._fns, self._params, enc, enc_pads, **self._options)
 
   def _checked(self, out: list, audio: list) -> list:
+    if self.channels > 1:
+      raise ValueError(f"this model decodes {self.channels} channels per input: use decode_channels_timed "
+                       "(asrjax.inference.multitalker.evaluate_mixtures), not the single-channel decode.")
     if len(out) != len(audio):
       raise RuntimeError(f"the {self.decoder} decoder returned {len(out)} rows for a batch of {len(audio)}.")
     return out

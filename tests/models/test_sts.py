@@ -99,7 +99,12 @@ def test_two_channel_streaming_chunk_by_chunk_equals_the_whole_mixture(chunks):
 
 
 def test_bad_labels_and_encoders_are_refused():
+  from asrjax.inference.batch_decoder import BatchDecoder  # noqa: PLC0415
+  from asrjax.frontend.featurize import FrontEnd  # noqa: PLC0415
+
   model, params, feats, pads, labels, label_pads = _setup()
+  with pytest.raises(ValueError, match="decodes 2 channels per input: use decode_channels_timed"):
+    BatchDecoder(model, params, decoder="greedy", decoder_options={}, front_end=FrontEnd())._checked([[]] * 4, [0, 0])
   with pytest.raises(ValueError, match=r"must both be \[B, C, U\] with \(B, C\) = \(2, 2\)"):
     model.apply(params, feats, pads, labels.reshape(B * C, 3), label_pads.reshape(B * C, 3))
   bad = _config()

@@ -234,6 +234,9 @@ def _bound_ms(logits) -> float:
 def main(argv):
   del argv
   on_gpu = jax.default_backend() == "gpu"
+  if _SIZES.value == "huge" and not on_gpu:
+    raise app.UsageError("--sizes=huge is 2.47e9 logits (9.9 GB fp32, the gradient as much again): a GPU's size, not "
+                         f"this {jax.default_backend()} backend's.")
   print(f"backend: {jax.default_backend()}  devices: {jax.devices()}  jax {jax.__version__}")
   header = (f"{'B,T,U,V':>18} {'dtype':>9} {'impl':>11} {'logits':>8} {'ms':>9} {'peak MiB':>9} {'logits MiB':>10} "
             f"{'speed-up':>8} {'bound ms':>8} {'x bound':>7} {'max|dloss|':>10} {'max|dgrad|':>10}")

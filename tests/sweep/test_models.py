@@ -237,7 +237,8 @@ CONFIG_CASES = [
     Case("config/not-a-config", lambda: config_check.validate(ml_collections.ConfigDict()), raises=ValueError,
          match="config has no field"),
     Case("config/unknown-task", lambda: config_check.validate(_with("task", "diarization")),
-         raises=ValueError, match=r"task='diarization': expected one of \('speaker_verification', 'transducer_asr'\)"),
+         raises=ValueError, match=r"task='diarization': expected one of \('multitalker_asr', 'speaker_verification', "
+         r"'transducer_asr'\)"),
     Case("config/init_from-not-a-string", lambda: _with("train.init_from", 5), raises=TypeError,
          match="Could not override field 'init_from'"),  # the ConfigDict keeps the field a string
     Case("config/loss_weights-not-numbers",

@@ -240,10 +240,11 @@ def test_the_registry_builds_tasks_by_name_and_refuses_unknown_ones(tmp_path):
   from tests.experiments.test_configs import load
   config = load("convrnnt", "tiny")
   assert tasks.task_name(config) == "transducer_asr"
-  assert set(tasks.TASKS) == {"transducer_asr", "speaker_verification"}
+  assert set(tasks.TASKS) == {"transducer_asr", "speaker_verification", "multitalker_asr"}
   with config.unlocked():
     config.task = "diarization"
-  with pytest.raises(ValueError, match=r"task must be one of \['speaker_verification', 'transducer_asr'\]; got "
+  with pytest.raises(ValueError, match=r"task must be one of \['multitalker_asr', 'speaker_verification', "
+                                       r"'transducer_asr'\]; got "
                                        r"'diarization'"):
     tasks.build(config, str(tmp_path))
 

@@ -68,6 +68,7 @@ class Result:
   error: str | None = None
   tokens: tuple = ()
   words: tuple = ()
+  turns: tuple = ()  # a multi-channel model's `asrjax.metrics.multitalker.Turn` s, every channel's, else ()
 
 
 def prepare(audio, sample_rate, *, name: str = "audio") -> np.ndarray:

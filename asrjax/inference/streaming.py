@@ -308,9 +308,23 @@ class AudioStream:
     self._commit(lambda parts: _resample(parts, chunk, flush=False))
     return self.partial()
 
+  @property
+  def channels(self) -> int:
+    """Output channels of the model (1, or a multi-channel model's: `turns`)."""
+    return self._rec.rows
+
   def partial(self) -> str:
-    """The best hypothesis so far (grows as chunks arrive; the final text after `finalize`)."""
-    return self._tokenizer.decode(self._rec.labels[0])
+    """The best hypothesis so far (grows as chunks arrive; the final text after `finalize`); a
+    multi-channel model's channels joined by " | " (turn tokens shown)."""
+    return " | ".join(self._tokenizer.decode(row) for row in self._rec.labels)
+
+  def turns(self) -> list:
+    """Every channel's turns so far (`asrjax.inference.multitalker.hypothesis_turns`: speaker = channel,
+    times the ends of the emitting frames), as the whole-mixture evaluation cuts them."""
+    from asrjax.inference import multitalker  # noqa: PLC0415 -- the multi-channel path only
+
+    return [t for c, (labels, frames) in enumerate(zip(self._rec.labels, self._rec.frames))
+            for t in multitalker.hypothesis_turns(self._tokenizer, labels, frames, float(self._frame_seconds), str(c))]
 
   def finalize(self):
     """Feeds what is left -- the resampler's tail, the waiting frames padded to a multiple of the
@@ -322,9 +336,12 @@ class AudioStream:
 
       self._commit(lambda parts: _resample(parts, np.zeros(0, np.float32), flush=True), final=True)
       text = self.partial()
-      tokens, words = batch_decoder.timings(self._tokenizer, self._rec.labels[0], self._rec.frames[0],
-                                            self._frame_seconds)
-      self._result = Result(text=text, nbest=((text, float(self._rec.scores[0])),), tokens=tokens, words=words)
+      if self.channels > 1:
+        self._result = Result(text=text, nbest=((text, float(np.sum(self._rec.scores))),), turns=tuple(self.turns()))
+      else:
+        tokens, words = batch_decoder.timings(self._tokenizer, self._rec.labels[0], self._rec.frames[0],
+                                              self._frame_seconds)
+        self._result = Result(text=text, nbest=((text, float(self._rec.scores[0])),), tokens=tokens, words=words)
     return self._result
 
   def _commit(self, samples_of, final: bool = False) -> None:

@@ -38,10 +38,13 @@ from asrjax.train import task as task_lib
 
 
 def _log_probs(logits, labels, blank_id: int):
-  """``(blank [N, T, U+1], next label [N, T, U+1])`` log-probs of ``logits [N, T, U+1, V]``."""
-  lp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  """``(blank [N, T, U+1], next label [N, T, U+1])`` log-probs of ``logits [N, T, U+1, V]``: the RNN-T
+  loss's own gather (`asrjax.losses.rnnt`, the same numerics)."""
+  from asrjax.losses import rnnt  # noqa: PLC0415
+
   ext = jnp.concatenate([labels, jnp.zeros((labels.shape[0], 1), labels.dtype)], axis=1)
-  return lp[..., blank_id], jnp.take_along_axis(lp, ext[:, None, :, None], axis=-1)[..., 0]
+  _, _, blank, nxt = rnnt._gathered_log_probs(logits, ext, blank_id)  # noqa: SLF001 -- one gather for both losses
+  return blank, nxt
 
 
 def objective(params, model, batch: dict, key, loss: base.LossConfig, latency: dict, frame_seconds: float):

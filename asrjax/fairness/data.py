@@ -57,10 +57,11 @@ def speakers_from_eval(record: dict, metadata: dict, *, embeddings: dict | None 
   errors = [ErrorCounts(*map(int, e)) for e in record["utterance_errors"]]
   return speakers_from_utterances(errors, record["speakers"], metadata, embeddings=embeddings, attributes=ATTRIBUTES)
 
-def speaker_embeddings(extractor, params, split, speakers, *, per_speaker: int = 3,
+def speaker_embeddings(extractor, params, split, speakers=None, *, per_speaker: int = 3,
                        max_samples: int = 48_000) -> dict:
-  """``{speaker: [D]}`` for ``speakers``: the unit-norm mean embedding of each speaker's first
-  ``per_speaker`` utterances of ``split`` (cut to ``max_samples``), by the SV evaluation's own
+  """``{speaker: [D]}`` for ``speakers`` (None: every speaker with an utterance in ``split``):
+  the unit-norm mean embedding of each speaker's first ``per_speaker`` utterances of
+  ``split`` (cut to ``max_samples``), by the SV evaluation's own
   `asrjax.speaker.evaluation.cohort_means`.
 
   Raises:
@@ -70,6 +71,7 @@ def speaker_embeddings(extractor, params, split, speakers, *, per_speaker: int =
 
   table = sv_data.speaker_table(split)
   present = [s for s, u in zip(table.speakers, table.utterances_of()) if len(u)]
+  speakers = present if speakers is None else speakers
   empty = sorted(set(map(str, speakers)) - set(present))
   if empty:
     raise ValueError(f"{len(empty)} speakers have no utterance in the split, e.g. {empty[:3]}.")

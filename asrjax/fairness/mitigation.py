@@ -93,17 +93,25 @@ def targeted_regions(cohorts: Cohorts, dev: Speakers, count: int) -> list[int]:
   return [int(k) for k in order[:count]]
 
 
-def speakers_in(cohorts: Cohorts, regions, metadata: dict) -> list[str]:
+def speakers_in(cohorts: Cohorts, regions, metadata: dict, *, embeddings: dict | None = None) -> list[str]:
   """The speakers of ``metadata`` (``{speaker: {"latitude", "longitude", ...}}``, e.g. the
-  training split's) that ``cohorts`` places in ``regions``."""
+  training split's) that ``cohorts`` places in ``regions``; ``embeddings`` (``{speaker: [D]}``,
+  every speaker of ``metadata``) place them for embedding cohorts.
+
+  Raises:
+    ValueError: ``embeddings`` lacks a speaker of ``metadata``.
+  """
   ids = sorted(metadata)
+  if embeddings is not None and (missing := sorted(set(ids) - set(embeddings))):
+    raise ValueError(f"{len(missing)} speakers have no embedding, e.g. {missing[:3]}.")
   field = lambda k: np.asarray([metadata[s].get(k) for s in ids], dtype=object)
   attrs = {k: field(k).astype(str) for k in ("demographic_group", "income_band") if all(k in metadata[s] for s in ids)}
   has_geo = all("latitude" in metadata[s] and "longitude" in metadata[s] for s in ids)
   spk = Speakers(np.asarray(ids), np.zeros(len(ids), np.int64), np.zeros(len(ids), np.int64),
                  field("latitude").astype(np.float64) if has_geo else None,
                  field("longitude").astype(np.float64) if has_geo else None,
-                 field("area_code").astype(str) if all("area_code" in metadata[s] for s in ids) else None, attrs)
+                 field("area_code").astype(str) if all("area_code" in metadata[s] for s in ids) else None, attrs,
+                 np.stack([np.asarray(embeddings[s], np.float64) for s in ids]) if embeddings is not None else None)
   labels = cohorts.assign(spk)
   return [s for s, k in zip(ids, labels) if k in set(regions)]
 
@@ -117,17 +125,38 @@ def _interval(speakers: Speakers, mask, draws: int, key: int) -> list:
 
 def report(speakers: Speakers, cohorts: Cohorts, targeted, *, draws: int = 1000, key: int = 0) -> dict:
   """One model on test speakers: ``{"wer", "targeted_wer", "untargeted_wer"}`` (each with an
-  ``_interval``) and ``"regions"`` (`asrjax.fairness.disparity.disparity`: per-region WER and
+  ``_interval``), ``"gap"`` (the targeted cohorts' relative WER gap to the rest:
+  targeted / untargeted - 1) and ``"regions"`` (`asrjax.fairness.disparity.disparity`: per-region WER and
   their mean / max / variance)."""
   labels = cohorts.assign(speakers)
   hit = np.isin(labels, list(targeted))
   errors, words = np.asarray(speakers.errors), np.asarray(speakers.words)
   rate = lambda m: float(errors[m].sum() / words[m].sum()) if words[m].sum() else None
   every = np.ones(len(labels), bool)
+  targeted_wer, untargeted_wer = rate(hit), rate(~hit)
   return {"wer": rate(every), "wer_interval": _interval(speakers, every, draws, key),
+          "gap": targeted_wer / untargeted_wer - 1 if targeted_wer is not None and untargeted_wer else None,
           "targeted_wer": rate(hit), "targeted_wer_interval": _interval(speakers, hit, draws, key),
           "untargeted_wer": rate(~hit), "untargeted_wer_interval": _interval(speakers, ~hit, draws, key),
           "regions": disparity_lib.disparity(speakers, cohorts, draws=draws, key=key)}
 
 
-__all__ = ["evaluate_run", "report", "speakers_in", "targeted_regions", "transducer_fisher"]
+def choose_weight(dev_reports: dict, base: dict) -> float:
+  """The EWC weight chosen on development speakers: of ``dev_reports`` (``{weight: report}``,
+  each fine-tune's `report` on dev) whose overall WER is no worse than ``base``'s (the base
+  model's dev report), the one with the lowest targeted-cohort WER; when none is, the one
+  with the lowest overall WER. Ties go to the smaller weight.
+
+  Raises:
+    ValueError: no report.
+  """
+  if not dev_reports:
+    raise ValueError("choose_weight needs at least one weight's dev report.")
+  weights = sorted(dev_reports)
+  kept = [w for w in weights if dev_reports[w]["wer"] <= base["wer"]]
+  if kept:
+    return min(kept, key=lambda w: (dev_reports[w]["targeted_wer"], w))
+  return min(weights, key=lambda w: (dev_reports[w]["wer"], w))
+
+
+__all__ = ["choose_weight", "evaluate_run", "report", "speakers_in", "targeted_regions", "transducer_fisher"]

@@ -147,8 +147,13 @@ CASES = [
     _case("no-base-run", "fairness_ewc.py", [f"--base_workdir={_TMP}/no_run", f"--workdir_root={_TMP}/fair"],
           "--base_workdir: .* holds no trained run"),
     _case("steps-0", "fairness_ewc.py", [f"--base_workdir={WD}", "--steps=0"], "--steps must be >= 1"),
-    _case("ewc-weight-0", "fairness_ewc.py", [f"--base_workdir={WD}", "--ewc_weight=0"],
-          r"--ewc_weight must be > 0 \(the plain run is the weight-0 one\)"),
+    _case("ewc-weight-0", "fairness_ewc.py", [f"--base_workdir={WD}", "--ewc_weights=1e3,0"],
+          r"--ewc_weights must be > 0 \(the plain run is the weight-0 one\)"),
+    _case("ewc-weights-repeated", "fairness_ewc.py", [f"--base_workdir={WD}", "--ewc_weights=1e3,1e3"],
+          "--ewc_weights must be distinct"),
+    _case("seeds-not-integers", "fairness_ewc.py", [f"--base_workdir={WD}", "--seeds=a"], "--seeds must be ints"),
+    _case("kmeans-without-sv", "fairness_ewc.py", [f"--base_workdir={WD}", "--cohorts=embedding_kmeans"],
+          "--cohorts=embedding_kmeans clusters speaker embeddings: pass --sv_workdir"),
 ]
 
 

@@ -19,6 +19,10 @@ by default, real-time-sized; without waiting between them), printing
 text is the one the whole file gives. Streaming decodes greedily (the default with
 ``--stream``; another ``--decoder`` is refused) and needs a model trained with global
 feature statistics.
+
+A multi-channel model (separator-transducer-segmenter) prints its channels' texts joined by
+" | " (turn tokens shown); ``--json`` adds every channel's ``turns`` (channel, text, start and
+end seconds, closed).
 """
 
 import dataclasses
@@ -106,7 +110,9 @@ def main(argv):
     if _JSON.value:
       print(json.dumps({"path": r.path, "text": r.text, "nbest": [list(x) for x in r.nbest], "error": r.error,
                         "tokens": [{"token": t, "start": s} for t, s in r.tokens],
-                        "words": [{"word": w, "start": s, "end": e} for w, s, e in r.words]}))
+                        "words": [{"word": w, "start": s, "end": e} for w, s, e in r.words],
+                        "turns": [{"channel": t.speaker, "text": t.words, "start": t.start, "end": t.end,
+                                   "closed": t.closed} for t in r.turns]}))
     else:
       print(f"{r.path}\t{r.text}" if r.error is None else f"{r.path}\tERROR {r.error}")
   if not _STREAM.value:

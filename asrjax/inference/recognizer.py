@@ -23,6 +23,11 @@ any sample rate: other rates are resampled to 16 kHz with
 Files are read with soundfile (wav, flac, ogg and what libsndfile reads). Audio with
 fewer samples than one 25 ms analysis window is refused.
 
+A multi-channel model (separator-transducer-segmenter, `asrjax.models.sts`) gives one
+`Result` per mixture: every channel decoded, ``text`` the channels joined by " | ",
+``turns`` each channel's turns with their times (`channels_result`), as a stream of the
+same audio gives.
+
 References:
   icefall ``pretrained.py``, ESPnet ``Speech2Text``, NeMo ``transcribe()``: the
   interface users of those toolkits expect.
@@ -69,6 +74,22 @@ class Result:
   tokens: tuple = ()
   words: tuple = ()
   turns: tuple = ()  # a multi-channel model's `asrjax.metrics.multitalker.Turn` s, every channel's, else ()
+  # (a multi-channel model's ``text`` joins its channels' texts with " | ", turn tokens shown; `channels_result`)
+
+
+def channels_result(tokenizer, channels, frame_seconds) -> Result:
+  """A multi-channel model's `Result` from each channel's best ``(labels, score, frames)`` (channel
+  order): ``text`` the channels' texts joined by " | " (turn tokens shown), ``nbest`` that text with
+  the summed score, ``turns`` every channel's `asrjax.inference.multitalker.hypothesis_turns`
+  (speaker = channel index). Whole files (`Recognizer`) and streams (`streaming.AudioStream`) both
+  build their multi-channel results here."""
+  from asrjax.inference import multitalker  # noqa: PLC0415 -- the multi-talker stack only for such models
+
+  channels = list(channels)
+  text = " | ".join(tokenizer.decode(labels) for labels, _, _ in channels)
+  turns = tuple(t for c, (labels, _, frames) in enumerate(channels)
+                for t in multitalker.hypothesis_turns(tokenizer, labels, frames, float(frame_seconds), str(c)))
+  return Result(text=text, nbest=((text, float(sum(score for _, score, _ in channels))),), turns=turns)
 
 
 def prepare(audio, sample_rate, *, name: str = "audio") -> np.ndarray:
@@ -186,6 +207,10 @@ class Recognizer:
     for s in range(0, len(order), self._batch_size):
       ids = order[s : s + self._batch_size]
       bucket = batch_decoder.bucket_for(max(audio[i].size for i in ids), self._buckets)
+      if self._decode.channels > 1:  # a multi-channel model (STS): every channel's best path, and its turns
+        for i, channels in zip(ids, self._decode.decode_channels_timed([audio[i] for i in ids], bucket)):
+          out[i] = channels_result(self.tokenizer, channels, self._decode.frame_seconds)
+        continue
       for i, nbest in zip(ids, self._decode.decode_timed([audio[i] for i in ids], bucket)):
         texts = tuple((self.tokenizer.decode(labels), float(score)) for labels, score, _ in nbest)
         labels, _, frames = nbest[0] if nbest else ([], 0.0, [])

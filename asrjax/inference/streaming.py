@@ -332,12 +332,13 @@ class AudioStream:
     score the greedy path's log-probability, and the token and word times of `batch_decoder.timings`). Audio shorter than one 25 ms window gives ``""``.
     Calling it again returns the same `Result`."""
     if self._result is None:
-      from asrjax.inference.recognizer import Result  # noqa: PLC0415 -- recognizer imports this module
+      from asrjax.inference.recognizer import Result, channels_result  # noqa: PLC0415 -- recognizer imports this
 
       self._commit(lambda parts: _resample(parts, np.zeros(0, np.float32), flush=True), final=True)
       text = self.partial()
       if self.channels > 1:
-        self._result = Result(text=text, nbest=((text, float(np.sum(self._rec.scores))),), turns=tuple(self.turns()))
+        self._result = channels_result(self._tokenizer, zip(self._rec.labels, self._rec.scores, self._rec.frames),
+                                       self._frame_seconds)
       else:
         tokens, words = batch_decoder.timings(self._tokenizer, self._rec.labels[0], self._rec.frames[0],
                                               self._frame_seconds)

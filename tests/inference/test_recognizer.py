@@ -102,4 +102,5 @@ def test_the_transcribe_launcher_prints_each_file_and_fails_for_a_bad_one(tmp_pa
   out = _transcribe(f"--workdir={workdir}", "--json", str(tmp_path / "good.wav"))
   record = json.loads(out.stdout.splitlines()[0])
   assert out.returncode == 0 and record["error"] is None and record["text"] == rec.recognize(SPEECH, 16_000).text
+  assert record["turns"] == []  # a single-channel model has no turns
   assert _transcribe(f"--workdir={tmp_path}", str(tmp_path / "good.wav")).returncode != 0  # no run config there

@@ -147,3 +147,12 @@ def test_an_audio_stream_of_a_mixture_gives_the_whole_mixtures_turns():
   assert sum(len(labels) for labels, _, _ in channels) > 0  # the untrained model emits: not vacuous
   assert list(result.turns) == whole
   assert result.text == " | ".join(tok.decode(labels) for labels, _, _ in channels)
+  # a whole file through the Recognizer: the same turns and text
+  from asrjax.inference.recognizer import Recognizer  # noqa: PLC0415
+  from asrjax.tasks.transducer_asr import Restored  # noqa: PLC0415
+
+  rec = Recognizer(Restored(model, params, tok, front, (0,)))
+  got = rec.recognize(audio, 16_000)
+  assert list(got.turns) == whole and got.text == result.text
+  assert got.nbest[0][1] == pytest.approx(sum(score for _, score, _ in channels), rel=1e-5)
+  assert rec.recognize(np.repeat(audio[:, None], 2, axis=1), 16_000).turns == got.turns  # a stereo file: mixed down

@@ -31,6 +31,7 @@ Results go to ``--results_dir`` (default ``experiments/results/fairness_ewc/<coh
 one record per model; a record already there with the same recipe is not measured again.
 """
 
+import hashlib
 import json
 import os
 
@@ -100,6 +101,11 @@ def _finetune(name: str, train_speakers: str, weight: float, fisher_file: str, s
   config.data.train_speakers = train_speakers
   config.train.ewc.update(dict(weight=weight, fisher_file=fisher_file if weight else ""))
   config.eval.splits = ()  # decoded below, on the same utterances as the base model
+  saved = run_config.load(workdir)  # a run of this name must have been trained with this very recipe
+  diffs = run_config.differences(saved, config, fields=("data", "train", "optimizer")) if saved is not None else []
+  if diffs:
+    raise app.UsageError(f"{workdir} was fine-tuned with another recipe (run's value != this one's: "
+                         f"{'; '.join(diffs[:3])}): pass another --workdir_root.")
   if not os.path.exists(os.path.join(workdir, "results.json")):
     trainer.train_and_evaluate(config, workdir)
   return workdir
@@ -200,10 +206,13 @@ def main(argv):
   train_speakers = mitigation.speakers_in(cohorts, targeted, meta["train"], embeddings=embeddings.get("train"))
   if not train_speakers:
     raise app.UsageError(f"no training speaker falls in the targeted cohorts {[cohorts.names[k] for k in targeted]}.")
-  speakers_file = os.path.join(_ROOT.value, f"targeted_speakers_{_COHORTS.value}.json")
+  text = json.dumps({"speakers": train_speakers, "cohorts": [cohorts.names[k] for k in targeted]})
+  # named by its content, so a fine-tune's config (which names the file) changes when the targets do
+  speakers_file = os.path.join(_ROOT.value, f"targeted_speakers_{_COHORTS.value}_"
+                                            f"{hashlib.sha256(text.encode()).hexdigest()[:10]}.json")
   with atomic_file.open(speakers_file) as f:
-    json.dump({"speakers": train_speakers, "cohorts": [cohorts.names[k] for k in targeted]}, f)
-  fisher_file = os.path.join(_ROOT.value, f"fisher_{_FISHER.value}.msgpack")
+    f.write(text)
+  fisher_file = os.path.join(_ROOT.value, f"fisher_{_FISHER.value}_step{max(dev_base['steps'])}.msgpack")
   if not os.path.exists(fisher_file):
     ewc.save_fisher(fisher_file, mitigation.transducer_fisher(_BASE.value, num_batches=_FISHER.value))
   report = lambda record, split_name: mitigation.report(speakers(record, split_name), cohorts, targeted,

@@ -65,7 +65,9 @@ def test_forced_small_chunks_equal_the_unchunked_path(max_elements):
   whole, whole_grad, _ = _loss_and_grad(logits, lpad, labels, upad, kernel="pallas")
   part, part_grad, _ = _loss_and_grad(logits, lpad, labels, upad, kernel="pallas", max_elements=max_elements)
   np.testing.assert_array_equal(part, whole)
-  np.testing.assert_array_equal(part_grad, whole_grad)
+  # the gradient to float32 rounding, not bit for bit: XLA:CPU may vectorise a row slice's exp and
+  # its scalar remainder differently from the whole array's (1-ulp differences seen on one VM)
+  np.testing.assert_allclose(part_grad, whole_grad, rtol=1e-5, atol=1e-9)
 
 
 def test_row_chunks_by_hand():

@@ -68,6 +68,16 @@ CASES = [
          raises=ValueError, match="some cohort must stay untargeted"),
     Case("fairness/mitigation/worst-region", lambda: mitigation.targeted_regions(_HALVES, _spk(), 1),
          check=lambda t: t == [0]),  # south: 40/200 against 20/200
+    Case("fairness/mitigation/choose-weight-empty", lambda: mitigation.choose_weight({}, {"wer": 0.5}),
+         raises=ValueError, match="at least one weight's dev report"),
+    Case("fairness/mitigation/choose-weight-by-hand",  # 1e3 is worse overall than the base: 1e2 is chosen
+         lambda: mitigation.choose_weight({1e2: {"wer": 0.5, "targeted_wer": 0.6}, 1e3: {"wer": 0.51, "targeted_wer": 0.4}},
+                                          {"wer": 0.5}),
+         check=lambda w: w == 1e2),
+    Case("fairness/mitigation/speakers-without-embedding",
+         lambda: mitigation.speakers_in(C.Cohorts("embedding_kmeans", ("0", "1"), {"centroids": [[1.0, 0.0], [0.0, 1.0]]}),
+                                        [0], {"a": {}, "b": {}}, embeddings={"a": [1.0, 0.0]}),
+         raises=ValueError, match=r"1 speakers have no embedding, e.g. \['b'\]"),
     Case("fairness/ewc/nan-weight", lambda: ewc.ewc({"w": jnp.zeros(1)}, float("nan")), raises=ValueError,
          match="finite number >= 0"),
 ]

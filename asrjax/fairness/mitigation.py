@@ -136,8 +136,8 @@ def report(speakers: Speakers, cohorts: Cohorts, targeted, *, draws: int = 1000,
   targeted_wer, untargeted_wer = rate(hit), rate(~hit)
   return {"wer": rate(every), "wer_interval": _interval(speakers, every, draws, key),
           "gap": targeted_wer / untargeted_wer - 1 if targeted_wer is not None and untargeted_wer else None,
-          "targeted_wer": rate(hit), "targeted_wer_interval": _interval(speakers, hit, draws, key),
-          "untargeted_wer": rate(~hit), "untargeted_wer_interval": _interval(speakers, ~hit, draws, key),
+          "targeted_wer": targeted_wer, "targeted_wer_interval": _interval(speakers, hit, draws, key),
+          "untargeted_wer": untargeted_wer, "untargeted_wer_interval": _interval(speakers, ~hit, draws, key),
           "regions": disparity_lib.disparity(speakers, cohorts, draws=draws, key=key)}
 
 

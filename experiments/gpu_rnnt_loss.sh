@@ -10,7 +10,7 @@
 # 3. > 2^31 logits: (8, 1000, 300, 1024) fp32 through the kernel's chunked calls and the XLA path.
 # Everything is also written under $OUT (tests.log, bench.txt, huge.txt).
 set -uo pipefail
-export PYTHONUNBUFFERED=1 JAX_PLATFORMS=cuda PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1 JAX_PLATFORMS=cuda ASRJAX_UNVALIDATED_PALLAS_GPU=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
 if [ -d .gpu/whl ]; then
   python -m pip install --quiet --no-index --no-deps --target /tmp/site .gpu/whl/*.whl && export PYTHONPATH="/tmp/site:$PYTHONPATH"

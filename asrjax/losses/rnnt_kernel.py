@@ -19,6 +19,11 @@ Past 2^31 elements: a kernel's offsets are 32-bit, so `row_chunks` cuts the rows
 calls of at most ``max_elements`` logits each (default ``2^31 - 1``), every call on a
 slice of at most that size; tests force tiny chunks on the CPU to check the cutting.
 
+**Compiled on a GPU these kernels failed their tests** (H200, jax 0.11.2, 2026-12-04: zero
+gradient rows with one partial vocabulary tile, a wrong loss with two tiles), so
+`asrjax.losses.rnnt.choose_kernel` refuses them there unless told otherwise; interpret mode
+(the CPU tests) is correct. BUILD_NOTES.md, "The kernel on a GPU", has the suspects.
+
 The numerics are the XLA path's: log-probs are ``(z - m) - log s`` with ``m`` replaced
 by 0 when it is not finite, the max subtracted before anything is rounded.
 

@@ -121,8 +121,8 @@ def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
       fsdp=1,  # devices per FSDP group (parameters sharded across them)
       compute_dtype="float32",  # "bfloat16" for mixed precision
       fastemit_lambda=0.0,
-      # the full RNN-T loss's vocabulary passes: "auto" (the Pallas kernel on a GPU, XLA elsewhere),
-      # "xla" or "pallas" to force one (asrjax.losses.rnnt_loss)
+      # the full RNN-T loss's vocabulary passes: "auto" (XLA on every backend: the compiled Pallas
+      # kernel failed on an H200), "xla" or "pallas" to force one (asrjax.losses.rnnt_loss)
       rnnt_kernel="auto",
       # pruned RNN-T loss (k2, Kuang et al. 2022): 0 = full loss; S = label positions per frame
       # the joint network runs at (must exceed data.labels_per_frame); the objective is

@@ -7,7 +7,8 @@ r"""Separator-transducer-segmenter vs its ablations and a single-speaker model, 
 
 Trains (`experiments/configs/sts_multitalker.py`, one workdir per run under
 ``--workdir_root``; a trained run resumes or is skipped) the full model and each of the
-paper's ablations (``--runs``: ``full``, ``start_only``, ``no_penalty``, ``no_fastemit``),
+paper's ablations (``--runs``: ``full``, ``start_only``, ``no_penalty``, ``no_fastemit``; and
+``two_sided``, ours: the full model with an early penalty too),
 decodes the first ``--limit`` test mixtures with each, and decodes them with a
 single-speaker transducer (``--baseline_workdir``, e.g. the demo ConvRNN-T: the naive
 baseline, one channel, no turns). Prints one table -- ORC-WER with its 95% session-bootstrap
@@ -32,7 +33,8 @@ from asrjax.metrics import multitalker as metrics
 from asrjax.train import run_config, trainer
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-RUNS = {"full": "", "start_only": "start_only", "no_penalty": "no_penalty", "no_fastemit": "no_fastemit"}
+RUNS = {"full": "", "start_only": "start_only", "no_penalty": "no_penalty", "no_fastemit": "no_fastemit",
+        "two_sided": "two_sided"}
 _ROOT = flags.DEFINE_string("workdir_root", "workdirs/sts", "One workdir per run under here.")
 _RUNS = flags.DEFINE_list("runs", list(RUNS), f"Runs to train and compare, of {list(RUNS)}.")
 _BASELINE = flags.DEFINE_string("baseline_workdir", "", "A trained single-speaker transducer run (the naive "
@@ -129,6 +131,12 @@ def claims(records: dict) -> list[str]:
     cost = 100 * (full["orcwer"]["error_rate"] / nopen["orcwer"]["error_rate"] - 1)
     out.append(f"EOT P90 with the penalty vs without: {d:+.1f}% (goal <= -30%) at {cost:+.1f}% relative ORC-WER "
                "(goal <= +3%)")
+  two = get("two_sided")
+  if full and two and full["eot_latency"]["p50"] is not None and two["eot_latency"]["p50"] is not None:
+    cost = 100 * (two["orcwer"]["error_rate"] / full["orcwer"]["error_rate"] - 1)
+    out.append(f"two-sided penalty vs late-only: early cutoffs {100 * two['early_cutoff_rate']:.1f}% vs "
+               f"{100 * full['early_cutoff_rate']:.1f}%, EOT P50 {two['eot_latency']['p50']:+.2f} s vs "
+               f"{full['eot_latency']['p50']:+.2f} s, ORC-WER {cost:+.1f}% relative")
   if full and full["early_cutoff_rate"] is not None:
     out.append(f"early cutoffs of the full model: {100 * full['early_cutoff_rate']:.1f}% (goal <= 2%)")
   if "full" in records:

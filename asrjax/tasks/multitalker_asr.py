@@ -10,7 +10,8 @@ counting per overlap bin (`asrjax.inference.multitalker`).
 Objective terms: ``loss`` -- the RNN-T loss of every channel (FastEmit as configured),
 mean over channels and mixtures -- and ``turn_latency``, the late-emission penalty of the
 turn tokens (`asrjax.losses.turn_latency`, weight ``train.turn_latency.weight`` per frame of
-lateness past ``buffer_frames``); their sum is the penalised lattice's loss. Configuration:
+lateness past ``buffer_frames``, and optionally ``early_weight`` per frame of earliness past
+``early_buffer_frames``); their sum is the penalised lattice's loss. Configuration:
 ``data.turn_end_tokens`` (False: the start-only ablation, ``<sot>`` alone), ``model.sts.channels``.
 
 References:
@@ -61,6 +62,7 @@ def objective(params, model, batch: dict, key, loss: base.LossConfig, latency: d
   penalised, term = turn_latency.penalised_loss(
       blank_lp, label_lp, enc_pads, rows, row_pads, boundaries, batch["turn_mask"].reshape(rows.shape),
       weight=float(latency.get("weight", 0.0)), buffer=float(latency.get("buffer_frames", 0.0)),
+      early_weight=float(latency.get("early_weight", 0.0)), early_buffer=float(latency.get("early_buffer_frames", 0.0)),
       blank_id=loss.blank_id, fastemit_lambda=loss.fastemit_lambda)
   plain = penalised - term
   num_labels = jnp.maximum(jnp.sum(1.0 - row_pads), 1.0)
@@ -80,6 +82,9 @@ def config_problems(config) -> list[str]:
   c.need("data.turn_end_tokens", lambda x: isinstance(x, bool), "True (<sot> and <eot>) or False (<sot> only)")
   c.need("train.turn_latency.weight", cc.nonneg, "a finite number >= 0 (0 = no penalty)")
   c.need("train.turn_latency.buffer_frames", cc.nonneg, "a finite number >= 0")
+  for field in ("early_weight", "early_buffer_frames"):  # absent from configs made before the early side existed
+    if field in config.get("train", {}).get("turn_latency", {}):
+      c.need(f"train.turn_latency.{field}", cc.nonneg, "a finite number >= 0")
   if config.get("train", {}).get("prune_range", 0):
     c.out.append("train.prune_range: the multi-talker task trains with the full loss (the latency penalty needs "
                  "the whole lattice); set 0")

@@ -10,15 +10,17 @@ Options after ``:`` (`common.parse_arg`): ``variant`` (``""``: ``synth_multitalk
 with a 2-core CPU budget; ``tiny``: the tiny corpus and model, seconds) and ``ablation``
 (the paper's: ``start_only`` -- ``<sot>`` tokens only, the earlier multi-turn RNN-T's
 segmentation, so no end-of-turn penalty; ``no_penalty`` -- ``<sot>``/``<eot>`` without the
-latency penalty; ``no_fastemit``; ``""`` -- the full model). `experiments/sts_multitalker.py`
-trains and compares them.
+latency penalty; ``no_fastemit``; ``""`` -- the full model; and, not the paper's,
+``two_sided`` -- the full model with Li et al.'s early penalty too, so that closing a turn
+early costs as closing it late does). `experiments/sts_multitalker.py` trains and compares
+them.
 """
 
 from asrjax.train import config_files
 
 common = config_files.sibling(__file__, "common")  # by path: no sys.path edit
 
-ABLATIONS = ("", "start_only", "no_penalty", "no_fastemit")
+ABLATIONS = ("", "start_only", "no_penalty", "no_fastemit", "two_sided")
 
 
 def get_config(arg: str | None = None):
@@ -45,8 +47,9 @@ def get_config(arg: str | None = None):
   c.model.transducer = dict(common.TRANSDUCER)
   c.train.spec_augment = False
   c.train.fastemit_lambda = 0.01  # Sklyar et al. use FastEmit
-  # late <sot>/<eot> emissions cost `weight` per encoder frame past the reference boundary + buffer
-  c.train.turn_latency = dict(weight=0.05, buffer_frames=2.0)
+  # late <sot>/<eot> emissions cost `weight` per encoder frame past the reference boundary + buffer;
+  # early ones `early_weight` per frame before it - early buffer (0: Sklyar et al.'s late-only penalty)
+  c.train.turn_latency = dict(weight=0.05, buffer_frames=2.0, early_weight=0.0, early_buffer_frames=2.0)
   c.eval.splits = ("test",)
   if opts.variant != "tiny":
     c.train.num_steps = 4000
@@ -60,6 +63,8 @@ def get_config(arg: str | None = None):
     c.train.turn_latency.weight = 0.0
   elif opts.ablation == "no_fastemit":
     c.train.fastemit_lambda = 0.0
+  elif opts.ablation == "two_sided":  # not the paper's: the full model plus Li et al.'s early penalty
+    c.train.turn_latency.early_weight = c.train.turn_latency.weight
   if opts.variant == "tiny":
     c.data.name = "synth_multitalker/tiny"
     c.data.batch_size = 2

@@ -24,7 +24,7 @@ def _params():
 
 
 @functools.lru_cache(maxsize=None)
-def _task(weight=0.0, buffer=0.0):
+def _task(weight=0.0, buffer=0.0, early=0.0):
   from asrjax import models  # noqa: PLC0415
   from asrjax.tasks import transducer_asr as base  # noqa: PLC0415
 
@@ -32,7 +32,7 @@ def _task(weight=0.0, buffer=0.0):
   mod = __import__("importlib").util.module_from_spec(spec)
   spec.loader.exec_module(mod)
   config = mod.get_config("tiny")
-  config.train.turn_latency.update(dict(weight=weight, buffer_frames=buffer))
+  config.train.turn_latency.update(dict(weight=weight, buffer_frames=buffer, early_weight=early))
   config.data.buckets = (16_000,)
   config.data.max_labels = (8,)
   model = models.build(config.model, TOK.vocab_size)
@@ -90,6 +90,16 @@ def test_boundaries_reach_the_penalty_in_encoder_frames():
   assert task.frame_seconds == pytest.approx(0.03)  # tiny: 3 x 10 ms
 
 
+def test_the_early_side_reaches_the_objective():
+  params = _params()
+  early_all = _batch(boundary_shift=30.0)  # every <eot> boundary far after the audio: any <eot> is early
+  eot_only = dict(early_all, turn_mask=early_all["turn_mask"] * (early_all["labels"] == TOK.eot_id))
+  term = lambda task: float(_objective(task, params, eot_only).terms["turn_latency"])
+  assert term(_task(weight=0.5)[0]) == 0.0  # late-only: nothing is late
+  assert term(_task(weight=0.5, early=0.5)[0]) > 0.0
+  assert term(_task(weight=0.0, early=0.5)[0]) > 0.0
+
+
 def test_decoded_labels_become_turns_with_hand_computed_times():
   sot, eot, a, b, c = TOK.sot_id, TOK.eot_id, 3, 4, 5
   turns = mt_eval.hypothesis_turns(TOK, [sot, a, b, eot, sot, c], [0, 1, 2, 4, 6, 7], 0.04, "1")
@@ -111,7 +121,9 @@ def test_config_problems_name_the_multitalker_fields():
   assert config_check.problems(config) == []
   config.model.sts.channels = 0
   config.train.turn_latency.weight = -1.0
+  config.train.turn_latency.early_buffer_frames = -2.0
   config.train.prune_range = 5
   found = "\n".join(config_check.problems(config))
-  for field in ("model.sts.channels", "train.turn_latency.weight", "train.prune_range"):
+  for field in ("model.sts.channels", "train.turn_latency.weight", "train.turn_latency.early_buffer_frames",
+                "train.prune_range"):
     assert field in found, (field, found)

@@ -130,6 +130,8 @@ CASES = [
     _case("average-0", "transcribe.py", [f"--workdir={_TMP}", "--average=0", "a.wav"], "--average must be >= 1"),
     _case("unknown-sizes", "bench_rnnt_loss.py", ["--sizes=enormous"], "--sizes"),
     _case("huge-on-cpu", "bench_rnnt_loss.py", ["--sizes=huge"], "--sizes=huge is 2.47e9 logits"),
+    _case("bad-shape", "diagnose_rnnt_kernel.py", ["--shapes=32x700,3y"], r"--shapes: '3y' is not NxV"),
+    _case("zero-rows", "diagnose_rnnt_kernel.py", ["--shapes=0x5"], r"--shapes: '0x5' is not NxV"),
     _case("no-eval-json", "error_breakdown.py", [f"--config={CONFIG}:tiny", f"--workdir={WD}",
                                              "--eval_json=/nonexistent.json"],
           "/nonexistent.json"),

@@ -134,13 +134,13 @@ def claims(records: dict) -> list[str]:
                  f"{cost:+.1f}% relative ORC-WER (goal <= +3%)")
     else:  # a ratio of latencies is meaningless once one of them is early: report both
       out.append(f"EOT P90 with the penalty {p_full:+.2f} s vs without {p_nopen:+.2f} s: not comparable as a ratio "
-                 f"(a P90 <= 0 means 90% of turns closed early; early cutoffs {100 * full['early_cutoff_rate']:.0f}% "
-                 f"vs {100 * nopen['early_cutoff_rate']:.0f}%), at {cost:+.1f}% relative ORC-WER")
+                 f"(a P90 <= 0 means 90% of turns closed early; early cutoffs {_pct(full['early_cutoff_rate'], 0)}% "
+                 f"vs {_pct(nopen['early_cutoff_rate'], 0)}%), at {cost:+.1f}% relative ORC-WER")
   two = get("two_sided")
   if full and two and full["eot_latency"]["p50"] is not None and two["eot_latency"]["p50"] is not None:
     cost = 100 * (two["orcwer"]["error_rate"] / full["orcwer"]["error_rate"] - 1)
-    out.append(f"two-sided penalty vs late-only: early cutoffs {100 * two['early_cutoff_rate']:.1f}% vs "
-               f"{100 * full['early_cutoff_rate']:.1f}%, EOT P50 {two['eot_latency']['p50']:+.2f} s vs "
+    out.append(f"two-sided penalty vs late-only: early cutoffs {_pct(two['early_cutoff_rate'])}% vs "
+               f"{_pct(full['early_cutoff_rate'])}%, EOT P50 {two['eot_latency']['p50']:+.2f} s vs "
                f"{full['eot_latency']['p50']:+.2f} s, ORC-WER {cost:+.1f}% relative")
   if full and full["early_cutoff_rate"] is not None:
     out.append(f"early cutoffs of the full model: {100 * full['early_cutoff_rate']:.1f}% (goal <= 2%)")

@@ -146,6 +146,7 @@ CASES = [
     _case("no-baseline-run", "sts_multitalker.py", [f"--baseline_workdir={_TMP}/no_run"],
           "--baseline_workdir: .* holds no trained run"),
     _case("limit-negative", "sts_multitalker.py", ["--limit=-1"], "--limit must be >= 0"),
+    _case("mixtures-0", "sts_alignment.py", [f"--workdir={WD}", "--mixtures=0"], "--mixtures must be >= 1"),
     _case("no-base-run", "fairness_ewc.py", [f"--base_workdir={_TMP}/no_run", f"--workdir_root={_TMP}/fair"],
           "--base_workdir: .* holds no trained run"),
     _case("steps-0", "fairness_ewc.py", [f"--base_workdir={WD}", "--steps=0"], "--steps must be >= 1"),

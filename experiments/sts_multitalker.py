@@ -38,7 +38,8 @@ RUNS = {"full": "", "start_only": "start_only", "no_penalty": "no_penalty", "no_
 _ROOT = flags.DEFINE_string("workdir_root", "workdirs/sts", "One workdir per run under here.")
 _RUNS = flags.DEFINE_list("runs", list(RUNS), f"Runs to train and compare, of {list(RUNS)}.")
 _BASELINE = flags.DEFINE_string("baseline_workdir", "", "A trained single-speaker transducer run (the naive "
-                                "baseline); '' leaves it out.")
+                                "baseline; its kept record in --results_dir is used when there is one); '' leaves "
+                                "it out.")
 _VARIANT = flags.DEFINE_string("variant", "", "Config variant ('' or 'tiny').")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data/tfds", "TFDS data directory.")
 _LIMIT = flags.DEFINE_integer("limit", 400, "Test mixtures decoded per model (0 = all).")
@@ -157,8 +158,10 @@ def main(argv):
     raise app.UsageError(f"--runs: unknown {unknown}; choose from {list(RUNS)}.")
   if _LIMIT.value < 0 or _DRAWS.value < 1:
     raise app.UsageError(f"--limit must be >= 0 and --draws >= 1; got {_LIMIT.value}, {_DRAWS.value}.")
-  if _BASELINE.value and not os.path.exists(os.path.join(_BASELINE.value, "config.json")):
-    raise app.UsageError(f"--baseline_workdir: {_BASELINE.value} holds no trained run (no config.json).")
+  kept_baseline = os.path.exists(os.path.join(_RESULTS.value, "single_speaker.json"))
+  if _BASELINE.value and not os.path.exists(os.path.join(_BASELINE.value, "config.json")) and not kept_baseline:
+    raise app.UsageError(f"--baseline_workdir: {_BASELINE.value} holds no trained run (no config.json) and "
+                         f"{_RESULTS.value} keeps no single_speaker.json record of one.")
   os.makedirs(_RESULTS.value, exist_ok=True)
   records = {}
   for run in _RUNS.value:

@@ -3,11 +3,15 @@
 References: errors by hand; "correct" cases against hand-derived values.
 """
 
+import os
+
+import jax
 import numpy as np
 import pytest
 
 from asrjax.data import multitalker as mix_data
 from asrjax.data.tokenizer import CharTokenizer, TurnTokenizer
+from asrjax.losses import rnnt as rnnt_lib
 from asrjax.losses import rnnt_kernel, rnnt_loss, turn_latency
 from asrjax.metrics import multitalker as M
 from tests.sweep import cases
@@ -27,6 +31,18 @@ def _lp(t=3, u=2):
   rng = np.random.default_rng(0)
   return (rng.normal(size=(1, t, u + 1)).astype(np.float32), rng.normal(size=(1, t, u + 1)).astype(np.float32),
           np.zeros((1, t), np.float32), np.array([[6, 7]]), np.zeros((1, u), np.float32))
+
+
+def _pallas_on_a_fake_gpu():
+  """`choose_kernel("pallas")` with the backend reported as a GPU and the validation variable unset."""
+  real, saved = jax.default_backend, os.environ.pop(rnnt_lib.UNVALIDATED_GPU_ENV, None)
+  jax.default_backend = lambda: "gpu"
+  try:
+    return rnnt_lib.choose_kernel("pallas")
+  finally:
+    jax.default_backend = real
+    if saved is not None:
+      os.environ[rnnt_lib.UNVALIDATED_GPU_ENV] = saved
 
 
 CASES = [
@@ -67,11 +83,20 @@ CASES = [
     Case("losses/turn_latency/boundaries-shape", lambda: turn_latency.penalised_loss(
         *_lp(), np.zeros((1, 3)), np.ones((1, 2)), weight=1.0), raises=ValueError,
          match=r"boundaries must have the labels' shape \[B, U\] = \(1, 2\)"),
+    Case("losses/turn_latency/negative-early-weight", lambda: turn_latency.penalised_loss(
+        *_lp(), np.zeros((1, 2)), np.ones((1, 2)), weight=1.0, early_weight=-0.1), raises=ValueError,
+         match="early_weight must be a finite"),
+    Case("losses/turn_latency/nan-early-buffer", lambda: turn_latency.penalised_loss(
+        *_lp(), np.zeros((1, 2)), np.ones((1, 2)), weight=1.0, early_buffer=float("nan")), raises=ValueError,
+         match="early_buffer must be a finite"),
+    Case("losses/turn_latency/nothing-early-is-zero", lambda: turn_latency.latency_term(
+        *_lp(), np.zeros((1, 2)), np.ones((1, 2)), weight=0.0, early_weight=1.0), check=lambda t: float(t[0]) == 0.0),
     Case("losses/turn_latency/on-time-is-zero", lambda: turn_latency.latency_term(
         *_lp(), np.full((1, 2), 10.0), np.ones((1, 2)), weight=1.0), check=lambda t: float(t[0]) == 0.0),
     Case("losses/rnnt/unknown-kernel", lambda: rnnt_loss(np.zeros((1, 2, 2, 3), np.float32), np.zeros((1, 2)),
                                                          np.ones((1, 1), np.int32), np.zeros((1, 1)), kernel="cuda"),
          raises=ValueError, match="kernel must be one of"),
+    Case("losses/rnnt/pallas-on-a-gpu", _pallas_on_a_fake_gpu, raises=ValueError, match="refused on a GPU"),
     Case("losses/rnnt_kernel/row-wider-than-a-call", lambda: rnnt_kernel.row_chunks(4, 100, max_elements=99),
          raises=ValueError, match="exceeds max_elements"),
 ]

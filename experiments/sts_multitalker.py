@@ -7,8 +7,9 @@ r"""Separator-transducer-segmenter vs its ablations and a single-speaker model, 
 
 Trains (`experiments/configs/sts_multitalker.py`, one workdir per run under
 ``--workdir_root``; a trained run resumes or is skipped) the full model and each of the
-paper's ablations (``--runs``: ``full``, ``start_only``, ``no_penalty``, ``no_fastemit``; and
-``two_sided``, ours: the full model with an early penalty too),
+paper's ablations (``--runs``: ``full``, ``start_only``, ``no_penalty``, ``no_fastemit``; and,
+ours, ``two_sided``: the full model with an early penalty too, and ``pretrained``: ``two_sided``
+started from ``--baseline_workdir``'s parameters, which must then be a ConvRNN-T run),
 decodes the first ``--limit`` test mixtures with each, and decodes them with a
 single-speaker transducer (``--baseline_workdir``, e.g. the demo ConvRNN-T: the naive
 baseline, one channel, no turns). Prints one table -- ORC-WER with its 95% session-bootstrap
@@ -34,7 +35,7 @@ from asrjax.train import run_config, trainer
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 RUNS = {"full": "", "start_only": "start_only", "no_penalty": "no_penalty", "no_fastemit": "no_fastemit",
-        "two_sided": "two_sided"}
+        "two_sided": "two_sided", "pretrained": "pretrained"}
 _ROOT = flags.DEFINE_string("workdir_root", "workdirs/sts", "One workdir per run under here.")
 _RUNS = flags.DEFINE_list("runs", list(RUNS), f"Runs to train and compare, of {list(RUNS)}.")
 _BASELINE = flags.DEFINE_string("baseline_workdir", "", "A trained single-speaker transducer run (the naive "
@@ -56,6 +57,11 @@ def load_config(run: str):
                                                    f"ablation={RUNS[run]}" if RUNS[run] else "") if x))
   config.data.data_dir = _DATA_DIR.value
   config.eval.splits = ()  # decoded below, on the same mixtures for every model
+  if run == "pretrained":  # starts from the single-speaker baseline's parameters
+    if not os.path.exists(os.path.join(_BASELINE.value, "config.json")):
+      raise app.UsageError(f"--runs=pretrained starts from --baseline_workdir's parameters: {_BASELINE.value!r} holds "
+                           "no trained run (no config.json).")
+    config.train.init_from = _BASELINE.value
   return config
 
 

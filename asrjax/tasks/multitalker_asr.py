@@ -109,6 +109,13 @@ class MultitalkerASR(base.TransducerASR):
                workdir=workdir, train_split=train_split)
 
   @property
+  def vocab_growth(self) -> tuple[int, int]:
+    """``(base vocabulary, with the turn tokens)``: a single-speaker run's embedding rows and joint
+    outputs fill the first positions when ``train.init_transfer='overlap'`` starts this model
+    from it (`asrjax.train.trainer.transfer_plan`)."""
+    return self.tokenizer.base.vocab_size, self.tokenizer.vocab_size
+
+  @property
   def frame_seconds(self) -> float:
     return float(batch_decoder.encoder_frame_seconds(self.model))
 

@@ -91,6 +91,8 @@ def problems(config) -> list[str]:
   need("train.num_steps", nonneg_int, "an integer >= 0")
   if "init_from" in config.get("train", {}):
     need("train.init_from", lambda x: isinstance(x, str), "'<workdir>[:step]' or '' (train from scratch)")
+  if "init_transfer" in config.get("train", {}):
+    need("train.init_transfer", lambda x: x in ("exact", "overlap"), "'exact' or 'overlap'")
   if "loss_weights" in config.get("train", {}):
     need("train.loss_weights", lambda x: all(isinstance(k, str) and _is_number(v) for k, v in dict(x).items()),
          "{objective term name: finite number}")

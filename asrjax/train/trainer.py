@@ -150,13 +150,111 @@ def initial_params(config, task, abstract) -> dict | None:
     raise checkpoint_lib.CheckpointMismatch(f"train.init_from={value!r}: that run has no {names[0]!r} parameters "
                                             f"(it has {sorted(params)}).")
   expected = {n: s for n, s in abstract.param_sets(names).items() if n in shared}
+  if config.train.get("init_transfer", "exact") == "overlap":
+    try:
+      plan = transfer_plan(expected, shared, getattr(task, "vocab_growth", None))
+    except ValueError as e:
+      raise checkpoint_lib.CheckpointMismatch(f"train.init_from={value!r} (init_transfer='overlap'): {e}") from None
+    logging.info("parameters initialised from %s step %d (fresh optimizer): %s", source, steps[0],
+                 describe_plan(plan))
+    return shared
   diff = first_difference(expected, shared)
   if diff is not None:
     raise checkpoint_lib.CheckpointMismatch(
         f"train.init_from={value!r}: its parameters do not fit this model: {diff}. Initialise from a run of the "
-        "same model sizes (and train.prune_range), or train from scratch.")
+        "same model sizes (and train.prune_range), set train.init_transfer='overlap' to take the leaves "
+        "the two models share, or train from scratch.")
   logging.info("parameters initialised from %s step %d (fresh optimizer)", source, steps[0])
   return shared
+
+
+def starting_state(config, task, txs, abstract, shardings):
+  """The `TrainState` a run without checkpoints starts from: fresh (``config.train.seed``), or
+  `initial_params`' (``train.init_from``) with fresh ones for the sets it lacks -- and, with
+  ``train.init_transfer='overlap'``, for the leaves `transfer_plan` leaves fresh -- and a
+  fresh optimizer."""
+  names = task.param_sets
+  init = lambda key: step_lib.init_state(task.init(key), txs, names)
+  key = jax.random.key(config.train.seed)
+  start_params = initial_params(config, task, abstract)
+  if start_params is None:
+    return jax.jit(init, out_shardings=shardings)(key)
+  start_params = jax.tree.map(np.asarray, start_params)  # restored on one device; the mesh may hold more
+  if config.train.get("init_transfer", "exact") != "overlap":
+    fresh = lambda key, p: {**task.init(key), **p} if set(p) != set(names) else p
+  else:  # the leaves the plan copies or grows, the rest fresh
+    plan = transfer_plan({n: s for n, s in abstract.param_sets(names).items() if n in start_params}, start_params,
+                         getattr(task, "vocab_growth", None))
+
+    def fresh(key, p):
+      params = task.init(key)
+      return {**params, **apply_transfer(plan, {n: params[n] for n in p}, p)}
+  return jax.jit(lambda key, p: step_lib.init_state(fresh(key, p), txs, names), out_shardings=shardings)(
+      key, start_params)
+
+
+def _leaf_shapes(tree) -> dict[str, tuple[int, ...]]:
+  return {jax.tree_util.keystr(p): tuple(np.shape(x)) for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def transfer_plan(fresh, source, vocab_growth: tuple[int, int] | None = None) -> dict[str, str]:
+  """What ``train.init_transfer='overlap'`` does with each leaf of ``fresh`` (this model's
+  parameter tree, arrays or shape structs), given ``source`` (another run's): ``"copy"``
+  (same path and shape), ``"grow"`` (same path, shapes equal but in one axis whose sizes are
+  ``vocab_growth = (source vocabulary, this vocabulary)``: the source's entries fill the
+  first positions, the new tokens' stay fresh), or ``"fresh"`` (no such path there). Also
+  ``"unused"`` for source paths this model lacks (e.g. the pruned loss's projections).
+
+  Raises:
+    ValueError: a leaf at the same path with another shape (a size of the model differs:
+      initialising it freshly would hide that), or nothing to copy at all.
+  """
+  want, got = _leaf_shapes(fresh), _leaf_shapes(source)
+  plan = {}
+  for key, shape in want.items():
+    if key not in got:
+      plan[key] = "fresh"
+    elif got[key] == shape:
+      plan[key] = "copy"
+    else:
+      differ = [i for i, (a, b) in enumerate(zip(got[key], shape)) if a != b]
+      if (vocab_growth is None or len(got[key]) != len(shape) or len(differ) != 1
+          or (got[key][differ[0]], shape[differ[0]]) != tuple(vocab_growth)):
+        grow = "" if vocab_growth is None else f" (only a vocabulary axis may grow, {vocab_growth[0]} -> {vocab_growth[1]})"
+        raise ValueError(f"{key} is {got[key]} there, {shape} here{grow}: the models' sizes differ.")
+      plan[key] = "grow"
+  plan.update({key: "unused" for key in got if key not in want})
+  if not any(v in ("copy", "grow") for v in plan.values()):
+    raise ValueError("the two models share no parameter: nothing to transfer.")
+  return plan
+
+
+def describe_plan(plan: dict[str, str]) -> str:
+  """``"copied 12, grown 3, fresh 20 (first: ...), unused 2"`` for the log."""
+  parts = []
+  for action, word in (("copy", "copied"), ("grow", "grown (new tokens fresh)"), ("fresh", "fresh"),
+                       ("unused", "not used")):
+    keys = [k for k, v in plan.items() if v == action]
+    if keys:
+      parts.append(f"{len(keys)} leaves {word}" + (f" (e.g. {keys[0]})" if action in ("fresh", "unused") else ""))
+  return ", ".join(parts)
+
+
+def apply_transfer(plan: dict[str, str], fresh, source):
+  """``fresh`` with ``source``'s leaves put in as `transfer_plan` says (traceable: jit it)."""
+  got = {jax.tree_util.keystr(p): x for p, x in jax.tree_util.tree_flatten_with_path(source)[0]}
+
+  def put(path, x):
+    key = jax.tree_util.keystr(path)
+    action = plan.get(key, "fresh")
+    if action == "copy":
+      return jax.numpy.asarray(got[key], x.dtype)
+    if action == "grow":
+      return jax.numpy.asarray(x).at[tuple(slice(0, n) for n in np.shape(got[key]))].set(
+          jax.numpy.asarray(got[key], x.dtype))
+    return x
+
+  return jax.tree_util.tree_map_with_path(put, fresh)
 
 
 def params_digest(params) -> str:
@@ -176,7 +274,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   # ---------------------------------------------------------------- data, task
   train_split = tasks.open_train_split(config, workdir)
   init_from = config.train.get("init_from", "")
-  if init_from and tasks.task_name(config) == "transducer_asr":
+  if init_from and tasks.task_name(config) in ("transducer_asr", "multitalker_asr"):
     tasks.transducer_asr.inherit_files(config, parse_init_from(init_from)[0], workdir)
   task = tasks.build(config, workdir, train_split)
   task_lib.check_task(task)
@@ -195,13 +293,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   except checkpoint_lib.CheckpointMismatch as e:
     raise _another_config(e, workdir, "resume", ", or train in a new workdir") from None
   if restored is None:
-    start_params = initial_params(config, task, abstract)
-    if start_params is None:
-      state = jax.jit(init, out_shardings=state_sh)(jax.random.key(config.train.seed))
-    else:  # another run's parameters (fresh ones for sets it lacks), a fresh optimizer
-      fresh = lambda key, p: {**task.init(key), **p} if set(p) != set(names) else p
-      state = jax.jit(lambda key, p: step_lib.init_state(fresh(key, p), txs, names), out_shardings=state_sh)(
-          jax.random.key(config.train.seed), start_params)
+    state = starting_state(config, task, txs, abstract, state_sh)
     data_state = {"step": 0}
   else:
     state, data_state, _ = restored

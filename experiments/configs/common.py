@@ -112,6 +112,9 @@ def get_base(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train = dict(
       num_steps=20_000,  # also the length of the cosine decay
       init_from="",  # "<workdir>[:step]": start from that run's parameters, fresh optimizer (fine-tuning)
+      # "exact": that run's parameter tree must match this one's; "overlap": take the leaves both have
+      # (a vocabulary the task grows gets the old tokens' rows), the rest fresh (asrjax.train.trainer.transfer_plan)
+      init_transfer="exact",
       loss_weights=dict(),  # {objective term: weight}, e.g. a model's sown cost; unweighted terms are logged only
       # elastic weight consolidation (asrjax.fairness.ewc) around the init_from parameters: weight = lambda
       # (0 = off), fisher_file = the diagonal Fisher of the init_from run's training data

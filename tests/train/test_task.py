@@ -323,6 +323,88 @@ def test_init_from_without_a_workdir_is_refused(value):
     trainer.parse_init_from(value)
 
 
+# ------------------------------------------------------------------- train.init_transfer='overlap'
+
+
+def _trees():
+  """This model (zeros: "fresh") and another run's (twos, threes, fours), vocabulary 5 -> 7."""
+  z, f = np.zeros, np.full
+  fresh = {"model": {"params": {"encoder": {"w": z((3, 4))}, "embed": z((7, 2)),
+                                "joint": {"out": {"kernel": z((5, 7)), "bias": z(7)}}, "separator_0": {"w": z((2, 2))}}}}
+  source = {"model": {"params": {"encoder": {"w": f((3, 4), 1.0)}, "embed": f((5, 2), 2.0),
+                                 "joint": {"out": {"kernel": f((5, 5), 3.0), "bias": f(5, 4.0)}},
+                                 "lm_proj": f(2, 9.0)}}}
+  return fresh, source
+
+
+def test_overlap_copies_shared_leaves_grows_the_vocabulary_and_keeps_the_rest_fresh():
+  fresh, source = _trees()
+  plan = trainer.transfer_plan(fresh, source, vocab_growth=(5, 7))
+  p = "['model']['params']"
+  assert plan == {f"{p}['encoder']['w']": "copy", f"{p}['embed']": "grow", f"{p}['joint']['out']['kernel']": "grow",
+                  f"{p}['joint']['out']['bias']": "grow", f"{p}['separator_0']['w']": "fresh", f"{p}['lm_proj']": "unused"}
+  for out in (trainer.apply_transfer(plan, fresh, source), jax.jit(functools.partial(trainer.apply_transfer, plan))(
+      fresh, source)):
+    m = out["model"]["params"]
+    np.testing.assert_array_equal(m["encoder"]["w"], np.ones((3, 4)))
+    np.testing.assert_array_equal(m["embed"], np.r_[np.full((5, 2), 2.0), np.zeros((2, 2))])  # <sot>, <eot> fresh
+    np.testing.assert_array_equal(m["joint"]["out"]["kernel"], np.c_[np.full((5, 5), 3.0), np.zeros((5, 2))])
+    np.testing.assert_array_equal(m["joint"]["out"]["bias"], [4, 4, 4, 4, 4, 0, 0])
+    np.testing.assert_array_equal(m["separator_0"]["w"], np.zeros((2, 2)))
+    assert "lm_proj" not in m
+  assert "3 leaves grown" in trainer.describe_plan(plan) and "1 leaves fresh (e.g." in trainer.describe_plan(plan)
+
+
+def test_overlap_refuses_a_size_that_differs_and_a_model_with_nothing_shared():
+  fresh, source = _trees()
+  with pytest.raises(ValueError, match=re.escape("['embed'] is (5, 2) there, (7, 2) here: the models' sizes")):
+    trainer.transfer_plan(fresh, source)  # no vocabulary growth declared
+  with pytest.raises(ValueError, match="only a vocabulary axis may grow, 5 -> 6"):
+    trainer.transfer_plan(fresh, source, vocab_growth=(5, 6))
+  source["model"]["params"]["encoder"]["w"] = np.ones((3, 5))  # a hidden size of the model differs
+  with pytest.raises(ValueError, match=re.escape("['encoder']['w'] is (3, 5) there, (3, 4) here")):
+    trainer.transfer_plan(fresh, source, vocab_growth=(5, 7))
+  with pytest.raises(ValueError, match="share no parameter"):
+    trainer.transfer_plan(fresh, {"model": {"params": {"other": np.ones(2)}}})
+
+
+@pytest.mark.slow  # suite budget; `make test-slow`, which CI runs too
+def test_a_multitalker_run_starts_from_a_single_speaker_run(tmp_path):
+  """The `pretrained` STS ablation from a tiny ConvRNN-T run: its encoder, prediction and joint
+  network are the other run's (old tokens' rows), the separators, the recognition encoder and
+  the turn tokens' rows a fresh initialisation's."""
+  from asrjax.tasks import multitalker_asr
+  from tests.experiments.test_configs import load
+  src = str(tmp_path / "src")
+  _, _, src_state = _workdir(src)
+  config = load("sts_multitalker", "variant=tiny,ablation=pretrained")
+  config.train.init_from = src
+  new = str(tmp_path / "new")
+  transducer_asr.inherit_files(config, src, new)
+  task = multitalker_asr.MultitalkerASR.from_config(config, new)
+  abstract = trainer.abstract_state(task)
+  mesh = sharding.make_mesh(fsdp=1)
+  state = trainer.starting_state(config, task, task.optimizers(), abstract, sharding.tree_shardings(mesh, abstract))
+  got, old = state.params["params"], src_state.params["params"]
+  init = task.init(jax.random.key(config.train.seed))["model"]["params"]
+  same = lambda a, b: jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), a, b)
+  same(got["encoder"], old["encoder"])
+  same(got["predictor"]["lstm"], old["predictor"]["lstm"])
+  v = task.tokenizer.base.vocab_size
+  assert task.tokenizer.vocab_size == v + 2
+  emb, old_emb = got["predictor"]["embed"]["embedding"], old["predictor"]["embed"]["embedding"]
+  np.testing.assert_array_equal(emb[:v], old_emb)
+  np.testing.assert_array_equal(emb[v:], init["predictor"]["embed"]["embedding"][v:])
+  joint, old_joint = got["joint_net"], old["joint_net"]
+  same(joint["enc_proj"], old_joint["enc_proj"])
+  np.testing.assert_array_equal(joint["out"]["kernel"][:, :v], old_joint["out"]["kernel"])
+  np.testing.assert_array_equal(joint["out"]["bias"][:v], old_joint["out"]["bias"])
+  np.testing.assert_array_equal(joint["out"]["kernel"][:, v:], init["joint_net"]["out"]["kernel"][:, v:])
+  for name in ("separator_0", "separator_1", "recognition_encoder"):
+    same(got[name], init[name])
+  assert int(state.step) == 0
+
+
 def test_the_one_trainer_runs_another_task_and_resumes_it(tmp_path, monkeypatch):
   """`train_and_evaluate` on the two-set toy task: every term logged, both sets checkpointed, a run
   stopped at step 3 and resumed to 6 ends where an uninterrupted run to 6 ends, and the task's own

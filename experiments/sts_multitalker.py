@@ -45,6 +45,8 @@ _VARIANT = flags.DEFINE_string("variant", "", "Config variant ('' or 'tiny').")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data/tfds", "TFDS data directory.")
 _LIMIT = flags.DEFINE_integer("limit", 400, "Test mixtures decoded per model (0 = all).")
 _DRAWS = flags.DEFINE_integer("draws", 1000, "Session-bootstrap draws.")
+_PICTURE = flags.DEFINE_string("picture_run", "full", "The run whose decoding of the first mixture is drawn "
+                                "(sts_mixture.png); the first run when it is not among --runs.")
 _RESULTS = flags.DEFINE_string("results_dir", os.path.join(_HERE, "results", "sts_multitalker"),
                                "Each run's record is kept here as <run>.json; a run found here is not decoded again.")
 
@@ -103,6 +105,11 @@ def _ms(summary, key):
   return "-" if v is None else f"{1000 * v:.0f}"
 
 
+def _s(summary, key):
+  v = summary.get(key) if summary else None
+  return "-" if v is None else f"{v:+.2f}"
+
+
 def table(records: dict) -> str:
   """The markdown table of `records` ``{run: evaluate_mixtures record}``: overall figures, then ORC-WER per bin."""
   lines = ["| model | ORC-WER % [95% CI] | cpWER % | tcpWER % | turn counting % | EOT P50 / P90 ms | early cutoff % "
@@ -149,6 +156,20 @@ def claims(records: dict) -> list[str]:
     out.append(f"two-sided penalty vs late-only: early cutoffs {_pct(two['early_cutoff_rate'])}% vs "
                f"{_pct(full['early_cutoff_rate'])}%, EOT P50 {two['eot_latency']['p50']:+.2f} s vs "
                f"{full['eot_latency']['p50']:+.2f} s, ORC-WER {cost:+.1f}% relative")
+  nofe = get("no_fastemit")
+  if full and nofe:
+    cost = 100 * (full["orcwer"]["error_rate"] / nofe["orcwer"]["error_rate"] - 1)
+    out.append(f"FastEmit, full vs no_fastemit: EOT P50 {_s(full['eot_latency'], 'p50')} vs "
+               f"{_s(nofe['eot_latency'], 'p50')} s, early cutoffs {_pct(full['early_cutoff_rate'])}% vs "
+               f"{_pct(nofe['early_cutoff_rate'])}%, ORC-WER {cost:+.1f}% relative")
+  pre, single = get("pretrained"), get("single-speaker")
+  if pre and (two or single):
+    parts = [f"{name} {_pct(r['orcwer']['error_rate'])}%" for name, r in (("two_sided", two), ("single-speaker", single))
+             if r]
+    out.append(f"started from the single-speaker ConvRNN-T (pretrained): ORC-WER {_pct(pre['orcwer']['error_rate'])}% "
+               f"vs {', '.join(parts)}; early cutoffs {_pct(pre['early_cutoff_rate'])}%, EOT P50 / P90 "
+               f"{_s(pre['eot_latency'], 'p50')} / {_s(pre['eot_latency'], 'p90')} s, {pre['missed_turns']} of "
+               f"{pre['reference_turns']} turns missed")
   if full and full["early_cutoff_rate"] is not None:
     out.append(f"early cutoffs of the full model: {100 * full['early_cutoff_rate']:.1f}% (goal <= 2%)")
   if "full" in records:
@@ -183,10 +204,10 @@ def main(argv):
   print(text)
   with atomic_file.open(os.path.join(_RESULTS.value, "sts_multitalker.md")) as f:
     f.write(text + "\n")
-  first = records.get("full") or next(iter(records.values()))
-  sid = next(iter(first["sessions"]))
-  mt_eval.draw_session(os.path.join(_RESULTS.value, "sts_mixture.png"), first["sessions"][sid],
-                       title=f"{sid}: reference turns and the {'full' if 'full' in records else ''} model's channels")
+  shown = _PICTURE.value if _PICTURE.value in records else next(iter(records))
+  sid = next(iter(records[shown]["sessions"]))
+  mt_eval.draw_session(os.path.join(_RESULTS.value, "sts_mixture.png"), records[shown]["sessions"][sid],
+                       title=f"{sid}: reference turns and the {shown} model's channels")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ r"""Separator-transducer-segmenter vs its ablations and a single-speaker model, 
 Trains (`experiments/configs/sts_multitalker.py`, one workdir per run under
 ``--workdir_root``; a trained run resumes or is skipped) the full model and each of the
 paper's ablations (``--runs``: ``full``, ``start_only``, ``no_penalty``, ``no_fastemit``; and,
-ours, ``two_sided``: the full model with an early penalty too, and ``pretrained``: ``two_sided``
-started from ``--baseline_workdir``'s parameters, which must then be a ConvRNN-T run),
+ours, ``two_sided``: the full model with an early penalty too; ``pre_<run>``: that run started
+from ``--baseline_workdir``'s parameters, which must then be a ConvRNN-T demo run),
 decodes the first ``--limit`` test mixtures with each, and decodes them with a
 single-speaker transducer (``--baseline_workdir``, e.g. the demo ConvRNN-T: the naive
 baseline, one channel, no turns). Prints one table -- ORC-WER with its 95% session-bootstrap
@@ -34,8 +34,11 @@ from asrjax.metrics import multitalker as metrics
 from asrjax.train import run_config, trainer
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-RUNS = {"full": "", "start_only": "start_only", "no_penalty": "no_penalty", "no_fastemit": "no_fastemit",
-        "two_sided": "two_sided", "pretrained": "pretrained"}
+RUNS = {"full": "", "start_only": "ablation=start_only", "no_penalty": "ablation=no_penalty",
+        "no_fastemit": "ablation=no_fastemit", "two_sided": "ablation=two_sided",
+        # started from --baseline_workdir's single-speaker ConvRNN-T (the config's `pretrained` option)
+        "pre_full": "pretrained", "pre_start_only": "ablation=start_only,pretrained",
+        "pre_no_penalty": "ablation=no_penalty,pretrained", "pre_two_sided": "ablation=two_sided,pretrained"}
 _ROOT = flags.DEFINE_string("workdir_root", "workdirs/sts", "One workdir per run under here.")
 _RUNS = flags.DEFINE_list("runs", list(RUNS), f"Runs to train and compare, of {list(RUNS)}.")
 _BASELINE = flags.DEFINE_string("baseline_workdir", "", "A trained single-speaker transducer run (the naive "
@@ -55,13 +58,13 @@ def load_config(run: str):
   spec = importlib.util.spec_from_file_location("config_sts", os.path.join(_HERE, "configs", "sts_multitalker.py"))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  config = module.get_config(",".join(x for x in (f"variant={_VARIANT.value}" if _VARIANT.value else "",
-                                                   f"ablation={RUNS[run]}" if RUNS[run] else "") if x))
+  config = module.get_config(",".join(x for x in (f"variant={_VARIANT.value}" if _VARIANT.value else "", RUNS[run])
+                                      if x))
   config.data.data_dir = _DATA_DIR.value
   config.eval.splits = ()  # decoded below, on the same mixtures for every model
-  if run == "pretrained":  # starts from the single-speaker baseline's parameters
+  if config.train.init_transfer == "overlap":  # starts from the single-speaker baseline's parameters
     if not os.path.exists(os.path.join(_BASELINE.value, "config.json")):
-      raise app.UsageError(f"--runs=pretrained starts from --baseline_workdir's parameters: {_BASELINE.value!r} holds "
+      raise app.UsageError(f"--runs={run} starts from --baseline_workdir's parameters: {_BASELINE.value!r} holds "
                            "no trained run (no config.json).")
     config.train.init_from = _BASELINE.value
   return config
@@ -130,26 +133,36 @@ def table(records: dict) -> str:
   return "\n".join(lines)
 
 
-def claims(records: dict) -> list[str]:
-  """The paper's claims and the issue's goals, each measured where its runs are present."""
+def _paper_claims(full, start, nopen, full_name: str, start_name: str) -> list[str]:
+  """The paper's two claims from one family of runs (any of them None: its lines are left out)."""
   out = []
-  get = lambda run: records[run]["metrics"]["overall"] if run in records else None
-  full, start, nopen = get("full"), get("start_only"), get("no_penalty")
   if full and start:
     d = 100 * (full["turn_counting_accuracy"] - start["turn_counting_accuracy"])
     rel = 100 * (full["orcwer"]["error_rate"] / start["orcwer"]["error_rate"] - 1)
-    out.append(f"turn counting, full - start-only: {d:+.1f} points (paper +4.6, goal >= +4.6); ORC-WER {rel:+.1f}% "
-               "relative (paper -17%)")
+    out.append(f"turn counting, {full_name} - {start_name}: {d:+.1f} points (paper +4.6, goal >= +4.6); ORC-WER "
+               f"{rel:+.1f}% relative (paper -17%)")
   if full and nopen and full["eot_latency"]["p90"] is not None and nopen["eot_latency"]["p90"] is not None:
     p_full, p_nopen = full["eot_latency"]["p90"], nopen["eot_latency"]["p90"]
     cost = 100 * (full["orcwer"]["error_rate"] / nopen["orcwer"]["error_rate"] - 1)
     if p_full > 0 and p_nopen > 0:
-      out.append(f"EOT P90 with the penalty vs without: {100 * (p_full / p_nopen - 1):+.1f}% (goal <= -30%) at "
-                 f"{cost:+.1f}% relative ORC-WER (goal <= +3%)")
+      out.append(f"EOT P90 of {full_name}, with the penalty vs without: {100 * (p_full / p_nopen - 1):+.1f}% (goal "
+                 f"<= -30%) at {cost:+.1f}% relative ORC-WER (goal <= +3%)")
     else:  # a ratio of latencies is meaningless once one of them is early: report both
-      out.append(f"EOT P90 with the penalty {p_full:+.2f} s vs without {p_nopen:+.2f} s: not comparable as a ratio "
-                 f"(a P90 <= 0 means 90% of turns closed early; early cutoffs {_pct(full['early_cutoff_rate'], 0)}% "
-                 f"vs {_pct(nopen['early_cutoff_rate'], 0)}%), at {cost:+.1f}% relative ORC-WER")
+      out.append(f"EOT P90 of {full_name} with the penalty {p_full:+.2f} s vs without {p_nopen:+.2f} s: not "
+                 f"comparable as a ratio (a P90 <= 0 means 90% of turns closed early; early cutoffs "
+                 f"{_pct(full['early_cutoff_rate'], 0)}% vs {_pct(nopen['early_cutoff_rate'], 0)}%), at {cost:+.1f}% "
+                 "relative ORC-WER")
+  return out
+
+
+def claims(records: dict) -> list[str]:
+  """The paper's claims and the issue's goals, each measured where its runs are present."""
+  out = []
+  get = lambda run: records[run]["metrics"]["overall"] if run in records else None
+  for pre in ("", "pre_"):  # from scratch, and started from the single-speaker model
+    full, start, nopen = get(pre + "full"), get(pre + "start_only"), get(pre + "no_penalty")
+    out += _paper_claims(full, start, nopen, f"{pre}full", f"{pre}start_only")
+  full = get("full")
   two = get("two_sided")
   if full and two and full["eot_latency"]["p50"] is not None and two["eot_latency"]["p50"] is not None:
     cost = 100 * (two["orcwer"]["error_rate"] / full["orcwer"]["error_rate"] - 1)
@@ -162,12 +175,12 @@ def claims(records: dict) -> list[str]:
     out.append(f"FastEmit, full vs no_fastemit: EOT P50 {_s(full['eot_latency'], 'p50')} vs "
                f"{_s(nofe['eot_latency'], 'p50')} s, early cutoffs {_pct(full['early_cutoff_rate'])}% vs "
                f"{_pct(nofe['early_cutoff_rate'])}%, ORC-WER {cost:+.1f}% relative")
-  pre, single = get("pretrained"), get("single-speaker")
+  pre, single = get("pre_two_sided"), get("single-speaker")
   if pre and (two or single):
     parts = [f"{name} {_pct(r['orcwer']['error_rate'])}%" for name, r in (("two_sided", two), ("single-speaker", single))
              if r]
-    out.append(f"started from the single-speaker ConvRNN-T (pretrained): ORC-WER {_pct(pre['orcwer']['error_rate'])}% "
-               f"vs {', '.join(parts)}; early cutoffs {_pct(pre['early_cutoff_rate'])}%, EOT P50 / P90 "
+    out.append(f"two_sided started from the single-speaker ConvRNN-T (pre_two_sided): ORC-WER "
+               f"{_pct(pre['orcwer']['error_rate'])}% vs {', '.join(parts)}; early cutoffs {_pct(pre['early_cutoff_rate'])}%, EOT P50 / P90 "
                f"{_s(pre['eot_latency'], 'p50')} / {_s(pre['eot_latency'], 'p90')} s, {pre['missed_turns']} of "
                f"{pre['reference_turns']} turns missed")
   if full and full["early_cutoff_rate"] is not None:

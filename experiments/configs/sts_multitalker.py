@@ -12,15 +12,15 @@ with a 2-core CPU budget; ``tiny``: the tiny corpus and model, seconds) and ``ab
 segmentation, so no end-of-turn penalty; ``no_penalty`` -- ``<sot>``/``<eot>`` without the
 latency penalty; ``no_fastemit``; ``""`` -- the full model; and, not the paper's,
 ``two_sided`` -- the full model with Li et al.'s early penalty too, so that closing a turn
-early costs as closing it late does; ``pretrained`` -- ``two_sided`` with the mixture
-encoder sized as `convrnnt.py`'s, so that a single-speaker ConvRNN-T run's encoder,
+early costs as closing it late does), and ``pretrained`` (bool, with any ablation): the
+mixture encoder sized as `convrnnt.py`'s, so that a single-speaker ConvRNN-T run's encoder,
 prediction and joint network start it (``--config.train.init_from=<that workdir>``;
 ``train.init_transfer='overlap'`` keeps the separators and recognition encoder fresh and
 grows the vocabulary by the turn tokens). `experiments/sts_multitalker.py` trains and
 compares them.
 
-  python experiments/train.py --config=experiments/configs/sts_multitalker.py:ablation=pretrained \
-      --workdir=workdirs/sts/pretrained --config.train.init_from=workdirs/demo/convrnnt
+  python experiments/train.py --config=experiments/configs/sts_multitalker.py:ablation=two_sided,pretrained \
+      --workdir=workdirs/sts/pre_two_sided --config.train.init_from=workdirs/demo/convrnnt
 """
 
 from asrjax.train import config_files
@@ -28,11 +28,11 @@ from asrjax.train import config_files
 common = config_files.sibling(__file__, "common")  # by path: no sys.path edit
 convrnnt = config_files.sibling(__file__, "convrnnt")
 
-ABLATIONS = ("", "start_only", "no_penalty", "no_fastemit", "two_sided", "pretrained")
+ABLATIONS = ("", "start_only", "no_penalty", "no_fastemit", "two_sided")
 
 
 def get_config(arg: str | None = None):
-  opts = common.parse_arg(arg, variant="", ablation="")
+  opts = common.parse_arg(arg, variant="", ablation="", pretrained=False)
   if opts.variant not in ("", "tiny"):
     raise ValueError(f"unknown variant {opts.variant!r} of sts_multitalker; choose '' or 'tiny'.")
   if opts.ablation not in ABLATIONS:
@@ -71,7 +71,7 @@ def get_config(arg: str | None = None):
     c.train.turn_latency.weight = 0.0
   elif opts.ablation == "no_fastemit":
     c.train.fastemit_lambda = 0.0
-  elif opts.ablation in ("two_sided", "pretrained"):  # not the paper's: the full model plus Li et al.'s early penalty
+  elif opts.ablation == "two_sided":  # not the paper's: the full model plus Li et al.'s early penalty
     c.train.turn_latency.early_weight = c.train.turn_latency.weight
   if opts.variant == "tiny":
     c.data.name = "synth_multitalker/tiny"
@@ -84,7 +84,7 @@ def get_config(arg: str | None = None):
     c.model.sts = dict(channels=2, separator_hidden=16)
     c.model.transducer = dict(common.TINY_TRANSDUCER)
     c.eval.limit = 2
-  if opts.ablation == "pretrained":  # the single-speaker ConvRNN-T's sizes, so its parameters fit
+  if opts.pretrained:  # the single-speaker ConvRNN-T's sizes, so its parameters fit
     single = convrnnt.get_config("tiny" if opts.variant == "tiny" else "demo").model
     c.model.encoder = dict(single.encoder)
     c.model.recognition.output_dim = single.encoder.output_dim  # what the joint network's input was

@@ -370,14 +370,14 @@ def test_overlap_refuses_a_size_that_differs_and_a_model_with_nothing_shared():
 
 @pytest.mark.slow  # suite budget; `make test-slow`, which CI runs too
 def test_a_multitalker_run_starts_from_a_single_speaker_run(tmp_path):
-  """The `pretrained` STS ablation from a tiny ConvRNN-T run: its encoder, prediction and joint
+  """The STS config's `pretrained` option, from a tiny ConvRNN-T run: its encoder, prediction and joint
   network are the other run's (old tokens' rows), the separators, the recognition encoder and
   the turn tokens' rows a fresh initialisation's."""
   from asrjax.tasks import multitalker_asr
   from tests.experiments.test_configs import load
   src = str(tmp_path / "src")
   _, _, src_state = _workdir(src)
-  config = load("sts_multitalker", "variant=tiny,ablation=pretrained")
+  config = load("sts_multitalker", "variant=tiny,ablation=two_sided,pretrained")
   config.train.init_from = src
   new = str(tmp_path / "new")
   transducer_asr.inherit_files(config, src, new)

@@ -99,98 +99,6 @@ def _evaluate(workdir: str) -> dict:
   return ev
 
 
-def _pct(x, digits=1):
-  return "-" if x is None else f"{100 * x:.{digits}f}"
-
-
-def _ms(summary, key):
-  v = summary.get(key) if summary else None
-  return "-" if v is None else f"{1000 * v:.0f}"
-
-
-def _s(summary, key):
-  v = summary.get(key) if summary else None
-  return "-" if v is None else f"{v:+.2f}"
-
-
-def table(records: dict) -> str:
-  """The markdown table of `records` ``{run: evaluate_mixtures record}``: overall figures, then ORC-WER per bin."""
-  lines = ["| model | ORC-WER % [95% CI] | cpWER % | tcpWER % | turn counting % | EOT P50 / P90 ms | early cutoff % "
-           "| missed turns | RTF |", "| --- " * 9 + "|"]
-  for run, r in records.items():
-    o, (lo, hi) = r["metrics"]["overall"], r["orcwer_interval"]
-    lines.append(f"| {run} | {_pct(o['orcwer']['error_rate'])} [{_pct(lo)}, {_pct(hi)}] | "
-                 f"{_pct(o['cpwer']['error_rate'])} | {_pct(o['tcpwer']['error_rate'])} | "
-                 f"{_pct(o['turn_counting_accuracy'])} | {_ms(o['eot_latency'], 'p50')} / {_ms(o['eot_latency'], 'p90')} | "
-                 f"{_pct(o['early_cutoff_rate'])} | {o['missed_turns']} of {o['reference_turns']} | {r['rtf']:.3f} |")
-  bins = list(dict.fromkeys(b for r in records.values() for b in r["metrics"]["bins"]))
-  lines += ["", "ORC-WER % per overlap bin (mixtures):", "",
-            "| model | " + " | ".join(bins) + " |", "| --- " * (len(bins) + 1) + "|"]
-  for run, r in records.items():
-    cells = [f"{_pct(r['metrics']['bins'][b]['orcwer']['error_rate'])} ({r['metrics']['bins'][b]['sessions']})"
-             if b in r["metrics"]["bins"] else "-" for b in bins]
-    lines.append(f"| {run} | " + " | ".join(cells) + " |")
-  return "\n".join(lines)
-
-
-def _paper_claims(full, start, nopen, full_name: str, start_name: str) -> list[str]:
-  """The paper's two claims from one family of runs (any of them None: its lines are left out)."""
-  out = []
-  if full and start:
-    d = 100 * (full["turn_counting_accuracy"] - start["turn_counting_accuracy"])
-    rel = 100 * (full["orcwer"]["error_rate"] / start["orcwer"]["error_rate"] - 1)
-    out.append(f"turn counting, {full_name} - {start_name}: {d:+.1f} points (paper +4.6, goal >= +4.6); ORC-WER "
-               f"{rel:+.1f}% relative (paper -17%)")
-  if full and nopen and full["eot_latency"]["p90"] is not None and nopen["eot_latency"]["p90"] is not None:
-    p_full, p_nopen = full["eot_latency"]["p90"], nopen["eot_latency"]["p90"]
-    cost = 100 * (full["orcwer"]["error_rate"] / nopen["orcwer"]["error_rate"] - 1)
-    if p_full > 0 and p_nopen > 0:
-      out.append(f"EOT P90 of {full_name}, with the penalty vs without: {100 * (p_full / p_nopen - 1):+.1f}% (goal "
-                 f"<= -30%) at {cost:+.1f}% relative ORC-WER (goal <= +3%)")
-    else:  # a ratio of latencies is meaningless once one of them is early: report both
-      out.append(f"EOT P90 of {full_name} with the penalty {p_full:+.2f} s vs without {p_nopen:+.2f} s: not "
-                 f"comparable as a ratio (a P90 <= 0 means 90% of turns closed early; early cutoffs "
-                 f"{_pct(full['early_cutoff_rate'], 0)}% vs {_pct(nopen['early_cutoff_rate'], 0)}%), at {cost:+.1f}% "
-                 "relative ORC-WER")
-  return out
-
-
-def claims(records: dict) -> list[str]:
-  """The paper's claims and the issue's goals, each measured where its runs are present."""
-  out = []
-  get = lambda run: records[run]["metrics"]["overall"] if run in records else None
-  for pre in ("", "pre_"):  # from scratch, and started from the single-speaker model
-    full, start, nopen = get(pre + "full"), get(pre + "start_only"), get(pre + "no_penalty")
-    out += _paper_claims(full, start, nopen, f"{pre}full", f"{pre}start_only")
-  full = get("full")
-  two = get("two_sided")
-  if full and two and full["eot_latency"]["p50"] is not None and two["eot_latency"]["p50"] is not None:
-    cost = 100 * (two["orcwer"]["error_rate"] / full["orcwer"]["error_rate"] - 1)
-    out.append(f"two-sided penalty vs late-only: early cutoffs {_pct(two['early_cutoff_rate'])}% vs "
-               f"{_pct(full['early_cutoff_rate'])}%, EOT P50 {two['eot_latency']['p50']:+.2f} s vs "
-               f"{full['eot_latency']['p50']:+.2f} s, ORC-WER {cost:+.1f}% relative")
-  nofe = get("no_fastemit")
-  if full and nofe:
-    cost = 100 * (full["orcwer"]["error_rate"] / nofe["orcwer"]["error_rate"] - 1)
-    out.append(f"FastEmit, full vs no_fastemit: EOT P50 {_s(full['eot_latency'], 'p50')} vs "
-               f"{_s(nofe['eot_latency'], 'p50')} s, early cutoffs {_pct(full['early_cutoff_rate'])}% vs "
-               f"{_pct(nofe['early_cutoff_rate'])}%, ORC-WER {cost:+.1f}% relative")
-  pre, single = get("pre_two_sided"), get("single-speaker")
-  if pre and (two or single):
-    parts = [f"{name} {_pct(r['orcwer']['error_rate'])}%" for name, r in (("two_sided", two), ("single-speaker", single))
-             if r]
-    out.append(f"two_sided started from the single-speaker ConvRNN-T (pre_two_sided): ORC-WER "
-               f"{_pct(pre['orcwer']['error_rate'])}% vs {', '.join(parts)}; early cutoffs {_pct(pre['early_cutoff_rate'])}%, EOT P50 / P90 "
-               f"{_s(pre['eot_latency'], 'p50')} / {_s(pre['eot_latency'], 'p90')} s, {pre['missed_turns']} of "
-               f"{pre['reference_turns']} turns missed")
-  if full and full["early_cutoff_rate"] is not None:
-    out.append(f"early cutoffs of the full model: {100 * full['early_cutoff_rate']:.1f}% (goal <= 2%)")
-  if "full" in records:
-    out.append(f"RTF of the full model (greedy, batched, this host): {records['full']['rtf']:.3f} (goal < 0.1 on one "
-               "core, streaming)")
-  return out
-
-
 def main(argv):
   del argv
   unknown = sorted(set(_RUNS.value) - set(RUNS))
@@ -213,7 +121,7 @@ def main(argv):
     records[run] = _record(run, make)
   if _BASELINE.value:
     records["single-speaker"] = _record("single_speaker", lambda: _evaluate(_BASELINE.value))
-  text = table(records) + "\n\n" + "\n".join(f"- {c}" for c in claims(records))
+  text = mt_eval.report_table(records) + "\n\n" + "\n".join(f"- {c}" for c in mt_eval.claims(records))
   print(text)
   with atomic_file.open(os.path.join(_RESULTS.value, "sts_multitalker.md")) as f:
     f.write(text + "\n")

@@ -241,6 +241,8 @@ CONFIG_CASES = [
          r"'transducer_asr'\)"),
     Case("config/init_from-not-a-string", lambda: _with("train.init_from", 5), raises=TypeError,
          match="Could not override field 'init_from'"),  # the ConfigDict keeps the field a string
+    Case("config/init_transfer-unknown", lambda: config_check.validate(_with("train.init_transfer", "partial")),
+         raises=ValueError, match=r"train\.init_transfer='partial': expected 'exact' or 'overlap'"),
     Case("config/loss_weights-not-numbers",
          lambda: config_check.validate(_with("train.loss_weights", {"encoder/compute_cost": "high"})),
          raises=ValueError, match=r"train\.loss_weights=.*expected \{objective term name: finite number\}"),
